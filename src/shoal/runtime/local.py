@@ -1,0 +1,88 @@
+"""``shoal.local``: the embedded runtime in a background thread, for tests, notebooks and scripts.
+
+It runs the same machinery as ``shoal serve`` (zygote, pools, instances, data plane, meter) without the HTTP layer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from shoal.app import App, Plan
+from shoal.runtime.host import Host, HostConfig
+from shoal.runtime.orchestrator import Result, invoke
+
+__all__ = ["LocalService", "local"]
+
+
+class LocalService:
+    """A running embedded runtime. Use :func:`local` to make one."""
+
+    def __init__(self, host: Host) -> None:
+        self.host = host
+        self.loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self.loop.run_forever, name="shoal-local", daemon=True)
+
+    def _start(self) -> None:
+        self.host.prepare()  # fork the zygote while this process has no extra thread
+        self._thread.start()
+        self._run(self.host.start())
+
+    def _run(self, coro: Any, timeout: float | None = None) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def invoke(self, x: Any, app: str | None = None, timeout: float | None = None) -> Any:
+        """Run one request and return the application's output."""
+        return self.call(x, app, timeout).output
+
+    def call(self, x: Any, app: str | None = None, timeout: float | None = None) -> Result:
+        """Run one request and return its :class:`Result` (output, request id and timing breakdown)."""
+        return self._run(invoke(self.host, app or self._only_app(), x), timeout)
+
+    def submit(self, x: Any, app: str | None = None) -> Future[Result]:
+        """Start a request without waiting; returns a concurrent.futures.Future of its :class:`Result`."""
+        return asyncio.run_coroutine_threadsafe(invoke(self.host, app or self._only_app(), x), self.loop)
+
+    def status(self) -> dict[str, Any]:
+        async def snap() -> dict[str, Any]:
+            return self.host.status()
+
+        return self._run(snap())
+
+    def _only_app(self) -> str:
+        if len(self.host.deployments) != 1:
+            raise ValueError(f"several apps are deployed ({', '.join(self.host.deployments)}): pass app=")
+        return next(iter(self.host.deployments))
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            with contextlib.suppress(Exception):
+                self._run(self.host.stop(), timeout=30)
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._thread.join(timeout=30)
+        self.loop.close()
+
+
+@contextlib.contextmanager
+def local(
+    app: App | Sequence[tuple[App, Plan | str]],
+    plan: Plan | str = "coarse",
+    config: HostConfig | None = None,
+) -> Iterator[LocalService]:
+    """Serve ``app`` under ``plan`` on this machine for the duration of a ``with`` block.
+
+    >>> with shoal.local(app, "fine") as svc:  # doctest: +SKIP
+    ...     svc.invoke(x)
+    """
+    pairs = [(app, plan)] if isinstance(app, App) else list(app)
+    deployments = [(a, p if isinstance(p, Plan) else Plan.parse(a, p)) for a, p in pairs]
+    svc = LocalService(Host(deployments, config))
+    try:
+        svc._start()
+        yield svc
+    finally:
+        svc.close()

@@ -1,0 +1,323 @@
+"""A function's pool: its instances (processes), the bounded queue in front of them, and its scaling.
+
+All of it runs on the parent's event loop. Decisions come from the pure policies (``policy.autoscale``,
+``policy.keepalive``); this module only observes, asks, and carries out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import socket
+from collections import deque
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from shoal.app import Function
+from shoal.policy.autoscale import AutoscalerConfig, KpaAutoscaler, ScaleObservation
+from shoal.policy.keepalive import IdleInstance, instances_to_retire
+from shoal.runtime.errors import FunctionTimeout, InstanceDied, QueueFull, Unavailable
+from shoal.runtime.framing import pack_frame, read_frame
+
+if TYPE_CHECKING:
+    from shoal.runtime.host import Host
+
+__all__ = ["CallResult", "Instance", "Pool"]
+
+log = logging.getLogger("shoal.pool")
+_ids = itertools.count(1)
+
+
+@dataclass
+class CallResult:
+    reply: dict[str, Any]
+    queue_s: float
+    cold_s: float
+    rtt_s: float
+    instance_id: str
+
+
+class Instance:
+    """The parent's handle of one instance process."""
+
+    def __init__(self, pool: Pool, instance_id: str, sock: socket.socket, cpus: list[int], now: float) -> None:
+        self.pool = pool
+        self.id = instance_id
+        self.sock = sock
+        self.cpus = cpus
+        self.state = "starting"
+        self.pid: int | None = None
+        self.started_at = now
+        self.ready_at: float | None = None
+        self.load_s = 0.0
+        self.in_flight = 0
+        self.idle_since = now
+        self.pending: dict[int, asyncio.Future[dict[str, Any]]] = {}
+        self.pending_free: list[str] = []
+        self._seq = itertools.count(1)
+        self._writer: asyncio.StreamWriter | None = None
+
+    async def open(self) -> None:
+        reader, self._writer = await asyncio.open_unix_connection(sock=self.sock)
+        asyncio.get_running_loop().create_task(self._read_loop(reader), name=f"instance-{self.id}")
+
+    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+        while True:
+            msg = await read_frame(reader)
+            if msg is None:
+                break
+            op = msg.get("op")
+            if op == "done":
+                fut = self.pending.pop(msg["id"], None)
+                if fut is not None and not fut.done():
+                    fut.set_result(msg)
+            elif op == "ready":
+                self.pid, self.load_s = msg["pid"], msg["load_s"]
+                self.pool.on_ready(self)
+            elif op == "failed":
+                self.pool.on_load_failed(self, f"{msg['etype']}: {msg['message']}")
+        self.pool.on_died(self)
+
+    async def run(self, msg: dict[str, Any]) -> dict[str, Any]:
+        if self.state == "dead" or self._writer is None:
+            raise InstanceDied(f"instance {self.id} is gone")
+        seq = next(self._seq)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self.pending[seq] = fut
+        msg["id"] = seq
+        if self.pending_free:
+            msg["free"], self.pending_free = self.pending_free, []
+        self._writer.write(pack_frame(msg))
+        return await fut
+
+    def stop(self) -> None:
+        """Ask the instance to leave (it finishes nothing: only idle instances are stopped)."""
+        if self._writer is not None and self.state != "dead":
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                self._writer.write(pack_frame({"op": "stop"}))
+                self._writer.close()
+        self.state = "stopping"
+
+    def kill(self) -> None:
+        """SIGKILL the process (timeouts); the read loop then sees EOF and the pool replaces it."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+        elif self._writer is not None:
+            self._writer.close()
+
+    def fail_pending(self, err: Exception) -> None:
+        for fut in self.pending.values():
+            if not fut.done():
+                fut.set_exception(err)
+        self.pending.clear()
+
+
+class Pool:
+    """The instances of one function of one deployed plan."""
+
+    def __init__(self, app: str, fn: Function, host: Host) -> None:
+        self.app = app
+        self.fn = fn
+        self.host = host
+        self.name = fn.name
+        self.instances: dict[str, Instance] = {}
+        self.waiters: deque[asyncio.Future[Instance]] = deque()
+        cfg = fn.config
+        self.autoscaler = KpaAutoscaler(
+            AutoscalerConfig(
+                target_concurrency=fn.target_concurrency,
+                min_instances=cfg.min_instances,
+                max_instances=cfg.max_instances,
+                stable_window_s=host.config.stable_window_s,
+                panic_window_s=host.config.panic_window_s,
+            )
+        )
+        self.desired = cfg.min_instances
+        self.panic = False
+        self.last_error: str | None = None
+        self.cold_starts = 0
+        self.closed = False
+
+    # -- counts ---------------------------------------------------------------------------------------------------
+    def count(self, state: str) -> int:
+        return sum(1 for i in self.instances.values() if i.state == state)
+
+    @property
+    def in_flight(self) -> int:
+        return sum(i.in_flight for i in self.instances.values())
+
+    # -- instances ------------------------------------------------------------------------------------------------
+    def start_instance(self) -> Instance:
+        res = self.fn.resources
+        cpus = self.host.place(res.vcpu)
+        iid = f"i{os.getpid()}-{next(_ids)}"
+        spec = {
+            "app": self.app,
+            "function": self.name,
+            "instance_id": iid,
+            "stages": list(self.fn.stages),
+            "cpus": cpus,
+            "vcpu": res.vcpu,
+            "threads": max(1, len(cpus)),
+            "gpu": res.gpu,
+            "gpu_memory_mb": res.gpu_memory_mb,
+            "gpu_device": self.host.gpu_device(res.gpu),
+            "max_concurrency": res.max_concurrency,
+        }
+        now = self.host.now()
+        inst = Instance(self, iid, self.host.spawn(spec), cpus, now)
+        self.instances[iid] = inst
+        self.host.instance_started(self, inst)
+        self.cold_starts += 1
+        asyncio.get_running_loop().create_task(inst.open())
+        return inst
+
+    def on_ready(self, inst: Instance) -> None:
+        if inst.state != "starting":
+            return
+        inst.state = "ready"
+        inst.ready_at = inst.idle_since = self.host.now()
+        self.last_error = None
+        self._dispatch()
+
+    def on_load_failed(self, inst: Instance, why: str) -> None:
+        self.last_error = f"an instance of {self.name!r} failed to load its models: {why}"
+        log.error(self.last_error)
+        inst.state = "failed"
+        while self.waiters:
+            w = self.waiters.popleft()
+            if not w.done():
+                w.set_exception(Unavailable(self.last_error))
+
+    def on_died(self, inst: Instance) -> None:
+        was = inst.state
+        inst.state = "dead"
+        inst.fail_pending(InstanceDied(f"instance {inst.id} of {self.name!r} died mid-request"))
+        if self.instances.pop(inst.id, None) is None:
+            return  # retired or closed already, and accounted for then
+        self.host.instance_stopped(self, inst, died=True)
+        if was not in ("stopping", "failed") and not self.closed:
+            log.warning("instance %s of %s died (state %s); replacing it", inst.id, self.name, was)
+            if self.waiters or len(self.instances) < self.desired:
+                self.start_instance()
+
+    # -- requests -------------------------------------------------------------------------------------------------
+    def _free_instance(self) -> Instance | None:
+        best = None
+        limit = self.fn.resources.max_concurrency
+        for inst in self.instances.values():
+            if inst.state == "ready" and inst.in_flight < limit and (best is None or inst.in_flight < best.in_flight):
+                best = inst
+        return best
+
+    def _dispatch(self) -> None:
+        while self.waiters:
+            inst = self._free_instance()
+            if inst is None:
+                return
+            w = self.waiters.popleft()
+            if not w.done():
+                inst.in_flight += 1
+                w.set_result(inst)
+
+    async def acquire(self) -> tuple[Instance, float]:
+        """A slot on a ready instance, and how long this request waited on a cold start for it."""
+        inst = self._free_instance()
+        if inst is not None and not self.waiters:
+            inst.in_flight += 1
+            return inst, 0.0
+        if len(self.waiters) >= self.fn.config.queue_limit:
+            raise QueueFull(
+                f"function {self.name!r} has {len(self.waiters)} requests queued (limit "
+                f"{self.fn.config.queue_limit}); retry later",
+                retry_after_s=1.0,
+            )
+        t0 = self.host.now()
+        if self.count("starting") + self.count("ready") == 0:
+            self.start_instance()  # scale from zero now, as Knative's activator does: don't wait for a tick
+        fut: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
+        self.waiters.append(fut)
+        try:
+            inst = await fut
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled() and fut.exception() is None:
+                self.release(fut.result())
+            raise
+        cold = max(0.0, (inst.ready_at or t0) - max(t0, inst.started_at))
+        return inst, cold
+
+    def release(self, inst: Instance) -> None:
+        inst.in_flight -= 1
+        if inst.in_flight == 0:
+            inst.idle_since = self.host.now()
+        self._dispatch()
+
+    async def call(self, inputs: dict[str, Any], want: list[str]) -> CallResult:
+        """Run the function once on some instance, waiting in its queue if need be."""
+        t0 = self.host.now()
+        inst, cold = await self.acquire()
+        t1 = self.host.now()
+        try:
+            reply = await asyncio.wait_for(
+                inst.run({"op": "run", "inputs": inputs, "want": want}), self.fn.config.timeout_s
+            )
+        except TimeoutError:
+            log.warning(
+                "instance %s of %s passed its %gs timeout; recycling it", inst.id, self.name, self.fn.config.timeout_s
+            )
+            inst.kill()
+            raise FunctionTimeout(
+                f"function {self.name!r} ran past its timeout of {self.fn.config.timeout_s:g} s", stage=None
+            ) from None
+        finally:
+            if inst.state != "dead":
+                self.release(inst)
+        t2 = self.host.now()
+        return CallResult(reply, queue_s=max(0.0, t1 - t0 - cold), cold_s=cold, rtt_s=t2 - t1, instance_id=inst.id)
+
+    # -- scaling --------------------------------------------------------------------------------------------------
+    def tick(self, now: float) -> None:
+        """Observe, let the policies decide, and carry the decision out."""
+        ready, starting = self.count("ready"), self.count("starting")
+        d = self.autoscaler.decide(ScaleObservation(now, self.in_flight, len(self.waiters), ready, starting))
+        self.desired, self.panic = d.desired, d.panic
+        live = ready + starting
+        for _ in range(d.desired - live):
+            self.start_instance()
+        if d.desired < live:
+            idle = [
+                IdleInstance(i.id, i.idle_since)
+                for i in self.instances.values()
+                if i.state == "ready" and i.in_flight == 0
+            ]
+            for iid in instances_to_retire(
+                idle,
+                now=now,
+                keep_alive_s=self.fn.config.keep_alive_s,
+                total=live,
+                desired=d.desired,
+                min_instances=self.fn.config.min_instances,
+            ):
+                self.retire(self.instances[iid])
+
+    def retire(self, inst: Instance) -> None:
+        inst.stop()
+        self.instances.pop(inst.id, None)
+        self.host.instance_stopped(self, inst)
+
+    def close(self) -> None:
+        self.closed = True
+        for inst in list(self.instances.values()):
+            inst.stop()
+            inst.fail_pending(Unavailable("the server is shutting down"))
+            self.host.instance_stopped(self, inst)
+        self.instances.clear()
+        while self.waiters:
+            w = self.waiters.popleft()
+            if not w.done():
+                w.set_exception(Unavailable("the server is shutting down"))
