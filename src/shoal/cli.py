@@ -1,0 +1,146 @@
+"""The ``shoal`` command."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shoal.app import AppError, FunctionConfig, Plan, PlanError, SpecError
+
+cli = typer.Typer(
+    help=(
+        "Shoal: serverless ML inference with adaptive function granularity.\n\n"
+        "An application is a DAG of stages (see examples/). A plan groups its stages into serverless functions: "
+        "'fine' (one function per stage), 'coarse' (one for all), or groups such as 'decode+resize,model'. "
+        "Start with:  shoal serve examples/image_pipeline.py --plan fine"
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg="red", err=True)
+    raise typer.Exit(2)
+
+
+@cli.command()
+def serve(
+    app: Annotated[str, typer.Argument(help="The application: FILE.py, or FILE.py:VARIABLE if it defines several.")],
+    plan: Annotated[str, typer.Option(help="fine | coarse | groups like 'a+b,c' (stages joined by +, groups by ,)")] = (
+        "coarse"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    bind: Annotated[str, typer.Option("--host", help="Address to bind. Beyond 127.0.0.1 a token is required.")] = (
+        "127.0.0.1"
+    ),
+    token: Annotated[
+        str | None, typer.Option(help="Bearer token for /status and /metrics (made if bound wide).")
+    ] = None,
+    keep_alive: Annotated[float, typer.Option(help="Seconds an idle instance stays warm.")] = 60.0,
+    min_instances: Annotated[int, typer.Option(help="Warm instances kept per function, even when idle.")] = 0,
+    max_instances: Annotated[int, typer.Option(help="Most instances per function.")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds a function may run per request before 504.")] = 30.0,
+    queue_limit: Annotated[int, typer.Option(help="Requests that may wait per function before 429.")] = 256,
+    log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
+) -> None:
+    """Serve an application over HTTP: POST /apps/APP/invoke, GET /status, GET /metrics.
+
+    \b
+    Example:
+      shoal serve examples/image_pipeline.py --plan fine --port 8000
+      curl -s -H 'content-type: application/json' -d '[[[0,0,0]]]' localhost:8000/apps/image/invoke
+    """
+    from shoal.app.loader import load_app
+    from shoal.runtime.server import serve as run_server
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        the_app = load_app(app)
+        default = FunctionConfig(
+            min_instances=min_instances,
+            max_instances=max_instances,
+            keep_alive_s=keep_alive,
+            timeout_s=timeout,
+            queue_limit=queue_limit,
+        )
+        the_plan = Plan.parse(the_app, plan, default=default)
+    except (AppError, PlanError, SpecError) as e:
+        _fail(str(e))
+    typer.secho(
+        f"serving {the_app.name!r} under plan {the_plan.label!r} "
+        f"({len(the_plan.functions)} functions) on http://{bind}:{port}",
+        err=True,
+    )
+    run_server([(the_app, the_plan)], bind=bind, port=port, token=token, log_level=log_level)
+
+
+@cli.command()
+def status(
+    url: Annotated[str, typer.Option(help="The server's base URL.")] = "http://127.0.0.1:8000",
+    token: Annotated[str | None, typer.Option(help="Bearer token, if the server was bound beyond localhost.")] = None,
+    output: Annotated[str, typer.Option(help="table | json")] = "table",
+) -> None:
+    """Show functions, instances, queues and costs of a running server."""
+    import httpx
+
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    try:
+        doc = httpx.get(f"{url}/status", headers=headers, timeout=10).raise_for_status().json()
+    except httpx.HTTPError as e:
+        _fail(f"cannot read {url}/status: {e}. Is `shoal serve` running there?")
+    if output == "json":
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    from shoal.report import print_status
+
+    print_status(doc)
+
+
+@cli.command()
+def invoke(
+    app: Annotated[str, typer.Argument(help="Application name, as deployed.")],
+    data: Annotated[str, typer.Option(help="JSON input, or @FILE.npy / @FILE.json.")] = "null",
+    url: Annotated[str, typer.Option(help="The server's base URL.")] = "http://127.0.0.1:8000",
+) -> None:
+    """Send one request and print the reply with its timing breakdown."""
+    import httpx
+
+    if data.startswith("@"):
+        path = Path(data[1:])
+        ctype = "application/x-npy" if path.suffix == ".npy" else "application/json"
+        body = path.read_bytes()
+    else:
+        ctype, body = "application/json", data.encode()
+    try:
+        r = httpx.post(f"{url}/apps/{app}/invoke", content=body, headers={"content-type": ctype}, timeout=60)
+    except httpx.HTTPError as e:
+        _fail(f"cannot reach {url}: {e}. Is `shoal serve` running there?")
+    typer.echo(json.dumps(r.json(), indent=2))
+    if r.status_code != 200:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def demo(
+    seconds: Annotated[float, typer.Option(help="Seconds of load per plan.")] = 8.0,
+    rate: Annotated[float, typer.Option(help="Offered load, requests per second (open loop, Poisson).")] = 40.0,
+) -> None:
+    """Serve the example image pipeline under the fine and the coarse plan, drive load, and compare."""
+    from shoal.demo import run_demo
+
+    run_demo(seconds=seconds, rate=rate)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    return cli(args=argv if argv is not None else sys.argv[1:])
+
+
+if __name__ == "__main__":
+    main()
