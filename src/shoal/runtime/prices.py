@@ -84,11 +84,11 @@ class PriceTable:
 
 
 # Google Cloud Run, request-based billing ("CPU is only allocated during request processing"), Tier 1 regions, as
-# published by Google Cloud on the "Cloud Run pricing" page (cloud.google.com/run/pricing). The figures are recalled
-# from that page as it stood in 2025; they were not re-checked online when this was written.
+# published by Google Cloud on the "Cloud Run pricing" page (cloud.google.com/run/pricing). The CPU, memory and
+# request figures were checked against a stored copy of that page on 2026-11-23; the GPU figure was not.
 #   - requests: USD 0.40 per million                   -> 0.40e-6 per request
-#   - CPU:      USD 0.000024 per vCPU-second           (confident)
-#   - memory:   USD 0.0000025 per GiB-second           (confident)
+#   - CPU:      USD 0.000024 per vCPU-second
+#   - memory:   USD 0.0000025 per GiB-second
 #   - GPU:      USD 0.0001867 per NVIDIA L4 GPU-second, Tier 1, without zonal redundancy (about USD 0.67 per hour).
 #     This is the least certain figure (take it as +-10%). Cloud Run has billed GPU services per instance rather
 #     than per request; Shoal's user bill applies the rate to billed duration only, as a pay-per-use model.
@@ -100,7 +100,7 @@ DEFAULT_PRICES = PriceTable(
     per_gpu_s=0.0001867,
     source=(
         "as published by Google Cloud (Cloud Run pricing page, request-based billing, Tier 1 regions, "
-        "NVIDIA L4 GPU without zonal redundancy), recalled as of 2025, not re-checked online; "
+        "NVIDIA L4 GPU without zonal redundancy); CPU, memory and request prices checked 2026-11, GPU price not; "
         "override with --prices FILE.toml"
     ),
 )
