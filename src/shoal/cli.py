@@ -48,6 +48,7 @@ def serve(
     max_instances: Annotated[int, typer.Option(help="Most instances per function.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds a function may run per request before 504.")] = 30.0,
     queue_limit: Annotated[int, typer.Option(help="Requests that may wait per function before 429.")] = 256,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MiB, before 413.")] = 64.0,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
     """Serve an application over HTTP: POST /apps/APP/invoke, GET /status, GET /metrics.
@@ -55,9 +56,12 @@ def serve(
     \b
     Example:
       shoal serve examples/image_pipeline.py --plan fine --port 8000
-      curl -s -H 'content-type: application/json' -d '[[[0,0,0]]]' localhost:8000/apps/image/invoke
+      python -c "import numpy as np; np.save('img.npy', np.zeros((64, 64, 3), np.uint8))"
+      curl -s --data-binary @img.npy -H 'content-type: application/x-npy' localhost:8000/apps/image/invoke
+      shoal status
     """
     from shoal.app.loader import load_app
+    from shoal.runtime.host import HostConfig
     from shoal.runtime.server import serve as run_server
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -78,7 +82,10 @@ def serve(
         f"({len(the_plan.functions)} functions) on http://{bind}:{port}",
         err=True,
     )
-    run_server([(the_app, the_plan)], bind=bind, port=port, token=token, log_level=log_level)
+    if not max_body_mb > 0:
+        _fail(f"--max-body-mb must be positive, got {max_body_mb:g}")
+    config = HostConfig(max_body_bytes=int(max_body_mb * (1 << 20)))
+    run_server([(the_app, the_plan)], bind=bind, port=port, token=token, config=config, log_level=log_level)
 
 
 @cli.command()

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from shoal.report import fmt_usd, print_status
+from shoal.report import fmt_usd, make_console, print_status
 from shoal.testing import ServerProcess
 from shoal.workload import Outcome, drive, poisson_arrivals
 
@@ -66,7 +66,7 @@ async def _load(url: str, rate: float, seconds: float, progress: Progress, task:
 
 
 def run_demo(seconds: float = 8.0, rate: float = 40.0, console: Console | None = None) -> list[dict[str, Any]]:
-    console = console or Console()
+    console = console or make_console()
     if not EXAMPLE.is_file():
         raise SystemExit(f"shoal demo runs from a source checkout: {EXAMPLE} is missing")
     console.rule("[bold]Shoal demo: one application, two granularities")
@@ -80,8 +80,11 @@ def run_demo(seconds: float = 8.0, rate: float = 40.0, console: Console | None =
         with ServerProcess(str(EXAMPLE), plan, "--keep-alive", "30") as server:
             expected = int(rate * seconds)
             with Progress(
-                TextColumn(f"plan {plan:<6}"), BarColumn(), TextColumn("{task.completed}/~{task.total} requests"),
-                TimeRemainingColumn(), console=console,
+                TextColumn(f"plan {plan:<6}"),
+                BarColumn(),
+                TextColumn("{task.completed}/~{task.total} requests"),
+                TimeRemainingColumn(),
+                console=console,
             ) as progress:
                 task = progress.add_task(plan, total=expected)
                 outcomes, last = asyncio.run(_load(server.url, rate, seconds, progress, task))
@@ -116,14 +119,31 @@ def _summary(plan: str, outcomes: list[Outcome], status: dict, last: dict) -> di
 
 def _print_table(rows: list[dict[str, Any]], console: Console) -> None:
     t = Table(title="What happened (client-side latency; costs from the server's meter)", title_justify="left")
-    for col in ("plan", "functions", "requests", "ok", "p50 ms", "p99 ms", "SLO hit", "cold starts", "user bill",
-                "resource cost"):
+    for col in (
+        "plan",
+        "functions",
+        "requests",
+        "ok",
+        "p50 ms",
+        "p99 ms",
+        "SLO hit",
+        "cold starts",
+        "user bill",
+        "resource cost",
+    ):
         t.add_column(col, justify="left" if col == "plan" else "right")
     for r in rows:
         t.add_row(
-            r["plan"], str(r["functions"]), str(r["requests"]), str(r["ok"]), f"{r['p50_ms']:.1f}",
-            f"{r['p99_ms']:.1f}", f"{100 * r['slo_hit']:.1f}% ({r['slo']})", str(r["cold_starts"]),
-            fmt_usd(r["bill_usd"]), fmt_usd(r["cost_usd"]),
+            r["plan"],
+            str(r["functions"]),
+            str(r["requests"]),
+            str(r["ok"]),
+            f"{r['p50_ms']:.1f}",
+            f"{r['p99_ms']:.1f}",
+            f"{100 * r['slo_hit']:.1f}% ({r['slo']})",
+            str(r["cold_starts"]),
+            fmt_usd(r["bill_usd"]),
+            fmt_usd(r["cost_usd"]),
         )
     console.print(t)
     for r in rows:
@@ -136,5 +156,6 @@ def _print_table(rows: list[dict[str, Any]], console: Console) -> None:
             )
     console.print(
         "\nResource cost counts every live instance's allocated CPU and memory, idle keep-alive included; the user "
-        "bill counts only billed execution. Try: shoal serve examples/image_pipeline.py --plan 'preprocess,backbone+head'"
+        "bill counts only billed execution.\nTry: shoal serve examples/image_pipeline.py "
+        "--plan 'preprocess,backbone+head'"
     )

@@ -7,7 +7,13 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-__all__ = ["print_status", "fmt_ms", "fmt_usd"]
+__all__ = ["make_console", "print_status", "fmt_ms", "fmt_usd"]
+
+
+def make_console() -> Console:
+    """A console that stays readable when piped (rich falls back to 80 columns, too narrow for our tables)."""
+    c = Console()
+    return c if c.is_terminal else Console(width=140)
 
 
 def fmt_ms(seconds: float | None) -> str:
@@ -20,7 +26,7 @@ def fmt_usd(usd: float) -> str:
 
 def print_status(doc: dict[str, Any], console: Console | None = None) -> None:
     """Print ``GET /status`` as tables: functions and their instances, then costs and notes."""
-    console = console or Console()
+    console = console or make_console()
     for app in doc["apps"]:
         t = Table(title=f"{app['app']}  plan={app['plan']}  SLO {app['slo']}", title_justify="left")
         for col in ("function", "stages", "vCPU", "desired", "instances", "in flight", "queued", "cold starts"):

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-__all__ = ["ServerError", "ServerProcess", "free_port", "pid_alive", "wait_until"]
+__all__ = ["ServerError", "ServerProcess", "descendants", "free_port", "pid_alive", "wait_until"]
 
 T = TypeVar("T")
 
@@ -70,10 +70,12 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
+    if not Path("/proc").is_dir():  # not Linux: trust kill(0)
+        return True
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:  # gone meanwhile, or no /proc (not Linux): trust kill(0)
-        return Path("/proc").is_dir() is False
+    except OSError:  # gone meanwhile
+        return False
     return stat.rpartition(")")[2].split()[0] != "Z"
 
 
@@ -137,6 +139,7 @@ class ServerProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._stderr: Any = None
         self._client: httpx.Client | None = None
+        self._last_text = ""
 
     # -- life cycle -----------------------------------------------------------------------------------------------
     @property
@@ -149,7 +152,8 @@ class ServerProcess:
     def start(self) -> ServerProcess:
         env = dict(os.environ if self.env is None else self.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
-        self._stderr = tempfile.TemporaryFile()  # a file, not a pipe: a chatty server never blocks on a full pipe
+        # A file, not a pipe: a chatty server never blocks on a full pipe. Closed by stop().
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115
         # Its own session: Ctrl-C at the test runner's terminal must not reach it, and a hard stop can kill the group.
         self.proc = subprocess.Popen(
             self.command,
@@ -231,8 +235,6 @@ class ServerProcess:
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(self.stop_timeout)
 
-    _last_text = ""
-
     def _close_files(self) -> None:
         if self._client is not None:
             self._client.close()
@@ -245,9 +247,7 @@ class ServerProcess:
     def __enter__(self) -> ServerProcess:
         return self.start()
 
-    def __exit__(
-        self, etype: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
+    def __exit__(self, etype: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
         self.stop(check_clean=None if etype is None else False)
 
     # -- reading --------------------------------------------------------------------------------------------------

@@ -89,8 +89,11 @@ class App:
         """Add a stage built by hand. Its upstream stages must already be in the application."""
         if stage.name in self._stages:
             raise AppError(f"stage {stage.name!r} is defined twice in app {self.name!r}")
-        if stage.name == INPUT or "+" in stage.name or "," in stage.name:
-            raise AppError(f"stage name {stage.name!r} may not be {INPUT!r} or contain '+' or ','")
+        if not stage.name or stage.name != stage.name.strip() or stage.name == INPUT or {"+", ","} & set(stage.name):
+            raise AppError(
+                f"stage name {stage.name!r} must be non-empty, without leading or trailing spaces, "
+                f"and may not be {INPUT!r} or contain '+' or ','"
+            )
         for up in stage.after:
             if up not in self._stages:
                 raise AppError(f"stage {stage.name!r} comes after {up!r}, which is not (yet) a stage of {self.name!r}")

@@ -148,7 +148,10 @@ class Plan:
         raise PlanError(f"plan {self.label!r} has no function {name!r}")
 
     def function_of(self, stage: str) -> Function:
-        return next(f for f in self.functions if stage in f.stages)
+        for f in self.functions:
+            if stage in f.stages:
+                return f
+        raise PlanError(f"plan {self.label!r} has no stage {stage!r}")
 
     def with_config(self, name: str | None = None, **changes: Any) -> Plan:
         """A copy with ``changes`` applied to one function's config (or to every function's when name is None)."""

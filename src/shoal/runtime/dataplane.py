@@ -134,8 +134,12 @@ class SegmentCache:
 _cache = SegmentCache()
 
 
-def encode(value: Any, pool: SegmentPool | None = None) -> bytes:
-    """Encode a value; arrays larger than :data:`INLINE_MAX_BYTES` go to shared memory from ``pool`` when given."""
+def encode(value: Any, pool: SegmentPool | None = None, native_scalars: bool = False) -> bytes:
+    """Encode a value; arrays larger than :data:`INLINE_MAX_BYTES` go to shared memory from ``pool`` when given.
+
+    NumPy scalars travel as inline arrays of shape ``None`` and decode as NumPy scalars again (so a stage gets what
+    it would get in one process, under every plan); with ``native_scalars`` they become plain msgpack numbers.
+    """
 
     def default(obj: Any) -> Any:
         if isinstance(obj, np.ndarray):
@@ -144,22 +148,39 @@ def encode(value: Any, pool: SegmentPool | None = None) -> bytes:
                 name, mm = pool.alloc(obj.nbytes)
                 np.frombuffer(mm, dtype=obj.dtype, count=obj.size).reshape(obj.shape)[...] = obj
                 return msgpack.ExtType(EXT_SHM, msgpack.packb([name, dt, list(obj.shape)]))
-            return msgpack.ExtType(EXT_INLINE, msgpack.packb([dt, list(obj.shape), np.ascontiguousarray(obj).data]))
+            return msgpack.ExtType(EXT_INLINE, msgpack.packb([dt, list(obj.shape), _raw(obj)]))
         if isinstance(obj, np.generic):
-            return obj.item()
+            if native_scalars:
+                return obj.item()
+            return msgpack.ExtType(EXT_INLINE, msgpack.packb([_check_dtype(obj.dtype), None, _raw(np.asarray(obj))]))
         if isinstance(obj, msgpack.ExtType):  # already encoded: forward untouched
             return obj
+        # strict_types (so that np.float64, a float subclass, reaches the branch above) sends subclasses here
+        if isinstance(obj, list | tuple):
+            return list(obj)
+        if isinstance(obj, dict):
+            return dict(obj)
+        for base in (int, float, str, bytes):
+            if isinstance(obj, base):
+                return base(obj)
         raise DataError(f"cannot send a {type(obj).__name__} between functions; use arrays, numbers, str, lists, dicts")
 
     try:
-        return msgpack.packb(value, default=default, use_bin_type=True)
+        return msgpack.packb(value, default=default, use_bin_type=True, strict_types=True)
     except (TypeError, ValueError, OverflowError) as e:
         raise DataError(str(e)) from e
 
 
-def _array_inline(data: bytes) -> np.ndarray:
+def _raw(arr: np.ndarray) -> memoryview:
+    # As bytes: a buffer of some dtypes (datetime64, timedelta64) cannot be exported directly.
+    return np.ascontiguousarray(arr).reshape(-1).view(np.uint8).data
+
+
+def _array_inline(data: bytes) -> Any:
     dt, shape, raw = msgpack.unpackb(data)
     arr = np.frombuffer(raw, dtype=np.dtype(dt))
+    if shape is None:  # a NumPy scalar
+        return arr.reshape(())[()]
     return arr.reshape(shape)
 
 
@@ -205,8 +226,8 @@ def decode_client(data: bytes) -> Any:
 
 
 def encode_client(value: Any) -> bytes:
-    """Encode a value the way a client sends it (arrays inline as extension type 1)."""
-    return encode(value)
+    """Encode a value the way a client sends it (arrays inline as extension type 1, NumPy scalars as numbers)."""
+    return encode(value, native_scalars=True)
 
 
 def segments_of(value: Any) -> list[str]:

@@ -20,7 +20,7 @@ from shoal.app import App, Plan
 from shoal.policy.placement import place_cpus
 from shoal.runtime import devices
 from shoal.runtime.dataplane import SHM_DIR, SegmentPool
-from shoal.runtime.errors import NotFound
+from shoal.runtime.errors import NotFound, Unavailable
 from shoal.runtime.meter import Meter
 from shoal.runtime.metrics import Metrics
 from shoal.runtime.pool import Instance, Pool
@@ -123,6 +123,8 @@ class Host:
                 for pool in dep.pools.values():
                     try:
                         pool.tick(now)
+                    except Unavailable as e:  # the zygote is gone: said once in the log, and to every request
+                        self._note(f"cannot scale {dep.app.name}/{pool.name}: {e.message}")
                     except Exception:  # a bad tick must not stop scaling for everyone
                         log.exception("scaling tick of %s failed", pool.name)
                     self.metrics.set_pool(
@@ -144,6 +146,10 @@ class Host:
             self.cpu_load[c] += vcpu / len(chosen)
         return chosen
 
+    def unplace(self, cpus: list[int], vcpu: float) -> None:
+        for c in cpus:
+            self.cpu_load[c] = max(0.0, self.cpu_load[c] - vcpu / len(cpus))
+
     def gpu_device(self, share: float) -> int | None:
         return devices.pick_gpu(self.gpus, share)
 
@@ -160,8 +166,7 @@ class Host:
     def instance_stopped(self, pool: Pool, inst: Instance, died: bool = False) -> None:
         self.instances.pop(inst.id, None)
         self.meter.instance_stopped(inst.id, self.now())
-        for c in inst.cpus:
-            self.cpu_load[c] = max(0.0, self.cpu_load[c] - pool.fn.resources.vcpu / len(inst.cpus))
+        self.unplace(inst.cpus, pool.fn.resources.vcpu)
         if died:  # a killed instance could not unlink its own segments
             for path in glob.glob(os.path.join(SHM_DIR, f"shoal-{inst.id}-*")):
                 with contextlib.suppress(FileNotFoundError):

@@ -22,6 +22,7 @@ from shoal.policy.autoscale import AutoscalerConfig, KpaAutoscaler, ScaleObserva
 from shoal.policy.keepalive import IdleInstance, instances_to_retire
 from shoal.runtime.errors import FunctionTimeout, InstanceDied, QueueFull, Unavailable
 from shoal.runtime.framing import pack_frame, read_frame
+from shoal.runtime.zygote import ZygoteError
 
 if TYPE_CHECKING:
     from shoal.runtime.host import Host
@@ -140,6 +141,10 @@ class Pool:
         self.desired = cfg.min_instances
         self.panic = False
         self.last_error: str | None = None
+        #: After a model fails to load, no new instance starts before this time (exponential backoff), so that a
+        #: broken model does not become a fork storm; requests meanwhile get 503 naming the load error.
+        self.backoff_until = 0.0
+        self.load_failures = 0
         self.cold_starts = 0
         self.closed = False
 
@@ -170,7 +175,13 @@ class Pool:
             "max_concurrency": res.max_concurrency,
         }
         now = self.host.now()
-        inst = Instance(self, iid, self.host.spawn(spec), cpus, now)
+        try:
+            sock = self.host.spawn(spec)
+        except ZygoteError as e:
+            self.host.unplace(cpus, res.vcpu)
+            self.last_error = str(e)
+            raise Unavailable(f"cannot start an instance of {self.name!r}: {e}") from None
+        inst = Instance(self, iid, sock, cpus, now)
         self.instances[iid] = inst
         self.host.instance_started(self, inst)
         self.cold_starts += 1
@@ -183,12 +194,15 @@ class Pool:
         inst.state = "ready"
         inst.ready_at = inst.idle_since = self.host.now()
         self.last_error = None
+        self.load_failures = 0
         self._dispatch()
 
     def on_load_failed(self, inst: Instance, why: str) -> None:
         self.last_error = f"an instance of {self.name!r} failed to load its models: {why}"
         log.error(self.last_error)
         inst.state = "failed"
+        self.load_failures += 1
+        self.backoff_until = self.host.now() + min(30.0, 0.25 * 2**self.load_failures)
         while self.waiters:
             w = self.waiters.popleft()
             if not w.done():
@@ -201,7 +215,11 @@ class Pool:
         if self.instances.pop(inst.id, None) is None:
             return  # retired or closed already, and accounted for then
         self.host.instance_stopped(self, inst, died=True)
-        if was not in ("stopping", "failed") and not self.closed:
+        if was == "starting" and not self.closed:  # died while loading its models: same as a failed load
+            self.on_load_failed(inst, "the instance process exited while loading")
+            inst.state = "dead"
+            return
+        if was not in ("stopping", "failed") and not self.closed and self.host.now() >= self.backoff_until:
             log.warning("instance %s of %s died (state %s); replacing it", inst.id, self.name, was)
             if self.waiters or len(self.instances) < self.desired:
                 self.start_instance()
@@ -239,6 +257,8 @@ class Pool:
             )
         t0 = self.host.now()
         if self.count("starting") + self.count("ready") == 0:
+            if t0 < self.backoff_until:
+                raise Unavailable(f"{self.last_error}; retrying in {self.backoff_until - t0:.1f} s")
             self.start_instance()  # scale from zero now, as Knative's activator does: don't wait for a tick
         fut: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
         self.waiters.append(fut)
@@ -270,6 +290,7 @@ class Pool:
             log.warning(
                 "instance %s of %s passed its %gs timeout; recycling it", inst.id, self.name, self.fn.config.timeout_s
             )
+            inst.state = "killed"  # never hand it out again, even before the kernel has reaped it
             inst.kill()
             raise FunctionTimeout(
                 f"function {self.name!r} ran past its timeout of {self.fn.config.timeout_s:g} s", stage=None
@@ -287,7 +308,7 @@ class Pool:
         d = self.autoscaler.decide(ScaleObservation(now, self.in_flight, len(self.waiters), ready, starting))
         self.desired, self.panic = d.desired, d.panic
         live = ready + starting
-        for _ in range(d.desired - live):
+        for _ in range(d.desired - live if now >= self.backoff_until else 0):
             self.start_instance()
         if d.desired < live:
             idle = [
