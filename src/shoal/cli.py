@@ -48,6 +48,12 @@ def serve(
     max_instances: Annotated[int, typer.Option(help="Most instances per function.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds a function may run per request before 504.")] = 30.0,
     queue_limit: Annotated[int, typer.Option(help="Requests that may wait per function before 429.")] = 256,
+    max_batch_size: Annotated[
+        int, typer.Option(help="Dynamic batching: most requests per call of a batch=True stage (1: off).")
+    ] = 1,
+    max_batch_wait_ms: Annotated[
+        float, typer.Option(help="Dynamic batching: most time a request waits for its batch to fill.")
+    ] = 0.0,
     max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MiB, before 413.")] = 64.0,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
@@ -73,6 +79,8 @@ def serve(
             keep_alive_s=keep_alive,
             timeout_s=timeout,
             queue_limit=queue_limit,
+            max_batch_size=max_batch_size,
+            max_batch_wait_s=max_batch_wait_ms / 1e3,
         )
         the_plan = Plan.parse(the_app, plan, default=default)
     except (AppError, PlanError, SpecError) as e:

@@ -191,7 +191,7 @@ def test_app_run_wraps_stage_errors_naming_the_stage():
     def bad(x):
         raise RuntimeError("kaput")
 
-    with pytest.raises(StageFailed, match="'bad'.*RuntimeError.*kaput") as info:
+    with pytest.raises(StageFailed, match=r"'bad'.*RuntimeError.*kaput") as info:
         app.run(1)
     assert info.value.stage == "bad"
     assert isinstance(info.value.error, RuntimeError)
@@ -234,7 +234,7 @@ def test_unknown_upstream_is_refused():
     def a(x):
         return x
 
-    with pytest.raises(AppError, match="stage 'b' comes after 'nope', which is not .* a stage of 'unknown'"):
+    with pytest.raises(AppError, match=r"stage 'b' comes after 'nope', which is not .* a stage of 'unknown'"):
 
         @app.stage(after=["a", "nope"])
         def b(x, y):
@@ -569,7 +569,7 @@ def test_load_app_refuses_a_file_with_no_app(tmp_path):
 
 def test_load_app_missing_file(tmp_path):
     missing = tmp_path / "nowhere.py"
-    with pytest.raises(AppError, match="no such file: .*nowhere.py"):
+    with pytest.raises(AppError, match=r"no such file: .*nowhere\.py"):
         load_app(str(missing))
     with pytest.raises(AppError, match="no such file"):
         load_app(f"{missing}:app")

@@ -35,7 +35,7 @@ def diamond() -> App:
         return x
 
     @app.stage(after=s)
-    def l(x):  # noqa: E741
+    def l(x):  # noqa: E743
         return x + 1
 
     @app.stage(after=s)

@@ -1,6 +1,6 @@
 """What users write: stages, the application DAG, resource specs and granularity plans. Imports nothing of Shoal."""
 
-from shoal.app.execute import StageFailed, run_stages
+from shoal.app.execute import StageFailed, run_batch, run_stages
 from shoal.app.graph import INPUT, App, AppError, Stage
 from shoal.app.plan import Function, FunctionConfig, Plan, PlanError
 from shoal.app.spec import SLO, ArraySpec, InputError, Resources, SpecError
@@ -20,5 +20,6 @@ __all__ = [
     "SpecError",
     "Stage",
     "StageFailed",
+    "run_batch",
     "run_stages",
 ]

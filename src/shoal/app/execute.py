@@ -50,11 +50,15 @@ def run_stages(
     return out
 
 
+def _inputs(stage: Stage, values: Mapping[str, Any]) -> list[Any]:
+    """The stage's data arguments: its upstream stages' outputs, in ``after`` order, or the request's input."""
+    return [values[u] for u in stage.after] if stage.after else [values[INPUT]]
+
+
 def _args(stage: Stage, values: Mapping[str, Any], states: Mapping[str, Any]) -> list[Any]:
-    args = [values[u] for u in stage.after] if stage.after else [values[INPUT]]
-    if stage.load is not None:
-        args.insert(0, states[stage.name])
-    return args
+    """All arguments: what the stage's ``load`` returned (if it has one), then its data arguments."""
+    data = _inputs(stage, values)
+    return [states[stage.name], *data] if stage.load is not None else data
 
 
 def _batch_key(args: Sequence[Any]) -> tuple[Any, ...] | None:
@@ -103,7 +107,7 @@ def run_batch(
         live = [i for i, f in enumerate(failed) if f is None]
         groups: dict[Any, list[int]] = {}
         for i in live:
-            key = _batch_key(_args(stage, outs[i], states)) if stage.batch and len(live) > 1 else None
+            key = _batch_key(_inputs(stage, outs[i])) if stage.batch and len(live) > 1 else None
             groups.setdefault(key if key is not None else ("alone", i), []).append(i)
         for key, members in groups.items():
             arg_lists = [_args(stage, outs[i], states) for i in members]

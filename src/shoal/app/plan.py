@@ -71,8 +71,10 @@ class Function:
 
     @property
     def target_concurrency(self) -> float:
+        """In-flight requests per instance the autoscaler aims for: 70% of what an instance can hold at once."""
         t = self.config.target_concurrency
-        return t if t is not None else max(1.0, 0.7 * self.resources.max_concurrency)
+        capacity = self.resources.max_concurrency * self.config.max_batch_size
+        return t if t is not None else max(1.0, 0.7 * capacity)
 
 
 class Plan:

@@ -131,7 +131,7 @@ class Host:
                         f"{dep.app.name}/{pool.name}",
                         pool.count("starting"),
                         pool.count("ready"),
-                        len(pool.waiters),
+                        len(pool.queue),
                         pool.in_flight,
                     )
 
@@ -208,7 +208,7 @@ class Host:
                         "resources": vars(f.resources) | {},
                         "desired": pool.desired if pool else 0,
                         "panic": pool.panic if pool else False,
-                        "queued": len(pool.waiters) if pool else 0,
+                        "queued": len(pool.queue) if pool else 0,
                         "in_flight": pool.in_flight if pool else 0,
                         "cold_starts": pool.cold_starts if pool else 0,
                         "last_error": pool.last_error if pool else None,

@@ -14,7 +14,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from shoal.app import App, InputError, StageFailed, run_stages
+from shoal.app import App, InputError, StageFailed, run_batch
 from shoal.runtime.dataplane import DataError, SegmentPool
 from shoal.runtime.framing import pack_frame, recv_frame
 
@@ -69,21 +69,23 @@ class _Server:
         return time.perf_counter() - t0
 
     def handle(self, msg: dict[str, Any]) -> None:
+        """Run one batch of requests (a batch of one when the function does not batch) and reply once."""
         t0 = time.perf_counter()
-        timings: dict[str, float] = {}
-        reply: dict[str, Any] = {"op": "done", "id": msg["id"]}
-        try:
-            out = run_stages(self.app, self.stages, msg["inputs"], self.states, timings)
-            reply.update(ok=True, outputs={k: out[k] for k in msg["want"]})
-        except StageFailed as e:
-            reply.update(_error(e.stage, e.error))
-        reply["exec"] = timings
-        reply["busy_s"] = time.perf_counter() - t0
+        want = msg["want"]
+        results = run_batch(self.app, self.stages, [it["inputs"] for it in msg["items"]], self.states)
+        items = []
+        for values, timings in results:
+            if isinstance(values, StageFailed):
+                items.append({"exec": timings, **_error(values.stage, values.error)})
+            else:
+                items.append({"ok": True, "outputs": {k: values[k] for k in want}, "exec": timings})
+        reply = {"op": "done", "id": msg["id"], "items": items, "busy_s": time.perf_counter() - t0}
         try:
             self.send(reply)
-        except DataError as e:
-            last = self.stages[-1]
-            self.send({"op": "done", "id": msg["id"], "exec": timings, "busy_s": reply["busy_s"], **_error(last, e)})
+        except DataError as e:  # an output the data plane cannot carry: the last stage produced it
+            bad = _error(self.stages[-1], e)
+            reply["items"] = [{"exec": it["exec"], **bad} for it in items]
+            self.send(reply)
 
 
 def _error(stage: str, err: BaseException) -> dict[str, Any]:

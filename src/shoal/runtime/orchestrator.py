@@ -54,11 +54,11 @@ def check_input(dep: Deployment, value: Any) -> Any:
     return value
 
 
-async def _call(pool: Pool, inputs: dict[str, Any], want: list[str]) -> CallResult:
+async def _call(pool: Pool, inputs: dict[str, Any]) -> CallResult:
     try:
-        return await pool.call(inputs, want)
+        return await pool.call(inputs)
     except InstanceDied:
-        return await pool.call(inputs, want)  # once, on another instance; a second death is the client's 503
+        return await pool.call(inputs)  # once, on another instance; a second death is the client's 503
 
 
 def _raise_for(reply: dict[str, Any]) -> None:
@@ -87,7 +87,7 @@ async def invoke(host: Host, app: str, value: Any, request_id: str | None = None
         async def run(f: Function, after: list[asyncio.Task[None]]) -> None:
             for t in after:
                 await t
-            res = await _call(dep.pools[f.name], {k: values[k] for k in f.inputs}, list(f.outputs))
+            res = await _call(dep.pools[f.name], {k: values[k] for k in f.inputs})
             calls[f.name] = res
             _raise_for(res.reply)
             values.update(res.reply["outputs"])
@@ -162,6 +162,7 @@ def _record(host: Host, dep: Deployment, rid: str, t0: float, calls: dict[str, C
                 "cold_start_ms": round(c.cold_s * 1e3, 3),
                 "rtt_ms": round(c.rtt_s * 1e3, 3),
                 "busy_ms": round(c.reply.get("busy_s", 0.0) * 1e3, 3),
+                "batch": c.reply.get("batch", 1),
             }
             for n, c in calls.items()
         },

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from shoal.app import Function
 from shoal.policy.autoscale import AutoscalerConfig, KpaAutoscaler, ScaleObservation
+from shoal.policy.batching import decide_batch
 from shoal.policy.keepalive import IdleInstance, instances_to_retire
 from shoal.runtime.errors import FunctionTimeout, InstanceDied, QueueFull, Unavailable
 from shoal.runtime.framing import pack_frame, read_frame
@@ -31,6 +32,13 @@ __all__ = ["CallResult", "Instance", "Pool"]
 
 log = logging.getLogger("shoal.pool")
 _ids = itertools.count(1)
+
+
+@dataclass
+class _Queued:
+    inputs: dict[str, Any]
+    t_arrival: float
+    fut: asyncio.Future[CallResult]
 
 
 @dataclass
@@ -127,7 +135,9 @@ class Pool:
         self.host = host
         self.name = fn.name
         self.instances: dict[str, Instance] = {}
-        self.waiters: deque[asyncio.Future[Instance]] = deque()
+        self.queue: deque[_Queued] = deque()
+        self.requests_in_flight = 0
+        self._wake: asyncio.TimerHandle | None = None
         cfg = fn.config
         self.autoscaler = KpaAutoscaler(
             AutoscalerConfig(
@@ -154,7 +164,8 @@ class Pool:
 
     @property
     def in_flight(self) -> int:
-        return sum(i.in_flight for i in self.instances.values())
+        """Requests running on instances (a batch counts each of its requests)."""
+        return self.requests_in_flight
 
     # -- instances ------------------------------------------------------------------------------------------------
     def start_instance(self) -> Instance:
@@ -195,7 +206,7 @@ class Pool:
         inst.ready_at = inst.idle_since = self.host.now()
         self.last_error = None
         self.load_failures = 0
-        self._dispatch()
+        self._pump()
 
     def on_load_failed(self, inst: Instance, why: str) -> None:
         self.last_error = f"an instance of {self.name!r} failed to load its models: {why}"
@@ -203,10 +214,7 @@ class Pool:
         inst.state = "failed"
         self.load_failures += 1
         self.backoff_until = self.host.now() + min(30.0, 0.25 * 2**self.load_failures)
-        while self.waiters:
-            w = self.waiters.popleft()
-            if not w.done():
-                w.set_exception(Unavailable(self.last_error))
+        self._fail_queued(Unavailable(self.last_error))
 
     def on_died(self, inst: Instance) -> None:
         was = inst.state
@@ -221,7 +229,7 @@ class Pool:
             return
         if was not in ("stopping", "failed") and not self.closed and self.host.now() >= self.backoff_until:
             log.warning("instance %s of %s died (state %s); replacing it", inst.id, self.name, was)
-            if self.waiters or len(self.instances) < self.desired:
+            if self.queue or len(self.instances) < self.desired:
                 self.start_instance()
 
     # -- requests -------------------------------------------------------------------------------------------------
@@ -233,79 +241,101 @@ class Pool:
                 best = inst
         return best
 
-    def _dispatch(self) -> None:
-        while self.waiters:
-            inst = self._free_instance()
-            if inst is None:
-                return
-            w = self.waiters.popleft()
-            if not w.done():
-                inst.in_flight += 1
-                w.set_result(inst)
-
-    async def acquire(self) -> tuple[Instance, float]:
-        """A slot on a ready instance, and how long this request waited on a cold start for it."""
-        inst = self._free_instance()
-        if inst is not None and not self.waiters:
-            inst.in_flight += 1
-            return inst, 0.0
-        if len(self.waiters) >= self.fn.config.queue_limit:
+    async def call(self, inputs: dict[str, Any]) -> CallResult:
+        """Run the function once for one request, waiting in its queue (and batched with others) if need be."""
+        now = self.host.now()
+        if len(self.queue) >= self.fn.config.queue_limit:
             raise QueueFull(
-                f"function {self.name!r} has {len(self.waiters)} requests queued (limit "
+                f"function {self.name!r} has {len(self.queue)} requests queued (limit "
                 f"{self.fn.config.queue_limit}); retry later",
                 retry_after_s=1.0,
             )
-        t0 = self.host.now()
         if self.count("starting") + self.count("ready") == 0:
-            if t0 < self.backoff_until:
-                raise Unavailable(f"{self.last_error}; retrying in {self.backoff_until - t0:.1f} s")
+            if now < self.backoff_until:
+                raise Unavailable(f"{self.last_error}; retrying in {self.backoff_until - now:.1f} s")
             self.start_instance()  # scale from zero now, as Knative's activator does: don't wait for a tick
-        fut: asyncio.Future[Instance] = asyncio.get_running_loop().create_future()
-        self.waiters.append(fut)
+        item = _Queued(inputs, now, asyncio.get_running_loop().create_future())
+        self.queue.append(item)
+        self._pump()
         try:
-            inst = await fut
+            return await item.fut
         except asyncio.CancelledError:
-            if fut.done() and not fut.cancelled() and fut.exception() is None:
-                self.release(fut.result())
+            with contextlib.suppress(ValueError):
+                self.queue.remove(item)
             raise
-        cold = max(0.0, (inst.ready_at or t0) - max(t0, inst.started_at))
-        return inst, cold
+
+    def _pump(self) -> None:
+        """Send queued requests to free instances, in batches as the batching policy decides."""
+        cfg = self.fn.config
+        while self.queue:
+            if self.queue[0].fut.done():  # cancelled by its client while queued
+                self.queue.popleft()
+                continue
+            inst = self._free_instance()
+            now = self.host.now()
+            d = decide_batch(
+                now=now,
+                queued=len(self.queue),
+                oldest_arrival=self.queue[0].t_arrival,
+                free_slots=1 if inst is not None else 0,
+                max_batch_size=cfg.max_batch_size,
+                max_wait_s=cfg.max_batch_wait_s,
+            )
+            if d.take == 0 or inst is None:
+                if d.wake_at is not None:  # a partial batch: come back when its oldest request has waited enough
+                    if self._wake is not None:
+                        self._wake.cancel()
+                    self._wake = asyncio.get_running_loop().call_later(max(0.0, d.wake_at - now), self._on_wake)
+                return
+            batch = [self.queue.popleft() for _ in range(d.take)]
+            inst.in_flight += 1
+            self.requests_in_flight += len(batch)
+            asyncio.get_running_loop().create_task(self._run(inst, batch))
+
+    def _on_wake(self) -> None:
+        self._wake = None
+        self._pump()
+
+    async def _run(self, inst: Instance, batch: list[_Queued]) -> None:
+        t1 = self.host.now()
+        timeout = self.fn.config.timeout_s
+        msg = {"op": "run", "items": [{"inputs": q.inputs} for q in batch], "want": list(self.fn.outputs)}
+        try:
+            reply = await asyncio.wait_for(inst.run(msg), timeout)
+        except TimeoutError:
+            log.warning("instance %s of %s passed its %gs timeout; recycling it", inst.id, self.name, timeout)
+            inst.state = "killed"  # never hand it out again, even before the kernel has reaped it
+            inst.kill()
+            err: Exception = FunctionTimeout(f"function {self.name!r} ran past its timeout of {timeout:g} s")
+            reply = None
+        except InstanceDied as e:
+            err, reply = e, None
+        finally:
+            self.requests_in_flight -= len(batch)
+            if inst.state not in ("dead", "killed"):
+                self.release(inst)
+        t2 = self.host.now()
+        for i, q in enumerate(batch):
+            if q.fut.done():
+                continue
+            if reply is None:
+                q.fut.set_exception(err)
+                continue
+            item = dict(reply["items"][i], busy_s=reply["busy_s"] / len(batch), batch=len(batch))
+            cold = min(t1 - q.t_arrival, max(0.0, (inst.ready_at or t1) - max(q.t_arrival, inst.started_at)))
+            q.fut.set_result(CallResult(item, max(0.0, t1 - q.t_arrival - cold), cold, t2 - t1, inst.id))
 
     def release(self, inst: Instance) -> None:
         inst.in_flight -= 1
         if inst.in_flight == 0:
             inst.idle_since = self.host.now()
-        self._dispatch()
-
-    async def call(self, inputs: dict[str, Any], want: list[str]) -> CallResult:
-        """Run the function once on some instance, waiting in its queue if need be."""
-        t0 = self.host.now()
-        inst, cold = await self.acquire()
-        t1 = self.host.now()
-        try:
-            reply = await asyncio.wait_for(
-                inst.run({"op": "run", "inputs": inputs, "want": want}), self.fn.config.timeout_s
-            )
-        except TimeoutError:
-            log.warning(
-                "instance %s of %s passed its %gs timeout; recycling it", inst.id, self.name, self.fn.config.timeout_s
-            )
-            inst.state = "killed"  # never hand it out again, even before the kernel has reaped it
-            inst.kill()
-            raise FunctionTimeout(
-                f"function {self.name!r} ran past its timeout of {self.fn.config.timeout_s:g} s", stage=None
-            ) from None
-        finally:
-            if inst.state != "dead":
-                self.release(inst)
-        t2 = self.host.now()
-        return CallResult(reply, queue_s=max(0.0, t1 - t0 - cold), cold_s=cold, rtt_s=t2 - t1, instance_id=inst.id)
+        self._pump()
 
     # -- scaling --------------------------------------------------------------------------------------------------
     def tick(self, now: float) -> None:
         """Observe, let the policies decide, and carry the decision out."""
         ready, starting = self.count("ready"), self.count("starting")
-        d = self.autoscaler.decide(ScaleObservation(now, self.in_flight, len(self.waiters), ready, starting))
+        d = self.autoscaler.decide(ScaleObservation(now, self.in_flight, len(self.queue), ready, starting))
         self.desired, self.panic = d.desired, d.panic
         live = ready + starting
         for _ in range(d.desired - live if now >= self.backoff_until else 0):
@@ -338,7 +368,10 @@ class Pool:
             inst.fail_pending(Unavailable("the server is shutting down"))
             self.host.instance_stopped(self, inst)
         self.instances.clear()
-        while self.waiters:
-            w = self.waiters.popleft()
-            if not w.done():
-                w.set_exception(Unavailable("the server is shutting down"))
+        self._fail_queued(Unavailable("the server is shutting down"))
+
+    def _fail_queued(self, err: Exception) -> None:
+        while self.queue:
+            q = self.queue.popleft()
+            if not q.fut.done():
+                q.fut.set_exception(err)

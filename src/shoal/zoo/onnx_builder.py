@@ -65,10 +65,12 @@ class GraphBuilder:
         self._channels[name] = channels
         return name
 
-    def output(self, x: str, name: str) -> str:
-        """Expose ``x`` as a 2-D ``(N, features)`` float32 output called ``name``."""
+    def output(self, x: str, name: str, *, spatial: bool = False) -> str:
+        """Expose ``x`` as a float32 output called ``name``: 2-D ``(N, features)``, or with ``spatial=True`` a 4-D
+        ``(N, C, h, w)`` feature map whose height and width are dynamic."""
         self._nodes.append(helper.make_node("Identity", [x], [name], name=f"{name}_out"))
-        self._outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, ["N", self._channels[x]]))
+        dims: list[int | str] = ["N", self._channels[x]] + ([f"{name}_h", f"{name}_w"] if spatial else [])
+        self._outputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, dims))
         return name
 
     # -- layers ---------------------------------------------------------------------------------------------------
@@ -136,6 +138,9 @@ class GraphBuilder:
         c = self._channels[x]
         params = [self._const(k, v) for k, v in zip(("gamma", "beta", "mean", "var"), self._bn_params(c), strict=True)]
         return self._node("BatchNormalization", [x, *params], c, epsilon=1e-5)
+
+    def sigmoid(self, x: str) -> str:
+        return self._node("Sigmoid", [x], self._channels[x])
 
     def relu(self, x: str) -> str:
         return self._node("Relu", [x], self._channels[x])
