@@ -8,11 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 from pathlib import Path
 from typing import Any
 
-import httpx
 import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -20,7 +18,8 @@ from rich.table import Table
 
 from shoal.report import fmt_usd, make_console, print_status
 from shoal.testing import ServerProcess
-from shoal.workload import Outcome, drive, poisson_arrivals
+from shoal.workload import Outcome, poisson_arrivals
+from shoal.workload.http import drive_http
 
 __all__ = ["run_demo"]
 
@@ -39,30 +38,6 @@ def _images(n: int, seed: int = 0) -> list[bytes]:
         np.save(buf, rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8))
         out.append(buf.getvalue())
     return out
-
-
-async def _load(url: str, rate: float, seconds: float, progress: Progress, task: Any) -> tuple[list[Outcome], dict]:
-    bodies = _images(32)
-    last: dict[str, Any] = {}
-    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
-        count = 0
-
-        async def send() -> int:
-            nonlocal count
-            body = bodies[count % len(bodies)]
-            count += 1
-            r = await client.post(
-                "/apps/image/invoke",
-                content=body,
-                headers={"content-type": "application/x-npy", "accept": "application/json"},
-            )
-            if r.status_code == 200:
-                last["timing"] = json.loads(r.headers["x-shoal-timing"])
-            return r.status_code
-
-        outcomes = await drive(send, poisson_arrivals(rate, seconds, seed=1), lambda o: progress.advance(task))
-    return outcomes, last
 
 
 def run_demo(seconds: float = 8.0, rate: float = 40.0, console: Console | None = None) -> list[dict[str, Any]]:
@@ -87,7 +62,15 @@ def run_demo(seconds: float = 8.0, rate: float = 40.0, console: Console | None =
                 console=console,
             ) as progress:
                 task = progress.add_task(plan, total=expected)
-                outcomes, last = asyncio.run(_load(server.url, rate, seconds, progress, task))
+                outcomes, last = asyncio.run(
+                    drive_http(
+                        server.url,
+                        "/apps/image/invoke",
+                        _images(32),
+                        poisson_arrivals(rate, seconds, seed=1),
+                        on_done=lambda o, t=task: progress.advance(t),
+                    )
+                )
             status = server.status()
         rows.append(_summary(plan, outcomes, status, last))
         print_status(status, console)
@@ -113,7 +96,7 @@ def _summary(plan: str, outcomes: list[Outcome], status: dict, last: dict) -> di
         "cold_starts": sum(f["cold_starts"] for f in app["functions"]),
         "bill_usd": meter["user_bill"]["total"]["usd"],
         "cost_usd": meter["resource_cost"]["total"]["usd"],
-        "timing": last.get("timing"),
+        "timing": last or None,
     }
 
 
