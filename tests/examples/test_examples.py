@@ -45,7 +45,8 @@ def _photo(h: int = 480, w: int = 640, seed: int = 0) -> np.ndarray:
 
 
 def test_every_example_defines_a_valid_app() -> None:
-    for name, stages in [("image_pipeline", 3), ("tabular_pipeline", 2), ("noop", 1)]:
+    examples = [("image_pipeline", 3), ("tabular_pipeline", 2), ("noop", 1), ("multi_model", 5), ("text_pipeline", 3)]
+    for name, stages in examples:
         app = _load(name).app
         assert isinstance(app, shoal.App)
         app.validate()
