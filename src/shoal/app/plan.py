@@ -90,21 +90,21 @@ class Plan:
     ) -> None:
         app.validate()
         self.app = app
-        groups = [tuple(g) for g in groups]
-        _check_partition(app, groups)
-        self.label = label or ",".join("+".join(g) for g in groups)
+        parts = [tuple(g) for g in groups]
+        _check_partition(app, parts)
+        self.label = label or ",".join("+".join(g) for g in parts)
         default = default or FunctionConfig()
         configs = dict(configs or {})
-        owner = {s: i for i, g in enumerate(groups) for s in g}
-        names = ["+".join(_topo(app, g)) for g in groups]
+        owner = {s: i for i, g in enumerate(parts) for s in g}
+        names = ["+".join(_topo(app, g)) for g in parts]
         unknown = set(configs) - set(names)
         if unknown:
             raise PlanError(f"configuration given for {sorted(unknown)}, which are not functions of this plan: {names}")
-        order = _function_order(app, groups, owner, names)
+        order = _function_order(app, parts, owner, names)
         sink = app.sink
         funcs = []
         for i in order:
-            g = set(groups[i])
+            g = set(parts[i])
             stages = _topo(app, g)
             inputs: list[str] = []
             for s in stages:
@@ -133,8 +133,10 @@ class Plan:
     def parse(cls, app: App, text: str, **kw: Any) -> Plan:
         """``"fine"``, ``"coarse"``, or groups such as ``"decode+resize,backbone,head"``."""
         text = text.strip()
-        if text in ("fine", "coarse"):
-            return getattr(cls, text)(app, **kw)
+        if text == "fine":
+            return cls.fine(app, **kw)
+        if text == "coarse":
+            return cls.coarse(app, **kw)
         if not text:
             raise PlanError("empty plan: write fine, coarse, or groups such as 'a+b,c'")
         groups = [[s.strip() for s in g.split("+")] for g in text.split(",")]
