@@ -405,3 +405,11 @@ def test_token_guards_read_outs() -> None:
             assert srv.client.get(path).status_code == 200  # the client sends the token
         assert httpx.get(srv.url + "/healthz").status_code == 200
         assert srv.status()["apps"][0]["app"] == "echo"
+
+
+def test_an_unsafe_client_request_id_is_replaced_not_echoed(echo_srv: ServerProcess) -> None:
+    """The id goes back in a header and in the JSON body: anything but a plain token is replaced by our own."""
+    r = echo_srv.client.post("/apps/echo/invoke", json=[1], headers={"x-request-id": 'bad"id\\x'})
+    assert r.status_code == 200
+    rid = r.headers["x-request-id"]
+    assert rid != 'bad"id\\x' and r.json()["request_id"] == rid

@@ -21,6 +21,7 @@ from shoal.policy.placement import place_cpus
 from shoal.runtime import devices
 from shoal.runtime.dataplane import SHM_DIR, SegmentPool
 from shoal.runtime.errors import NotFound, Unavailable
+from shoal.runtime.memory import keep_freed_memory
 from shoal.runtime.meter import Meter
 from shoal.runtime.metrics import Metrics
 from shoal.runtime.pool import Instance, Pool
@@ -92,6 +93,7 @@ class Host:
     # -- life cycle -----------------------------------------------------------------------------------------------
     def prepare(self) -> None:
         """Fork the zygote. Call before starting any thread in this process."""
+        keep_freed_memory()
         if self.zygote is None:
             self.zygote = Zygote({n: d.app for n, d in self.deployments.items()}, self.config.preload)
 

@@ -21,12 +21,14 @@ from typing import Any
 import msgpack
 
 from shoal.app import App
+from shoal.runtime.memory import keep_freed_memory
 
 __all__ = ["DEFAULT_PRELOAD", "Zygote", "ZygoteError"]
 
 log = logging.getLogger("shoal.zygote")
 
-DEFAULT_PRELOAD = ("numpy", "onnxruntime", "threadpoolctl", "msgpack")
+#: Imported once by the zygote, so that no instance pays for them. ``onnx`` alone is ~60 ms (BENCHMARKS.md, cold start).
+DEFAULT_PRELOAD = ("numpy", "onnxruntime", "onnx", "threadpoolctl", "msgpack", "shoal.zoo", "shoal.runtime.instance")
 
 
 class ZygoteError(RuntimeError):
@@ -80,6 +82,7 @@ class Zygote:
 def _zygote_main(sock: socket.socket, apps: dict[str, App], preload: tuple[str, ...]) -> None:
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # instances are reaped by the kernel
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle; we leave when it closes us
+    keep_freed_memory()  # inherited by every instance forked from here
     done = []
     for mod in preload:
         try:
