@@ -37,7 +37,9 @@ def print_status(doc: dict[str, Any], console: Console | None = None) -> None:
                 states[i["state"]] = states.get(i["state"], 0) + 1
             inst = ", ".join(f"{n} {s}" for s, n in sorted(states.items())) or "0"
             t.add_row(
-                f["function"] + (" (panic)" if f["panic"] else ""),
+                f["function"]
+                + (" (panic)" if f["panic"] else "")
+                + (" (at CPU capacity)" if f.get("capacity_limited") else ""),
                 "+".join(f["stages"]),
                 f"{f['resources']['vcpu']:g}",
                 str(f["desired"]),

@@ -156,3 +156,24 @@ def test_shared_memory_is_not_leaked() -> None:
         for x, fut in zip(xs, futures, strict=True):
             np.testing.assert_array_equal(fut.result(timeout=60).output, chain3_reference(x))
     wait_until(lambda: own_segments() == before, timeout=10, message="segments to be unlinked after close")
+
+
+def test_scale_out_stops_at_cpu_capacity_but_never_starves_a_function() -> None:
+    """One core for instances: a burst on a 1-vCPU function asks for more instances, but only the first one fits;
+    status says the function is at CPU capacity, and every request is still answered."""
+    app = shoal.App("capped")
+
+    @app.stage(vcpu=1)
+    def nap(x):
+        import time as _t
+
+        _t.sleep(0.05)
+        return x
+
+    cfg = HostConfig(preload=LIGHT.preload, cpus=(0,), tick_s=0.02, stable_window_s=1.0, panic_window_s=0.2)
+    with shoal.local(app, "coarse", cfg) as svc:
+        futures = [svc.submit(i) for i in range(30)]
+        wait_until(lambda: svc.status()["apps"][0]["functions"][0]["capacity_limited"], 20, message="capacity limit")
+        assert [f.result(timeout=60).output for f in futures] == list(range(30))
+        fn = svc.status()["apps"][0]["functions"][0]
+    assert fn["cold_starts"] == 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-__all__ = ["place_cpus"]
+__all__ = ["fits", "place_cpus"]
 
 
 def place_cpus(load: Sequence[float], vcpu: float) -> list[int]:
@@ -21,3 +21,12 @@ def place_cpus(load: Sequence[float], vcpu: float) -> list[int]:
         raise ValueError(f"vcpu must be positive, got {vcpu}")
     n = min(len(load), max(1, math.ceil(vcpu - 1e-9)))
     return sorted(sorted(range(len(load)), key=lambda i: (load[i], i))[:n])
+
+
+def fits(load: Sequence[float], vcpu: float, overcommit: float = 1.0) -> bool:
+    """Whether one more instance of ``vcpu`` cores fits: allocated vCPU stays within cores x ``overcommit``.
+
+    More busy instances than cores only make them share the cores, so CPU-bound functions get slower, not faster,
+    while the resource cost grows (BENCHMARKS.md, dynamic batching: 8 one-vCPU instances on 2 cores).
+    """
+    return sum(load) + vcpu <= len(load) * overcommit + 1e-9

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.app import App, Plan
-from shoal.policy.placement import place_cpus
+from shoal.policy.placement import fits, place_cpus
 from shoal.runtime import devices
 from shoal.runtime.dataplane import SHM_DIR, SegmentPool
 from shoal.runtime.errors import NotFound, Unavailable
@@ -45,6 +45,9 @@ class HostConfig:
     preload: tuple[str, ...] = DEFAULT_PRELOAD
     prices: PriceTable = DEFAULT_PRICES
     cpus: tuple[int, ...] | None = None  # cores instances may use; None: all this process may use
+    #: Scale-out beyond a function's first instance is admitted only while the vCPU allocated to all instances stays
+    #: within cores x this factor (a function's first instance is always admitted, so none can starve).
+    cpu_overcommit: float = 1.0
 
 
 @dataclass
@@ -148,6 +151,9 @@ class Host:
             self.cpu_load[c] += vcpu / len(chosen)
         return chosen
 
+    def can_scale_out(self, vcpu: float) -> bool:
+        return fits([self.cpu_load[c] for c in self.cpus], vcpu, self.config.cpu_overcommit)
+
     def unplace(self, cpus: list[int], vcpu: float) -> None:
         for c in cpus:
             self.cpu_load[c] = max(0.0, self.cpu_load[c] - vcpu / len(cpus))
@@ -210,6 +216,7 @@ class Host:
                         "resources": vars(f.resources) | {},
                         "desired": pool.desired if pool else 0,
                         "panic": pool.panic if pool else False,
+                        "capacity_limited": pool.capacity_limited if pool else False,
                         "queued": len(pool.queue) if pool else 0,
                         "in_flight": pool.in_flight if pool else 0,
                         "cold_starts": pool.cold_starts if pool else 0,

@@ -150,6 +150,7 @@ class Pool:
         )
         self.desired = cfg.min_instances
         self.panic = False
+        self.capacity_limited = False
         self.last_error: str | None = None
         #: After a model fails to load, no new instance starts before this time (exponential backoff), so that a
         #: broken model does not become a fork storm; requests meanwhile get 503 naming the load error.
@@ -339,7 +340,11 @@ class Pool:
         d = self.autoscaler.decide(ScaleObservation(now, self.in_flight, len(self.queue), ready, starting))
         self.desired, self.panic = d.desired, d.panic
         live = ready + starting
+        self.capacity_limited = False
         for _ in range(d.desired - live if now >= self.backoff_until else 0):
+            if self.count("ready") + self.count("starting") > 0 and not self.host.can_scale_out(self.fn.resources.vcpu):
+                self.capacity_limited = True  # the cores are all allocated: more instances would only share them
+                break
             self.start_instance()
         if d.desired < live:
             idle = [
