@@ -89,6 +89,8 @@ class Instance:
                 self.pool.on_ready(self)
             elif op == "failed":
                 self.pool.on_load_failed(self, f"{msg['etype']}: {msg['message']}")
+        if self._writer is not None:
+            self._writer.close()  # the process is gone: release our end of its socket
         self.pool.on_died(self)
 
     async def run(self, msg: dict[str, Any]) -> dict[str, Any]:
