@@ -1,4 +1,5 @@
-"""Load: open-loop drivers and arrival generators (traces come with the granularity issue). Imports nothing of Shoal."""
+"""Load: open-loop drivers, arrival generators (``generators``) and trace readers (``traces``, ``source``).
+Imports nothing of Shoal."""
 
 from shoal.workload.driver import Outcome, drive, poisson_arrivals
 

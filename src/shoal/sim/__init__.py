@@ -1,0 +1,33 @@
+"""A discrete-event simulator that drives Shoal's own policies at cluster scale (docs/simulator.md).
+
+The runtime and the simulator are two environments around the same pure policies (DESIGN.md, idea 3): the pools
+here feed ``KpaAutoscaler``, ``instances_to_retire`` and ``decide_batch`` exactly as ``runtime/pool.py`` does, on a
+virtual clock. GPU latency comes from the measured table in ``../shared/gpu-profiles/``.
+"""
+
+from shoal.sim.cluster import Cluster, ClusterError, ClusterSpec, Network, NodeSpec
+from shoal.sim.engine import SimConfig, Simulator
+from shoal.sim.gpu import GpuDevice, GpuShare, GpuTable, GpuTableError
+from shoal.sim.kernel import Kernel
+from shoal.sim.model import Deployment, ModelError, StageModel, read_stage_models
+from shoal.sim.result import SimResult
+
+__all__ = [
+    "Cluster",
+    "ClusterError",
+    "ClusterSpec",
+    "Deployment",
+    "GpuDevice",
+    "GpuShare",
+    "GpuTable",
+    "GpuTableError",
+    "Kernel",
+    "ModelError",
+    "Network",
+    "NodeSpec",
+    "SimConfig",
+    "SimResult",
+    "Simulator",
+    "StageModel",
+    "read_stage_models",
+]

@@ -1,0 +1,188 @@
+"""The simulated cluster: nodes with CPU cores, memory and GPUs, the network between them, and instance placement.
+
+A cluster is written as TOML (``shoal sim --cluster CLUSTER.toml``)::
+
+    [network]                    # optional; these are the defaults
+    latency_ms = 0.5             # one hop between two nodes
+    bandwidth_gbps = 10
+    local_latency_ms = 0.05      # one hop inside a node (shared memory)
+    local_bandwidth_gbps = 80
+
+    [[nodes]]                    # a group of identical nodes; repeat for heterogeneous clusters
+    count = 100
+    cpus = 32
+    memory_gb = 128
+    gpus = 4
+    gpu_memory_gb = 16
+
+Placement (which node and GPU an instance goes to) is next-fit over nodes (start where the last placement
+succeeded), and on a node best-fit over its GPUs under FaST-GShare admission (the fullest GPU that still admits the
+share), so that small shares pack onto few devices. policy/ holds no cluster-level placement yet; when it does, this
+is the function to replace with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from shoal.sim.gpu import GpuDevice, GpuShare
+
+__all__ = ["Cluster", "ClusterError", "ClusterSpec", "Network", "NodeSpec"]
+
+_EPS = 1e-9
+
+
+class ClusterError(ValueError):
+    """A cluster description is malformed."""
+
+
+@dataclass(frozen=True)
+class NodeSpec:
+    cpus: float = 16.0
+    memory_mb: int = 64 * 1024
+    gpus: int = 0
+    gpu_memory_mb: int = 16 * 1024
+
+    def __post_init__(self) -> None:
+        if self.cpus <= 0 or self.memory_mb <= 0 or self.gpus < 0 or self.gpu_memory_mb < 0:
+            raise ClusterError(f"a node needs cpus > 0, memory > 0, gpus >= 0 and GPU memory >= 0: {self}")
+
+
+@dataclass(frozen=True)
+class Network:
+    """Data-hop times: a fixed latency plus bytes over bandwidth, inside a node or between nodes."""
+
+    latency_s: float = 0.5e-3
+    bandwidth_bytes_s: float = 10e9 / 8
+    local_latency_s: float = 0.05e-3
+    local_bandwidth_bytes_s: float = 80e9 / 8
+
+    def hop_s(self, same_node: bool, nbytes: int) -> float:
+        if same_node:
+            return self.local_latency_s + nbytes / self.local_bandwidth_bytes_s
+        return self.latency_s + nbytes / self.bandwidth_bytes_s
+
+
+@dataclass(frozen=True)
+class ClusterSpec:
+    nodes: tuple[NodeSpec, ...]
+    network: Network = field(default_factory=Network)
+
+    def __post_init__(self) -> None:
+        if not self.nodes:
+            raise ClusterError("a cluster needs at least one node")
+
+    @classmethod
+    def uniform(cls, count: int, node: NodeSpec | None = None, network: Network | None = None) -> ClusterSpec:
+        return cls(tuple([node or NodeSpec()] * count), network or Network())
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> ClusterSpec:
+        import tomllib
+
+        p = Path(path)
+        try:
+            data = tomllib.loads(p.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ClusterError(f"cannot read cluster file {str(p)!r}: {e}") from None
+        except tomllib.TOMLDecodeError as e:
+            raise ClusterError(f"cluster file {str(p)!r} is not valid TOML: {e}") from None
+        return cls.from_dict(data, where=str(p))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], where: str = "cluster") -> ClusterSpec:
+        unknown = set(data) - {"network", "nodes"}
+        if unknown:
+            raise ClusterError(f"{where}: unknown section(s) {sorted(unknown)}; expected [network] and [[nodes]]")
+        net = dict(data.get("network", {}))
+        keys = {"latency_ms", "bandwidth_gbps", "local_latency_ms", "local_bandwidth_gbps"}
+        if set(net) - keys:
+            raise ClusterError(f"{where}: unknown [network] key(s) {sorted(set(net) - keys)}")
+        d = Network()
+        network = Network(
+            latency_s=net.get("latency_ms", d.latency_s * 1e3) / 1e3,
+            bandwidth_bytes_s=net.get("bandwidth_gbps", d.bandwidth_bytes_s * 8 / 1e9) * 1e9 / 8,
+            local_latency_s=net.get("local_latency_ms", d.local_latency_s * 1e3) / 1e3,
+            local_bandwidth_bytes_s=net.get("local_bandwidth_gbps", d.local_bandwidth_bytes_s * 8 / 1e9) * 1e9 / 8,
+        )
+        nodes: list[NodeSpec] = []
+        for group in data.get("nodes", []):
+            g = dict(group)
+            keys = {"count", "cpus", "memory_gb", "gpus", "gpu_memory_gb"}
+            if set(g) - keys:
+                raise ClusterError(f"{where}: unknown [[nodes]] key(s) {sorted(set(g) - keys)}")
+            spec = NodeSpec(
+                cpus=float(g.get("cpus", 16)),
+                memory_mb=int(g.get("memory_gb", 64) * 1024),
+                gpus=int(g.get("gpus", 0)),
+                gpu_memory_mb=int(g.get("gpu_memory_gb", 16) * 1024),
+            )
+            nodes.extend([spec] * int(g.get("count", 1)))
+        if not nodes:
+            raise ClusterError(f"{where}: no nodes; add a [[nodes]] table with count, cpus, memory_gb, gpus")
+        return cls(tuple(nodes), network)
+
+
+class _Node:
+    __slots__ = ("cpus_free", "gpus", "memory_free", "spec")
+
+    def __init__(self, spec: NodeSpec) -> None:
+        self.spec = spec
+        self.cpus_free = spec.cpus
+        self.memory_free = spec.memory_mb
+        self.gpus = [GpuDevice(spec.gpu_memory_mb) for _ in range(spec.gpus)]
+
+
+class Cluster:
+    """Free capacity of every node and GPU; places and releases instances."""
+
+    def __init__(self, spec: ClusterSpec) -> None:
+        self.spec = spec
+        self.network = spec.network
+        self.nodes = [_Node(n) for n in spec.nodes]
+        self.gpu_count = sum(len(n.gpus) for n in self.nodes)
+        self._where: dict[str, tuple[int, int, float, int]] = {}  # key -> (node, gpu or -1, vcpu, memory_mb)
+        self._next = 0
+        self.gpu_used = 0.0  # sum over devices of sm * quota in use
+
+    def place(self, key: str, vcpu: float, memory_mb: int, share: GpuShare | None) -> int | None:
+        """Reserve room for an instance; the node index, or None if no node has room."""
+        n = len(self.nodes)
+        for step in range(n):
+            i = (self._next + step) % n
+            node = self.nodes[i]
+            if node.cpus_free + _EPS < vcpu or node.memory_free < memory_mb:
+                continue
+            g = -1
+            if share is not None:
+                fits = [(d.used, j) for j, d in enumerate(node.gpus) if d.admits(share)]
+                if not fits:
+                    continue
+                g = max(fits, key=lambda f: (f[0], -f[1]))[1]
+                node.gpus[g].admit(key, share)
+                self.gpu_used += share.fraction
+            node.cpus_free -= vcpu
+            node.memory_free -= memory_mb
+            self._where[key] = (i, g, vcpu, memory_mb)
+            self._next = i
+            return i
+        return None
+
+    def release(self, key: str) -> None:
+        i, g, vcpu, memory_mb = self._where.pop(key)
+        node = self.nodes[i]
+        node.cpus_free += vcpu
+        node.memory_free += memory_mb
+        if g >= 0:
+            frac = node.gpus[g].shares[key].fraction
+            node.gpus[g].release(key)
+            self.gpu_used = max(0.0, self.gpu_used - frac)
+
+    def gpu_occupancy(self) -> float:
+        """Share of all GPU capacity (sum of sm x quota over devices / devices) held by instances."""
+        return self.gpu_used / self.gpu_count if self.gpu_count else 0.0
+
+    def gpu_devices_busy(self) -> int:
+        return sum(1 for node in self.nodes for d in node.gpus if d.shares)

@@ -1,0 +1,458 @@
+"""The simulation: deployments' function pools on a cluster, driven by Shoal's own policies, fed by arrivals.
+
+Each function of each deployment has a pool, as in the runtime (``runtime/pool.py``): a queue, instances that cold
+start and stay warm, and on every tick (``tick_s``, 0.1 s like the runtime's) an observation to the *unmodified*
+``KpaAutoscaler``, whose decision is carried out with ``instances_to_retire`` for the keep-alive. Dispatch asks
+``decide_batch`` when a function batches; with ``max_batch_size == 1`` that policy always answers "send the oldest
+request now", so the pool does that without the call (tests/sim check the two agree).
+
+A pool with no instance, no request and a zero decision outside panic is *dormant*: it leaves the tick loop. When a
+request wakes it, the ticks it skipped within the last stable window are replayed to the autoscaler as the zero
+observations they would have been, so its windows hold exactly what continuous ticking would have left there.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from shoal.app import INPUT
+from shoal.policy.autoscale import AutoscalerConfig, KpaAutoscaler, ScaleObservation
+from shoal.policy.batching import decide_batch
+from shoal.policy.keepalive import IdleInstance, instances_to_retire
+from shoal.sim.cluster import Cluster, ClusterSpec
+from shoal.sim.gpu import GpuShare, GpuTable, sm_quota_for
+from shoal.sim.kernel import Kernel
+from shoal.sim.meter import Prices, SimMeter
+from shoal.sim.model import Deployment, ModelError
+from shoal.sim.result import SimResult
+
+__all__ = ["SimConfig", "Simulator"]
+
+OK, REJECTED = 200, 429
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    tick_s: float = 0.1
+    stable_window_s: float = 60.0
+    panic_window_s: float = 6.0
+    #: Platform part of a cold start (process start, imports); stage ``load_s`` is added per function.
+    cold_start_s: float = 0.25
+    #: Period of the time series in the result (instances, GPU occupancy, cost, SLO hit rate).
+    sample_s: float = 60.0
+    seed: int = 0
+    #: Let a pool with nothing to do leave the tick loop (and replay the skipped zero observations when it wakes).
+    #: Off, every pool is observed on every tick, as in the runtime; results are the same either way (tests/sim).
+    skip_idle_ticks: bool = True
+    prices: Prices | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.tick_s > 0 or not self.sample_s >= self.tick_s:
+            raise ValueError("need tick_s > 0 and sample_s >= tick_s")
+
+
+class _Inst:
+    __slots__ = ("id", "idle_since", "in_flight", "node", "ready_at", "started_at", "state")
+
+    def __init__(self, iid: str, node: int, now: float) -> None:
+        self.id = iid
+        self.node = node
+        self.state = 0  # 0 starting, 1 ready
+        self.started_at = now
+        self.ready_at = math.inf
+        self.idle_since = now
+        self.in_flight = 0
+
+
+class _Req:
+    __slots__ = ("cold_s", "dep", "exec_s", "failed", "hop_s", "nodes", "queue_s", "t0", "wait")
+
+    def __init__(self, dep: int, t0: float, wait: list[int] | None, n_fn: int) -> None:
+        self.dep = dep
+        self.t0 = t0
+        self.wait = wait
+        self.nodes = [-1] * n_fn if n_fn > 1 else None
+        self.queue_s = self.cold_s = self.exec_s = self.hop_s = 0.0
+        self.failed = False
+
+
+class _Pool:
+    """One function of one deployment."""
+
+    def __init__(self, sim: Simulator, dep: int, idx: int, d: Deployment, table: GpuTable | None) -> None:
+        fn = d.plan.functions[idx]
+        self.sim = sim
+        self.dep = dep
+        self.idx = idx
+        self.key = f"{d.label}/{fn.name}"
+        self.fn = fn
+        cfg = fn.config
+        self.limit = fn.resources.max_concurrency
+        self.max_batch = cfg.max_batch_size
+        self.max_wait = cfg.max_batch_wait_s
+        self.queue_limit = cfg.queue_limit
+        self.keep_alive = cfg.keep_alive_s
+        self.min_instances = cfg.min_instances
+        c = sim.config
+        self.scaler = KpaAutoscaler(
+            AutoscalerConfig(
+                target_concurrency=fn.target_concurrency,
+                min_instances=cfg.min_instances,
+                max_instances=cfg.max_instances,
+                stable_window_s=c.stable_window_s,
+                panic_window_s=c.panic_window_s,
+            )
+        )
+        models = [d.model_of(s) for s in fn.stages]
+        self.batched = [d.app[s].batch for s in fn.stages]
+        self.models = models
+        needs_gpu = any(m.kind == "gpu" for m in models)
+        share = d.gpu_shares.get(fn.name)
+        if share is None and fn.resources.gpu > 0:
+            share = sm_quota_for(fn.resources.gpu)
+        if share is not None and share.memory_mb == 0 and fn.resources.gpu_memory_mb:
+            share = GpuShare(share.sm, share.quota, fn.resources.gpu_memory_mb)
+        if needs_gpu and share is None:
+            raise ModelError(f"function {self.key!r} runs a GPU stage model but has no GPU share (Resources.gpu)")
+        if needs_gpu and table is None:
+            raise ModelError(f"function {self.key!r} runs a GPU stage model but no GPU table was loaded")
+        self.share = share
+        self.table = table
+        self.cold_s = c.cold_start_s + sum(m.load_s for m in models)
+        self.out_bytes = sum(m.output_bytes for s, m in zip(fn.stages, models, strict=True) if s in fn.outputs)
+        self._const = None if any(m.kind == "gpu" or m.cv > 0 for m in models) else sum(m.mean_s for m in models)
+        self._gpu_memo: dict[int, float] = {}
+        self.instances: dict[str, _Inst] = {}
+        self.queue: deque[tuple[_Req, float, float]] = deque()  # (request, time enqueued, hop in)
+        self.in_flight = 0
+        self.ready = 0
+        self.starting = 0
+        self.desired = cfg.min_instances
+        self.panic = False
+        self.active = False
+        self.last_tick = -1  # index of the last tick this pool was observed on
+        self.n = 0
+        self.cold_starts = 0
+        self.unplaced = 0
+        self.wake_pending = False
+        self.down: list[int] = []
+        self.up: list[int] = []
+        self.sink = False
+        self.account: Any = None
+
+    # -- service times --------------------------------------------------------------------------------------------
+    def exec_s(self, b: int) -> float:
+        if self._const is not None and b == 1:
+            return self._const
+        total = 0.0
+        rng = self.sim.rng
+        for m, batched in zip(self.models, self.batched, strict=True):
+            reps, size = (1, b) if batched else (b, 1)
+            if m.kind == "gpu":
+                t = self._gpu_memo.get(size)
+                if t is None:
+                    assert self.table is not None and self.share is not None and m.model is not None
+                    t = self._gpu_memo[size] = self.table.latency_s(m.model, size, self.share.sm, self.share.quota)
+                total += reps * t
+            else:
+                base = m.mean_s * (size**m.batch_exponent if size > 1 else 1.0)
+                if m.cv > 0:
+                    s2 = math.log1p(m.cv * m.cv)
+                    for _ in range(reps):
+                        total += base * rng.lognormvariate(-s2 / 2, math.sqrt(s2))
+                else:
+                    total += reps * base
+        return total
+
+    # -- instances ------------------------------------------------------------------------------------------------
+    def start(self) -> bool:
+        sim = self.sim
+        now = sim.kernel.now
+        self.n += 1
+        iid = f"{self.key}#{self.n:08d}"
+        r = self.fn.resources
+        node = sim.cluster.place(iid, r.vcpu, r.memory_mb, self.share)
+        if node is None:
+            self.unplaced += 1
+            return False
+        inst = _Inst(iid, node, now)
+        self.instances[iid] = inst
+        self.starting += 1
+        self.cold_starts += 1
+        sim.meter.instance_started(self.key, now)
+        sim.live += 1
+        sim.kernel.at(now + self.cold_s, self._on_ready, inst)
+        self._activate()
+        return True
+
+    def _on_ready(self, inst: _Inst) -> None:
+        if inst.state != 0 or inst.id not in self.instances:
+            return
+        inst.state = 1
+        inst.ready_at = inst.idle_since = self.sim.kernel.now
+        self.starting -= 1
+        self.ready += 1
+        self.pump()
+
+    def retire(self, inst: _Inst) -> None:
+        sim = self.sim
+        del self.instances[inst.id]
+        self.ready -= 1
+        sim.cluster.release(inst.id)
+        sim.meter.instance_stopped(self.key, inst.started_at, sim.kernel.now)
+        sim.live -= 1
+
+    # -- requests -------------------------------------------------------------------------------------------------
+    def submit(self, req: _Req, hop_s: float) -> None:
+        if len(self.queue) >= self.queue_limit:
+            self.sim.fail(req)
+            return
+        if not self.active:
+            self._activate()
+        if self.ready + self.starting == 0:
+            self.start()  # scale from zero at once, as the runtime's activator path does
+        self.queue.append((req, self.sim.kernel.now, hop_s))
+        self.pump()
+
+    def _free(self) -> _Inst | None:
+        best = None
+        limit = self.limit
+        for inst in self.instances.values():
+            if inst.state == 1 and inst.in_flight < limit and (best is None or inst.in_flight < best.in_flight):
+                best = inst
+                if inst.in_flight == 0:
+                    break
+        return best
+
+    def pump(self) -> None:
+        queue = self.queue
+        kernel = self.sim.kernel
+        while queue:
+            inst = self._free()
+            if inst is None:
+                return
+            now = kernel.now
+            if self.max_batch == 1:
+                take = 1
+            else:
+                d = decide_batch(
+                    now=now,
+                    queued=len(queue),
+                    oldest_arrival=queue[0][1],
+                    free_slots=1,
+                    max_batch_size=self.max_batch,
+                    max_wait_s=self.max_wait,
+                )
+                take = d.take
+                if take == 0:
+                    if d.wake_at is not None and not self.wake_pending:
+                        self.wake_pending = True
+                        kernel.at(max(now, d.wake_at), self._on_wake)
+                    return
+            batch = [queue.popleft() for _ in range(take)]
+            inst.in_flight += 1
+            self.in_flight += take
+            ex = self.exec_s(take)
+            hop = 0.0
+            for req, t_enq, h in batch:
+                if req.nodes is not None and self.up:
+                    h = max(
+                        (self.sim.hop(req.nodes[u], inst.node, self.sim.pools[self.dep][u].out_bytes) for u in self.up),
+                        default=0.0,
+                    )
+                hop = max(hop, h)
+                cold = min(now - t_enq, max(0.0, inst.ready_at - max(t_enq, inst.started_at)))
+                req.cold_s += cold
+                req.queue_s += now - t_enq - cold
+                req.hop_s += h
+                req.exec_s += ex
+            kernel.at(now + hop + ex, self._on_done, (inst, batch, ex / take))
+
+    def _on_wake(self, _: object) -> None:
+        self.wake_pending = False
+        self.pump()
+
+    def _on_done(self, arg: tuple[_Inst, list[tuple[_Req, float, float]], float]) -> None:
+        inst, batch, billed = arg
+        sim = self.sim
+        self.in_flight -= len(batch)
+        inst.in_flight -= 1
+        if inst.in_flight == 0:
+            inst.idle_since = sim.kernel.now
+        acc = self.account
+        acc.invocations += len(batch)
+        acc.billed_s += billed * len(batch)
+        for req, _, _ in batch:
+            if req.failed:
+                continue
+            if self.sink:
+                sim.finish(req)
+            else:
+                req.nodes[self.idx] = inst.node  # type: ignore[index]
+                sim.forward(req, self)
+        self.pump()
+
+    # -- scaling --------------------------------------------------------------------------------------------------
+    def _activate(self, replay: bool = True) -> None:
+        if self.active:
+            return
+        self.active = True
+        sim = self.sim
+        k_now = sim.tick_index
+        back = math.ceil(sim.config.stable_window_s / sim.config.tick_s) + 1
+        for k in range(max(self.last_tick + 1, k_now - back), k_now + 1 if replay else 0):
+            self.scaler.decide(ScaleObservation(k * sim.config.tick_s, 0, 0, 0, 0))
+            self.last_tick = k
+        sim.active.append(self)
+
+    def tick(self, k: int, now: float) -> bool:
+        """The runtime's ``Pool.tick``. Returns False when the pool has gone dormant."""
+        self.last_tick = k
+        ready, starting = self.ready, self.starting
+        d = self.scaler.decide(ScaleObservation(now, self.in_flight, len(self.queue), ready, starting))
+        self.desired, self.panic = d.desired, d.panic
+        live = ready + starting
+        for _ in range(d.desired - live):
+            if not self.start():
+                break
+        if d.desired < live:
+            idle = [
+                IdleInstance(i.id, i.idle_since) for i in self.instances.values() if i.state == 1 and not i.in_flight
+            ]
+            if idle:
+                for iid in instances_to_retire(
+                    idle,
+                    now=now,
+                    keep_alive_s=self.keep_alive,
+                    total=live,
+                    desired=d.desired,
+                    min_instances=self.min_instances,
+                ):
+                    self.retire(self.instances[iid])
+        nothing = not self.instances and not self.queue and not self.in_flight
+        if nothing and d.desired == 0 and not d.panic and self.sim.config.skip_idle_ticks:
+            self.active = False
+        return self.active
+
+
+class Simulator:
+    """Run deployments on a cluster under a stream of arrivals; see the module docstring."""
+
+    def __init__(
+        self,
+        cluster: ClusterSpec,
+        deployments: Sequence[Deployment],
+        config: SimConfig | None = None,
+        gpu_table: GpuTable | None = None,
+    ) -> None:
+        if not deployments:
+            raise ModelError("nothing to simulate: no deployment")
+        self.config = config or SimConfig()
+        self.deployments = list(deployments)
+        self.kernel = Kernel()
+        self.cluster = Cluster(cluster)
+        self.meter = SimMeter(self.config.prices)
+        self.rng = random.Random(self.config.seed)
+        self.tick_index = 0
+        self.live = 0
+        self.active: list[_Pool] = []
+        self.pools: list[list[_Pool]] = []
+        self._templates: list[list[int] | None] = []
+        self._sources: list[list[int]] = []
+        for di, d in enumerate(self.deployments):
+            fns = d.plan.functions
+            pools = [_Pool(self, di, i, d, gpu_table) for i in range(len(fns))]
+            index = {f.name: i for i, f in enumerate(fns)}
+            for i, f in enumerate(fns):
+                pools[i].up = [index[u] for u in f.upstream]
+                for u in f.upstream:
+                    pools[index[u]].down.append(i)
+                pools[i].sink = d.app.sink in f.stages
+                p = pools[i]
+                self.meter.register(p.key, f.resources, p.share.fraction if p.share else 0.0)
+                p.account = self.meter.account(p.key)
+            self.pools.append(pools)
+            self._templates.append([len(f.upstream) for f in fns] if len(fns) > 1 else None)
+            self._sources.append([i for i, f in enumerate(fns) if set(f.inputs) == {INPUT}])
+        for pools in self.pools:
+            for p in pools:
+                if p.min_instances or not self.config.skip_idle_ticks:
+                    p._activate(replay=False)
+        self.slo_s = [d.app.slo.latency_s for d in self.deployments]
+        self.out = SimResult.empty(self)
+
+    # -- the request path -----------------------------------------------------------------------------------------
+    def hop(self, src: int, dst: int, nbytes: int) -> float:
+        return self.cluster.network.hop_s(src == dst, nbytes)
+
+    def _arrive_k(self, k: int) -> None:
+        self.arrive(self._deps[k])
+
+    def arrive(self, dep: int) -> None:
+        tpl = self._templates[dep]
+        pools = self.pools[dep]
+        req = _Req(dep, self.kernel.now, None if tpl is None else list(tpl), len(pools))
+        for i in self._sources[dep]:
+            pools[i].submit(req, 0.0)
+
+    def forward(self, req: _Req, done: _Pool) -> None:
+        wait = req.wait
+        pools = self.pools[req.dep]
+        assert wait is not None
+        for j in done.down:
+            wait[j] -= 1
+            if wait[j] == 0:
+                pools[j].submit(req, 0.0)
+
+    def finish(self, req: _Req) -> None:
+        self.out.add(req, self.kernel.now - req.t0, OK)
+
+    def fail(self, req: _Req) -> None:
+        if not req.failed:  # a request fails once, whichever branch of the DAG refused it first
+            req.failed = True
+            self.out.add(req, self.kernel.now - req.t0, REJECTED)
+
+    # -- ticks ----------------------------------------------------------------------------------------------------
+    def _tick(self, k: int) -> None:
+        self.tick_index = k
+        now = self.kernel.now
+        if self.active:
+            self.active = [p for p in self.active if p.tick(k, now)]
+        if k % self._per_sample == 0:
+            self.out.sample(self, now)
+        self.kernel.at((k + 1) * self.config.tick_s, self._tick, k + 1)
+
+    # -- running --------------------------------------------------------------------------------------------------
+    def run(self, times: np.ndarray, deployment_of: np.ndarray | None = None, until: float | None = None) -> SimResult:
+        """Simulate arrivals at ``times`` (sorted seconds) to deployments ``deployment_of`` (indices; default all to
+        deployment 0) up to ``until`` (default: the last arrival plus a keep-alive's drain)."""
+        times = np.asarray(times, dtype=np.float64)
+        if times.size and (np.diff(times) < 0).any():
+            raise ValueError("arrival times must be sorted")
+        if deployment_of is None:
+            deps = [0] * times.size
+        else:
+            deployment_of = np.asarray(deployment_of)
+            if deployment_of.shape != times.shape:
+                raise ValueError("deployment_of must have one entry per arrival")
+            if deployment_of.size and (deployment_of.min() < 0 or deployment_of.max() >= len(self.deployments)):
+                raise ValueError(f"deployment indices must be in [0, {len(self.deployments)})")
+            deps = deployment_of.tolist()
+        if until is None:
+            last = float(times[-1]) if times.size else 0.0
+            until = last + 1.0
+        self._per_sample = max(1, round(self.config.sample_s / self.config.tick_s))
+        self.kernel.at(0.0, self._tick, 0)
+        self._deps = deps
+        wall = time.perf_counter()
+        self.kernel.run(until, times.tolist(), self._arrive_k)
+        self.out.finish(self, until, time.perf_counter() - wall, int(times.size))
+        return self.out

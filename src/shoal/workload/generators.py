@@ -1,0 +1,101 @@
+"""Synthetic arrival processes as arrays of arrival times (seconds from 0, float64, sorted), all seeded.
+
+- :func:`poisson`: homogeneous Poisson arrivals.
+- :func:`mmpp`: a Markov-modulated Poisson process (bursty): the rate switches between states, staying in each for
+  an exponential time.
+- :func:`diurnal`: a sinusoidal day (or any period) of rates, as a non-homogeneous Poisson process.
+- :func:`ramp`: a linear ramp of rates.
+
+Non-homogeneous processes are drawn by thinning (Lewis and Shedler): a Poisson process at the peak rate, each point
+kept with probability rate(t) / peak. Imports nothing of Shoal.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+__all__ = ["diurnal", "mmpp", "poisson", "ramp", "thinned"]
+
+
+def _check(rate: float, seconds: float) -> None:
+    if not (rate >= 0 and math.isfinite(rate)):
+        raise ValueError(f"rate must be a finite number >= 0, got {rate!r}")
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"seconds must be a finite number > 0, got {seconds!r}")
+
+
+def poisson(rate: float, seconds: float, seed: int = 0) -> np.ndarray:
+    """Poisson arrivals of ``rate`` per second over ``[0, seconds)``: a Poisson count, then sorted uniform times."""
+    _check(rate, seconds)
+    rng = np.random.default_rng(seed)
+    n = rng.poisson(rate * seconds)
+    return np.sort(rng.random(n) * seconds)
+
+
+def thinned(rate_at: Callable[[np.ndarray], np.ndarray], peak: float, seconds: float, seed: int = 0) -> np.ndarray:
+    """Non-homogeneous Poisson arrivals with rate ``rate_at(t)`` (vectorised, never above ``peak``)."""
+    _check(peak, seconds)
+    rng = np.random.default_rng(seed)
+    t = np.sort(rng.random(rng.poisson(peak * seconds)) * seconds)
+    if peak == 0:
+        return t
+    keep = rng.random(t.size) * peak < rate_at(t)
+    return t[keep]
+
+
+def diurnal(
+    mean_rate: float,
+    seconds: float,
+    *,
+    period_s: float = 86_400.0,
+    amplitude: float = 0.5,
+    peak_at_s: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Rate ``mean_rate * (1 + amplitude * cos(2π (t - peak_at_s) / period_s))``; ``amplitude`` in [0, 1]."""
+    if not 0 <= amplitude <= 1:
+        raise ValueError(f"amplitude must be in [0, 1], got {amplitude!r}")
+    w = 2 * math.pi / period_s
+    return thinned(
+        lambda t: mean_rate * (1 + amplitude * np.cos(w * (t - peak_at_s))),
+        mean_rate * (1 + amplitude),
+        seconds,
+        seed,
+    )
+
+
+def ramp(start_rate: float, end_rate: float, seconds: float, seed: int = 0) -> np.ndarray:
+    """Rate rising (or falling) linearly from ``start_rate`` to ``end_rate`` over ``seconds``."""
+    _check(start_rate, seconds)
+    _check(end_rate, seconds)
+    return thinned(
+        lambda t: start_rate + (end_rate - start_rate) * t / seconds, max(start_rate, end_rate), seconds, seed
+    )
+
+
+def mmpp(
+    rates: Sequence[float], mean_dwell_s: Sequence[float], seconds: float, seed: int = 0, start_state: int = 0
+) -> np.ndarray:
+    """Bursty arrivals: state ``i`` emits Poisson arrivals at ``rates[i]`` for an exponential time of mean
+    ``mean_dwell_s[i]``, then moves to another state chosen uniformly (with two states: they alternate)."""
+    if len(rates) != len(mean_dwell_s) or not rates:
+        raise ValueError("rates and mean_dwell_s must be non-empty and of the same length")
+    for r in rates:
+        _check(r, seconds)
+    if any(not d > 0 for d in mean_dwell_s):
+        raise ValueError("every mean dwell time must be > 0")
+    rng = np.random.default_rng(seed)
+    k = len(rates)
+    state, t = start_state, 0.0
+    parts = []
+    while t < seconds:
+        dwell = min(rng.exponential(mean_dwell_s[state]), seconds - t)
+        n = rng.poisson(rates[state] * dwell)
+        parts.append(t + rng.random(n) * dwell)
+        t += dwell
+        if k > 1:
+            state = (state + 1 + int(rng.integers(k - 1))) % k
+    return np.sort(np.concatenate(parts)) if parts else np.zeros(0)

@@ -1,0 +1,41 @@
+"""Synthetic arrival processes: seeded, sorted, and at the rates asked for."""
+
+import numpy as np
+import pytest
+
+from shoal.workload import generators as g
+
+
+def test_poisson_rate_and_determinism():
+    t = g.poisson(100.0, 100.0, seed=1)
+    assert abs(len(t) - 10_000) < 4 * 100  # 4 sigma
+    assert np.array_equal(t, g.poisson(100.0, 100.0, seed=1))
+    assert np.all(np.diff(t) >= 0) and t.min() >= 0 and t.max() < 100.0
+    gaps = np.diff(t)
+    assert np.std(gaps) / np.mean(gaps) == pytest.approx(1.0, abs=0.05)  # exponential gaps
+
+
+def test_mmpp_is_burstier_than_poisson():
+    t = g.mmpp([5.0, 200.0], [20.0, 2.0], 2000.0, seed=2)
+    counts = np.histogram(t, bins=np.arange(0, 2001, 1.0))[0]
+    assert counts.var() / counts.mean() > 5  # index of dispersion well above Poisson's 1
+
+
+def test_diurnal_peaks_where_asked():
+    t = g.diurnal(10.0, 86_400.0, amplitude=0.8, peak_at_s=43_200.0, seed=3)
+    per_hour = np.histogram(t, bins=24, range=(0, 86_400))[0]
+    assert int(np.argmax(per_hour)) in (11, 12)
+    assert per_hour.sum() == pytest.approx(864_000, rel=0.02)
+
+
+def test_ramp_grows():
+    t = g.ramp(0.0, 100.0, 100.0, seed=4)
+    first, second = (t < 50).sum(), (t >= 50).sum()
+    assert second > 2.5 * first
+
+
+def test_refuses_bad_rates():
+    with pytest.raises(ValueError, match="rate"):
+        g.poisson(-1.0, 10.0)
+    with pytest.raises(ValueError, match="amplitude"):
+        g.diurnal(1.0, 10.0, amplitude=2.0)
