@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shoal.runtime.prices import DEFAULT_PRICES, PriceError, PriceTable
+from shoal.predict.prices import DEFAULT_PRICES, PriceError, PriceTable
 
 GOOD = """
 per_request = 2e-7

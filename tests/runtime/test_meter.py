@@ -8,8 +8,8 @@ import math
 import pytest
 
 from shoal.app.spec import Resources
+from shoal.predict.prices import PriceTable
 from shoal.runtime.meter import Meter, RequestRecord
-from shoal.runtime.prices import PriceTable
 
 # Round prices so that every figure below can be checked by hand.
 PRICES = PriceTable(per_request=0.5, per_vcpu_s=2.0, per_gib_s=3.0, per_gpu_s=10.0, source="test")

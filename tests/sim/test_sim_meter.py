@@ -3,8 +3,8 @@
 import pytest
 
 from shoal.app import Resources
+from shoal.predict.prices import DEFAULT_PRICES
 from shoal.runtime.meter import Meter, RequestRecord
-from shoal.runtime.prices import DEFAULT_PRICES
 from shoal.sim.meter import SimMeter
 
 

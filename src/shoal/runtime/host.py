@@ -18,6 +18,7 @@ from typing import Any
 
 from shoal.app import App, Plan
 from shoal.policy.placement import fits, place_cpus
+from shoal.predict.prices import DEFAULT_PRICES, PriceTable
 from shoal.runtime import devices
 from shoal.runtime.dataplane import SHM_DIR, SegmentPool
 from shoal.runtime.errors import NotFound, Unavailable
@@ -25,7 +26,6 @@ from shoal.runtime.memory import keep_freed_memory
 from shoal.runtime.meter import Meter
 from shoal.runtime.metrics import Metrics
 from shoal.runtime.pool import Instance, Pool
-from shoal.runtime.prices import DEFAULT_PRICES, PriceTable
 from shoal.runtime.zygote import DEFAULT_PRELOAD, Zygote
 
 __all__ = ["Deployment", "Host", "HostConfig"]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from shoal.app.spec import Resources
-from shoal.runtime.prices import DEFAULT_PRICES, PriceTable
+from shoal.predict.prices import DEFAULT_PRICES, PriceTable
 
 __all__ = ["Bill", "Cost", "Meter", "RequestRecord", "Usage"]
 

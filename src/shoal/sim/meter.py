@@ -5,9 +5,8 @@ plus billed seconds x (vCPU x per_vcpu_s + GiB x per_gib_s + GPU x per_gpu_s); t
 lifetime x the same rates. It keeps per-function running sums only (no per-request records), and a running integral
 of the USD rate of live instances so the cost over time is O(1) per instance start or stop.
 
-Layering: DESIGN.md lets ``sim/`` import ``app``, ``policy``, ``predict`` and ``workload``, not ``runtime``. The price
-table is pure data living in ``runtime/prices.py``; rather than copy it, :func:`default_prices` imports it lazily.
-docs/simulator.md raises moving it to a lower layer.
+The price table lives in ``predict/prices.py``, below both the runtime and the simulator in DESIGN.md's layers, so
+both meters price with the same table.
 """
 
 from __future__ import annotations
@@ -16,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shoal.app import Resources
+from shoal.predict.prices import DEFAULT_PRICES
 
 __all__ = ["Prices", "SimMeter", "default_prices"]
 
@@ -28,8 +28,6 @@ class Prices(Protocol):
 
 
 def default_prices() -> Prices:
-    from shoal.runtime.prices import DEFAULT_PRICES  # see the module docstring: a layering question
-
     return DEFAULT_PRICES
 
 
