@@ -55,6 +55,14 @@ def _app(name: str, slo: str, memory_mb: int) -> shoal.App:
     )
 
 
+#: For `shoal profile`: the backbone's GPU behaviour comes from the measured V100 table (docs/profiles.md), whose
+#: torchvision models these backbones reproduce in shape.
+GPU_MODELS = {
+    "resnet18/backbone": "resnet18_like",
+    "resnet50/backbone": "resnet50_like",
+    "mobilenet-v2/backbone": "mobilenet_v2_like",
+}
+
 resnet18 = _app("resnet18", "p99:200ms", 512)
 resnet50 = _app("resnet50", "p99:400ms", 768)
 mobilenet_v2 = _app("mobilenet-v2", "p99:100ms", 256)

@@ -400,6 +400,9 @@ def train(
     alpha: Annotated[float, typer.Option(help="logreg: L2 penalty.")] = 1e-4,
     init: Annotated[str, typer.Option(help="kmeans: k-means++ | random")] = "k-means++",
     seed: Annotated[int, typer.Option(help="Seed of the data generator, the init and the batches.")] = 0,
+    autotune: Annotated[
+        bool, typer.Option(help="bsp: MLLess scale-in auto-tuner: remove workers when progress per $ falls.")
+    ] = False,
     output: Annotated[str, typer.Option(help="table | json")] = "table",
 ) -> None:
     """Train k-means or logistic regression with serverless workers that share state through a store."""
@@ -434,7 +437,7 @@ def train(
         result = run_training(
             algorithm, X, y, workers=workers, cores=cores, rounds=rounds, store=store, redis_url=redis_url,
             backend=backend, sync=sync, staleness=staleness, significance=significance, comm=comm, seed=seed,
-            on_round=on_round, **params,
+            on_round=on_round, autotune=autotune, **params,
         )  # fmt: skip
     except (ValueError, StoreError) as e:
         bar.stop()

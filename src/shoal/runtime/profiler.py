@@ -23,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import gc
 import importlib.metadata as md
 import os
 import platform
 import sys
-from collections.abc import Callable, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import ModuleType
@@ -109,6 +111,9 @@ class ProfileOptions:
     #: request in five takes 2-5 ms longer on the development machine (the round trip, not the stage), so the
     #: first points of every instance came out noisier than the others.
     settle_s: float = 0.5
+    #: Warm-up goes on past ``warmup`` requests until this long has passed: requests of a fraction of a millisecond
+    #: were still getting faster over their first few repeats after two warm-up requests.
+    warmup_s: float = 0.05
     gpu_table: Path | None = None
     preload: tuple[str, ...] = DEFAULT_PRELOAD
 
@@ -121,8 +126,8 @@ class ProfileOptions:
             raise ProfilerError(f"batch sizes must be integers >= 1, got {list(self.batch_sizes)}")
         if not self.input_sizes:
             raise ProfilerError("give at least one input size (small, medium, large)")
-        if self.settle_s < 0:
-            raise ProfilerError(f"settle_s must be >= 0, got {self.settle_s}")
+        if self.settle_s < 0 or self.warmup_s < 0:
+            raise ProfilerError(f"settle_s and warmup_s must be >= 0, got {self.settle_s} and {self.warmup_s}")
         if any(n < 1 for n in self.hop_bytes) or self.hop_repeat_factor < 1:
             raise ProfilerError("hop sizes must be >= 1 byte and hop_repeat_factor >= 1")
 
@@ -242,12 +247,11 @@ def reset_peak_rss(pid: int) -> bool:
         return False
 
 
-def _cpu_ticks() -> tuple[int, int]:
-    """(busy, total) clock ticks of all CPUs since boot, from /proc/stat."""
+def _cpu_ticks() -> int:
+    """Busy clock ticks of all CPUs since boot, from /proc/stat."""
     with open("/proc/stat") as f:
-        v = [int(x) for x in f.readline().split()[1:]]
-    idle = v[3] + (v[4] if len(v) > 4 else 0)
-    return sum(v[:8]) - idle, sum(v[:8])
+        v = [int(x) for x in f.readline().split()[1:9]]
+    return sum(v) - v[3] - v[4]  # all but idle and iowait
 
 
 def _process_ticks(pid: int) -> int:
@@ -261,21 +265,25 @@ def _process_ticks(pid: int) -> int:
 
 
 class _OtherWork:
-    """How many cores processes other than the profiler, its zygote and the measured instance kept busy."""
+    """Cores that processes other than the profiler, its zygote and its instances kept busy during the run.
+
+    Clock ticks come 100 times a second, too coarse for one point (often 10 ms), but fine for a whole run.
+    """
 
     def __init__(self, pids: Sequence[int]) -> None:
-        self.pids = [p for p in pids if p]
-        self.busy0, self.total0 = _cpu_ticks()
-        self.own0 = sum(_process_ticks(p) for p in self.pids)
+        self.pids = list(pids)
+        self.instances = 0  # ticks of instances that have gone, counted when they went
+        self.t0, self.busy0, self.own0 = time.monotonic(), _cpu_ticks(), sum(_process_ticks(p) for p in pids)
+
+    def instance_ends(self, pid: int | None) -> None:
+        if pid:
+            self.instances += _process_ticks(pid)
 
     def cores(self) -> float:
-        busy, total = _cpu_ticks()
-        own = sum(_process_ticks(p) for p in self.pids)
-        span = total - self.total0
-        if span <= 0:
-            return 0.0
-        ncpu = os.cpu_count() or 1
-        return round(max(0.0, (busy - self.busy0) - (own - self.own0)) / span * ncpu, 3)
+        own = sum(_process_ticks(p) for p in self.pids) - self.own0 + self.instances
+        seconds = time.monotonic() - self.t0
+        hz = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        return round(max(0.0, (_cpu_ticks() - self.busy0 - own) / hz / seconds), 3) if seconds > 0 else 0.0
 
 
 def data_bytes(value: Any) -> int:
@@ -349,6 +357,11 @@ def _picking(stage: Stage, picks: list[tuple[int, int | None]]) -> Callable[...,
     return call
 
 
+def _element(ext: list[str], name: str, whole: bool) -> int | None:
+    """Where outside value ``name`` is in the request: all of it (one value) or an element of its list."""
+    return None if whole else ext.index(name)
+
+
 def group_app(app: App, stages: Sequence[str], name: str) -> tuple[App, tuple[str, ...]]:
     """A one-function application that runs ``stages`` of ``app`` as the function holding them would.
 
@@ -381,10 +394,11 @@ def group_app(app: App, stages: Sequence[str], name: str) -> tuple[App, tuple[st
             continue
         if inside:
             after: tuple[str, ...] = (*inside, _IN)
-            picks = [(inside.index(u), None) if u in members else (len(inside), ext.index(u)) for u in ups]
+            # an outside value comes from _IN, the last argument: the request's value, or an element of its list
+            picks = [(inside.index(u), None) if u in members else (len(inside), _element(ext, u, whole)) for u in ups]
         else:
             after = ()
-            picks = [(0, None if whole else ext.index(u)) for u in ups]
+            picks = [(0, _element(ext, u, whole)) for u in ups]
         fn = st.fn if picks == [(0, None)] else _picking(st, picks)
         w.add(Stage(s, fn, after, st.load, res, st.batch))
     if outputs != sinks or len(sinks) != 1:
@@ -495,6 +509,7 @@ class _Run:
         self.done = 0
         self.total = 0
         self.zygote: Zygote | None = None
+        self.other: _OtherWork | None = None
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -504,6 +519,12 @@ class _Run:
         if self.on_point is not None:
             self.on_point(self.done, self.total, label)
         self.done += 1
+
+    async def stop(self, host: Host) -> None:
+        for inst in host.instances.values():
+            if self.other is not None:
+                self.other.instance_ends(inst.pid)
+        await host.stop()
 
     async def call(self, host: Host, app: str, payload: Any, n: int) -> list[Result]:
         if n == 1:
@@ -539,11 +560,29 @@ class _Run:
                     if p is not None:
                         points.append(p)
         finally:
-            await host.stop()
+            await self.stop(host)
         return points
 
+    async def sample(
+        self, host: Host, app: str, payload: Any, n: int
+    ) -> tuple[Instance, list[float], list[float], list[Result]]:
+        """Warm up, then measure: the instance, latencies and busy times (ms), and the last call's results."""
+        t_end, done = time.perf_counter() + self.opts.warmup_s, 0
+        while done < self.opts.warmup or time.perf_counter() < t_end:
+            await self.call(host, app, payload, n)
+            done += 1
+        inst = _the_instance(host)
+        if not reset_peak_rss(inst.pid or 0):
+            self.note("cannot reset an instance's peak memory (/proc/PID/clear_refs): peak_rss_mb is since its start")
+        lat, busy, rs = [], [], []
+        for _ in range(self.opts.repeats):
+            rs = await self.call(host, app, payload, n)
+            lat.append(max(r.timing["total_ms"] for r in rs))
+            busy.append(sum(f["busy_ms"] * f["batch"] for f in rs[0].timing["functions"].values()))
+        return inst, lat, busy, rs
+
     async def point(self, host: Host, job: _Job, b: int, size: str, values: Mapping[str, Any]) -> Point | None:
-        g, opts = job.group, self.opts
+        g = job.group
         by_rows = g.kind == "stage"
         self.step(f"{g.kind} {g.name}  vcpu {job.vcpu:g}  batch {b}  {size}")
         payload = _tile(g.payload(values), b) if by_rows else g.payload(values)
@@ -552,24 +591,12 @@ class _Run:
             return None
         n = 1 if by_rows else b
         try:
-            for _ in range(opts.warmup):
-                await self.call(host, g.app.name, payload, n)
-            inst = _the_instance(host)
-            if not reset_peak_rss(inst.pid or 0):
-                self.note(
-                    "cannot reset an instance's peak memory (/proc/PID/clear_refs): peak_rss_mb is its peak since start"
-                )
-            other = _OtherWork([os.getpid(), inst.pid or 0, self.zygote.pid if self.zygote else 0])
-            lat, busy = [], []
-            for _ in range(opts.repeats):
-                rs = await self.call(host, g.app.name, payload, n)
-                lat.append(max(r.timing["total_ms"] for r in rs))
-                busy.append(sum(f["busy_ms"] * f["batch"] for f in rs[0].timing["functions"].values()))
+            with _no_gc():
+                inst, lat, busy, rs = await self.sample(host, g.app.name, payload, n)
         except ServeError as e:
             self.notes.append(f"{g.kind} {g.name} at vcpu {job.vcpu:g}, batch {b}, {size}: {e}; point skipped")
             return None
         rss = peak_rss_mb(inst.pid or 0)
-        other_cores = other.cores()
         return Point(
             kind=g.kind,
             name=g.name,
@@ -586,7 +613,6 @@ class _Run:
             load_ms=round(inst.load_s * 1e3, 3),
             cold_start_ms=round(((inst.ready_at or inst.started_at) - inst.started_at) * 1e3, 3),
             peak_rss_mb=round(rss, 2) if rss is not None else 0.0,
-            other_cores=other_cores,
         )
 
     async def hops(self, fine_app: App, coarse_app: App) -> list[HopPoint]:
@@ -606,17 +632,33 @@ class _Run:
                 self.step(f"hop  {_fmt_bytes(nbytes)}")
                 x = (np.arange(nbytes) % 251).astype(np.uint8)
                 samples: dict[str, list[float]] = {fine_app.name: [], coarse_app.name: []}
-                for _ in range(opts.warmup):
+                t_end, done = time.perf_counter() + opts.warmup_s, 0
+                while done < opts.warmup or time.perf_counter() < t_end:
                     for name in samples:
                         await invoke(host, name, x)
-                for r in range(opts.repeats * opts.hop_repeat_factor):
-                    for name in list(samples) if r % 2 == 0 else list(samples)[::-1]:  # alternate: no drift bias
-                        samples[name].append((await invoke(host, name, x)).timing["total_ms"])
+                    done += 1
+                with _no_gc():
+                    for r in range(opts.repeats * opts.hop_repeat_factor):
+                        for name in list(samples) if r % 2 == 0 else list(samples)[::-1]:  # alternate: no drift bias
+                            samples[name].append((await invoke(host, name, x)).timing["total_ms"])
                 f, c = Spread.of(samples[fine_app.name]), Spread.of(samples[coarse_app.name])
                 rows.append(HopPoint(nbytes, round((f.median - c.median) / extra, 4), extra, f, c))
         finally:
-            await host.stop()
+            await self.stop(host)
         return rows
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """No garbage collection in this process while measuring (as ``timeit`` does): a pass can take milliseconds.
+    (Collecting first is worse: the next requests run with cold caches.)"""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _the_instance(host: Host) -> Instance:
@@ -683,6 +725,8 @@ def profile_app(
         jobs = _jobs(groups, opts)
         run.total = sum(len(j.batches) for j in jobs) * len(run.values) + (len(opts.hop_bytes) if opts.hop_bytes else 0)
 
+        run.other = _OtherWork([os.getpid(), zygote.pid])
+
         async def measure() -> tuple[list[Point], list[HopPoint]]:
             points = [p for j in jobs for p in await run.job(j)]
             hops = await run.hops(hop_fine, hop_coarse) if opts.hop_bytes else []
@@ -695,11 +739,11 @@ def profile_app(
         run.notes.append(
             "vCPU shares below 1 are pinned to a whole core but not held to a quota: they measure as 1 vCPU"
         )
-    busiest = max((p.other_cores for p in points), default=0.0)
-    if busiest > 0.25:
+    machine["other_work_cores"] = run.other.cores() if run.other is not None else 0.0
+    if machine["other_work_cores"] > 0.1:
         run.notes.append(
-            f"other processes kept up to {busiest:.2f} cores busy while points were measured (other_cores): "
-            "expect more spread than on a quiet machine"
+            f"other processes kept {machine['other_work_cores']:.2f} cores busy on average while this profile was "
+            "measured: expect more spread than on a quiet machine"
         )
     stage_rows = tuple(p for p in points if p.kind == "stage")
     fn_rows = tuple(
@@ -817,8 +861,7 @@ def render_profile(profile: Profile, console: Any = None) -> None:
         console.print(
             f"repeatability: latency CV median {100 * float(np.median(cvs)):.1f} %, max {100 * max(cvs):.1f} % "
             f"over {len(cvs)} points ({profile.settings.repeats} repeats each); other work on this machine meanwhile: "
-            f"{float(np.mean([p.other_cores for p in profile.points])):.2f} cores on average, "
-            f"{max(p.other_cores for p in profile.points):.2f} at most"
+            f"{profile.machine.get('other_work_cores', 0.0):.2f} cores"
         )
     for note in profile.notes:
         console.print(f"[yellow]note:[/yellow] {note}")
