@@ -23,8 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import ROOT, Interference, console, machine_info, save, summary, table, wait_quiet
 
+from shoal import SLO
 from shoal.testing import ServerProcess
-from shoal.workload import poisson_arrivals
+from shoal.workload import poisson_arrivals, summarize
 from shoal.workload.http import drive_http
 from shoal.zoo.inputs import sample_inputs
 
@@ -51,17 +52,11 @@ def one_run(mode: str, rate: float, seconds: float, payloads: list[bytes]) -> di
             )
         status = srv.status()
     app = status["apps"][0]
-    slo_ms = float(app["slo"].split(":")[1].rstrip("ms"))
-    lat = np.array([o.latency_s for o in outcomes]) * 1e3
-    ok = np.array([o.status == 200 for o in outcomes])
     meter = status["meter"]
+    stats = summarize(outcomes, SLO.parse(app["slo"]).latency_s)
     return {
-        "requests": len(outcomes),
-        "ok": int(ok.sum()),
-        "throughput_rps": float(ok.sum() / seconds),
-        "p50_ms": float(np.percentile(lat[ok], 50)) if ok.any() else float("nan"),
-        "p99_ms": float(np.percentile(lat[ok], 99)) if ok.any() else float("nan"),
-        "slo_hit": float(np.mean(ok & (lat <= slo_ms))),
+        **stats,
+        "throughput_rps": stats["ok"] / seconds,
         "resource_cost_usd": meter["resource_cost"]["total"]["usd"],
         "user_bill_usd": meter["user_bill"]["total"]["usd"],
         "instance_seconds": meter["resource_cost"]["total"]["seconds"],

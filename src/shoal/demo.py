@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
+from shoal.app import SLO
 from shoal.report import fmt_usd, make_console, print_status
 from shoal.testing import ServerProcess
-from shoal.workload import Outcome, poisson_arrivals
+from shoal.workload import Outcome, poisson_arrivals, summarize
 from shoal.workload.http import drive_http
 
 __all__ = ["run_demo"]
@@ -80,19 +81,12 @@ def run_demo(seconds: float = 8.0, rate: float = 40.0, console: Console | None =
 
 def _summary(plan: str, outcomes: list[Outcome], status: dict, last: dict) -> dict[str, Any]:
     app = status["apps"][0]
-    slo_ms = float(app["slo"].split(":")[1].rstrip("ms"))
-    lat = np.array([o.latency_s for o in outcomes]) * 1e3
-    ok = np.array([o.status == 200 for o in outcomes])
     meter = status["meter"]
     return {
         "plan": plan,
         "functions": len(app["functions"]),
-        "requests": len(outcomes),
-        "ok": int(ok.sum()),
-        "p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
-        "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+        **summarize(outcomes, SLO.parse(app["slo"]).latency_s),
         "slo": app["slo"],
-        "slo_hit": float(np.mean(ok & (lat <= slo_ms))) if len(lat) else float("nan"),
         "cold_starts": sum(f["cold_starts"] for f in app["functions"]),
         "bill_usd": meter["user_bill"]["total"]["usd"],
         "cost_usd": meter["resource_cost"]["total"]["usd"],

@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Outcome", "drive", "poisson_arrivals"]
+import numpy as np
+
+__all__ = ["Outcome", "drive", "poisson_arrivals", "summarize"]
 
 
 @dataclass(frozen=True)
@@ -65,3 +67,20 @@ async def drive(
     await asyncio.gather(*tasks)
     outcomes.sort(key=lambda o: o.t_sent)
     return outcomes
+
+
+def summarize(outcomes: Sequence[Outcome], slo_s: float) -> dict[str, float]:
+    """Request count, successes, p50/p99 latency in ms (of successful requests) and the SLO hit rate.
+
+    A failed request counts as an SLO miss, however fast it failed.
+    """
+    lat = np.array([o.latency_s for o in outcomes], dtype=float)
+    ok = np.array([o.status == 200 for o in outcomes], dtype=bool)
+    good = lat[ok] * 1e3
+    return {
+        "requests": len(outcomes),
+        "ok": int(ok.sum()),
+        "p50_ms": float(np.percentile(good, 50)) if good.size else float("nan"),
+        "p99_ms": float(np.percentile(good, 99)) if good.size else float("nan"),
+        "slo_hit": float(np.mean(ok & (lat <= slo_s))) if len(outcomes) else float("nan"),
+    }
