@@ -13,6 +13,7 @@ from apps_for_tests import chain3, chain3_reference, concurrent, diamond, echo
 
 import shoal
 from shoal import App, FunctionConfig, Plan, PlanError
+from shoal.runtime.errors import QueueFull
 from shoal.runtime.host import HostConfig
 from shoal.testing import wait_until
 
@@ -177,3 +178,26 @@ def test_scale_out_stops_at_cpu_capacity_but_never_starves_a_function() -> None:
         assert [f.result(timeout=60).output for f in futures] == list(range(30))
         fn = svc.status()["apps"][0]["functions"][0]
     assert fn["cold_starts"] == 1
+
+
+def test_a_queue_limit_of_zero_refuses_only_requests_that_would_wait() -> None:
+    """queue_limit=0: a request that finds a free warm instance runs; one that would have to wait gets 429."""
+    app = shoal.App("nowait")
+
+    @app.stage()
+    def nap(x):
+        import time as _t
+
+        _t.sleep(x)
+        return x
+
+    plan = Plan.coarse(app, default=FunctionConfig(queue_limit=0, min_instances=1, max_instances=1))
+    with shoal.local(app, plan, LIGHT) as svc:
+        fn = lambda: svc.status()["apps"][0]["functions"][0]  # noqa: E731
+        wait_until(lambda: any(i["state"] == "ready" for i in fn()["instances"]), 20, message="a warm instance")
+        assert svc.invoke(0.0) == 0.0
+        slow = svc.submit(1.0)
+        wait_until(lambda: fn()["in_flight"] == 1, 20, message="the slow request running")
+        with pytest.raises(QueueFull):
+            svc.invoke(0.0)
+        assert slow.result(timeout=30).output == 1.0

@@ -247,7 +247,8 @@ class Pool:
     async def call(self, inputs: dict[str, Any]) -> CallResult:
         """Run the function once for one request, waiting in its queue (and batched with others) if need be."""
         now = self.host.now()
-        if len(self.queue) >= self.fn.config.queue_limit:
+        would_wait = bool(self.queue) or self._free_instance() is None
+        if would_wait and len(self.queue) >= self.fn.config.queue_limit:
             raise QueueFull(
                 f"function {self.name!r} has {len(self.queue)} requests queued (limit "
                 f"{self.fn.config.queue_limit}); retry later",
