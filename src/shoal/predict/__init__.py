@@ -1,10 +1,9 @@
 """Profiles (measured), and later the predictors of latency, SLO hit rate and cost. Imports ``app`` and ``policy``
 of Shoal only."""
 
+from shoal.predict.gpu_table import GPU_TABLE_SOURCE, ZOO_GPU_MODELS, read_gpu_table, table_model
 from shoal.predict.profile import (
-    GPU_TABLE_SOURCE,
     SCHEMA,
-    ZOO_GPU_MODELS,
     AppInfo,
     GpuPoint,
     HopPoint,
@@ -14,12 +13,8 @@ from shoal.predict.profile import (
     Settings,
     Spread,
     StageInfo,
-    read_gpu_table,
-    read_profile,
-    table_model,
-    validate_profile,
-    write_profile,
 )
+from shoal.predict.profile_io import read_profile, validate_profile, write_profile
 
 __all__ = [
     "SCHEMA",

@@ -5,30 +5,37 @@ against vCPU share, batch size and input size, with its spread; the cold start a
 many bytes each output puts on the data plane; the cost of one data hop against bytes; and GPU latency under
 spatio-temporal sharing, taken from a table measured elsewhere. ``docs/profiles.md`` describes every field.
 
-This module is the schema (frozen dataclasses), the reader, the writer and the validator. It does no measuring (that
+This module is the schema (frozen dataclasses, each with its ``to_dict`` and validating ``from_dict``); reading and
+writing files is ``shoal.predict.profile_io``, the GPU table ``shoal.predict.gpu_table``. It does no measuring (that
 is ``shoal.runtime.profiler``) and imports nothing of Shoal's runtime.
 """
 
 from __future__ import annotations
 
-import csv
 import json
-import math
-import os
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 import numpy as np
 
+from shoal.predict.fields import (
+    ProfileError,
+    bool_field,
+    expect_obj,
+    get_field,
+    int_field,
+    ints_field,
+    list_field,
+    num_field,
+    nums_field,
+    str_field,
+    strs_field,
+)
+
 __all__ = [
     "SCHEMA",
     "GPU_TABLE_SOURCE",
-    "ZOO_GPU_MODELS",
-    "GPU_BATCHES",
-    "GPU_SM_PERCENTS",
-    "GPU_QUOTA_PERCENTS",
     "ProfileError",
     "Spread",
     "Point",
@@ -38,11 +45,6 @@ __all__ = [
     "AppInfo",
     "Settings",
     "Profile",
-    "read_profile",
-    "write_profile",
-    "validate_profile",
-    "table_model",
-    "read_gpu_table",
 ]
 
 #: The schema this Shoal writes and reads. The number after the slash changes when a field changes meaning or a
@@ -53,21 +55,6 @@ _VERSION = 1
 
 #: Where GPU rows come from: no GPU here, so they are read from the RaPP table (../shared/gpu-profiles/README.md).
 GPU_TABLE_SOURCE = "measured elsewhere: RaPP V100 table"
-#: Which model of the GPU table stands for each backbone of ``shoal.zoo`` (None: no counterpart in the table).
-ZOO_GPU_MODELS: dict[str, str | None] = {
-    "small_cnn": None,
-    "resnet18_like": "resnet18",
-    "resnet50_like": "resnet50",
-    "mobilenet_v2_like": "mobilenet_v2",
-}
-#: The points of the GPU table copied into a profile: every batch size, three SM partitions, two time quotas.
-GPU_BATCHES = (1, 2, 4, 8)
-GPU_SM_PERCENTS = (25, 50, 100)
-GPU_QUOTA_PERCENTS = (50, 100)
-
-
-class ProfileError(ValueError):
-    """A profile file is malformed, or of a schema version this Shoal does not read. The message names the field."""
 
 
 # -- the schema --------------------------------------------------------------------------------------------------------
@@ -97,13 +84,13 @@ class Spread:
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> Spread:
-        _obj(d, where)
+        expect_obj(d, where)
         s = cls(
-            _num(d, "median", where, lo=0),
-            _num(d, "p10", where, lo=0),
-            _num(d, "p90", where, lo=0),
-            _num(d, "cv", where, lo=0),
-            _int(d, "n", where, lo=1),
+            num_field(d, "median", where, lo=0),
+            num_field(d, "p10", where, lo=0),
+            num_field(d, "p90", where, lo=0),
+            num_field(d, "cv", where, lo=0),
+            int_field(d, "n", where, lo=1),
         )
         if not s.p10 <= s.median <= s.p90:
             raise ProfileError(f"{where}: need p10 <= median <= p90, got {s.p10} / {s.median} / {s.p90}")
@@ -138,45 +125,32 @@ class Point:
     peak_rss_mb: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            self.kind: self.name,
-            "plan": self.plan,
-            "stages": list(self.stages),
-            "vcpu": self.vcpu,
-            "batch": self.batch,
-            "batching": self.batching,
-            "input_size": self.input_size,
-            "input_bytes": self.input_bytes,
-            "latency_ms": self.latency_ms.to_dict(),
-            "busy_ms": self.busy_ms.to_dict(),
-            "output_bytes": self.output_bytes,
-            "load_ms": self.load_ms,
-            "cold_start_ms": self.cold_start_ms,
-            "peak_rss_mb": self.peak_rss_mb,
-        }
+        rest = _as_dict(self)
+        del rest["kind"], rest["name"]
+        return {self.kind: self.name, **rest}
 
     @classmethod
     def from_dict(cls, d: Any, kind: str, where: str) -> Point:
-        _obj(d, where)
-        batching = _str(d, "batching", where)
+        expect_obj(d, where)
+        batching = str_field(d, "batching", where)
         if batching not in ("rows", "requests"):
             raise ProfileError(f"{where}.batching: expected 'rows' or 'requests', got {batching!r}")
         return cls(
             kind=kind,
-            name=_str(d, kind, where),
-            plan=_str(d, "plan", where),
-            stages=tuple(_strs(d, "stages", where)),
-            vcpu=_num(d, "vcpu", where, lo=0, strict=True),
-            batch=_int(d, "batch", where, lo=1),
+            name=str_field(d, kind, where),
+            plan=str_field(d, "plan", where),
+            stages=tuple(strs_field(d, "stages", where)),
+            vcpu=num_field(d, "vcpu", where, lo=0, strict=True),
+            batch=int_field(d, "batch", where, lo=1),
             batching=batching,
-            input_size=_str(d, "input_size", where),
-            input_bytes=_int(d, "input_bytes", where, lo=0),
-            latency_ms=Spread.from_dict(_get(d, "latency_ms", where), f"{where}.latency_ms"),
-            busy_ms=Spread.from_dict(_get(d, "busy_ms", where), f"{where}.busy_ms"),
-            output_bytes=_int(d, "output_bytes", where, lo=0),
-            load_ms=_num(d, "load_ms", where, lo=0),
-            cold_start_ms=_num(d, "cold_start_ms", where, lo=0),
-            peak_rss_mb=_num(d, "peak_rss_mb", where, lo=0),
+            input_size=str_field(d, "input_size", where),
+            input_bytes=int_field(d, "input_bytes", where, lo=0),
+            latency_ms=Spread.from_dict(get_field(d, "latency_ms", where), f"{where}.latency_ms"),
+            busy_ms=Spread.from_dict(get_field(d, "busy_ms", where), f"{where}.busy_ms"),
+            output_bytes=int_field(d, "output_bytes", where, lo=0),
+            load_ms=num_field(d, "load_ms", where, lo=0),
+            cold_start_ms=num_field(d, "cold_start_ms", where, lo=0),
+            peak_rss_mb=num_field(d, "peak_rss_mb", where, lo=0),
         )
 
 
@@ -192,23 +166,17 @@ class HopPoint:
     coarse_ms: Spread
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "bytes": self.bytes,
-            "per_hop_ms": self.per_hop_ms,
-            "extra_hops": self.extra_hops,
-            "fine_ms": self.fine_ms.to_dict(),
-            "coarse_ms": self.coarse_ms.to_dict(),
-        }
+        return _as_dict(self)
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> HopPoint:
-        _obj(d, where)
+        expect_obj(d, where)
         return cls(
-            bytes=_int(d, "bytes", where, lo=1),
-            per_hop_ms=_num(d, "per_hop_ms", where),  # may come out a little negative for tiny values: noise
-            extra_hops=_int(d, "extra_hops", where, lo=1),
-            fine_ms=Spread.from_dict(_get(d, "fine_ms", where), f"{where}.fine_ms"),
-            coarse_ms=Spread.from_dict(_get(d, "coarse_ms", where), f"{where}.coarse_ms"),
+            bytes=int_field(d, "bytes", where, lo=1),
+            per_hop_ms=num_field(d, "per_hop_ms", where),  # may come out a little negative for tiny values: noise
+            extra_hops=int_field(d, "extra_hops", where, lo=1),
+            fine_ms=Spread.from_dict(get_field(d, "fine_ms", where), f"{where}.fine_ms"),
+            coarse_ms=Spread.from_dict(get_field(d, "coarse_ms", where), f"{where}.coarse_ms"),
         )
 
 
@@ -225,27 +193,19 @@ class GpuPoint:
     source: str = GPU_TABLE_SOURCE
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "stage": self.stage,
-            "model": self.model,
-            "batch": self.batch,
-            "sm_percent": self.sm_percent,
-            "quota_percent": self.quota_percent,
-            "latency_ms": self.latency_ms,
-            "source": self.source,
-        }
+        return _as_dict(self)
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> GpuPoint:
-        _obj(d, where)
+        expect_obj(d, where)
         return cls(
-            stage=_str(d, "stage", where),
-            model=_str(d, "model", where),
-            batch=_int(d, "batch", where, lo=1),
-            sm_percent=_int(d, "sm_percent", where, lo=1),
-            quota_percent=_int(d, "quota_percent", where, lo=1),
-            latency_ms=_num(d, "latency_ms", where, lo=0, strict=True),
-            source=_str(d, "source", where),
+            stage=str_field(d, "stage", where),
+            model=str_field(d, "model", where),
+            batch=int_field(d, "batch", where, lo=1),
+            sm_percent=int_field(d, "sm_percent", where, lo=1),
+            quota_percent=int_field(d, "quota_percent", where, lo=1),
+            latency_ms=num_field(d, "latency_ms", where, lo=0, strict=True),
+            source=str_field(d, "source", where),
         )
 
 
@@ -261,25 +221,18 @@ class StageInfo:
     gpu: float
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "after": list(self.after),
-            "batch": self.batch,
-            "vcpu": self.vcpu,
-            "memory_mb": self.memory_mb,
-            "gpu": self.gpu,
-        }
+        return _as_dict(self)
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> StageInfo:
-        _obj(d, where)
+        expect_obj(d, where)
         return cls(
-            name=_str(d, "name", where),
-            after=tuple(_strs(d, "after", where)),
-            batch=_bool(d, "batch", where),
-            vcpu=_num(d, "vcpu", where, lo=0, strict=True),
-            memory_mb=_int(d, "memory_mb", where, lo=1),
-            gpu=_num(d, "gpu", where, lo=0),
+            name=str_field(d, "name", where),
+            after=tuple(strs_field(d, "after", where)),
+            batch=bool_field(d, "batch", where),
+            vcpu=num_field(d, "vcpu", where, lo=0, strict=True),
+            memory_mb=int_field(d, "memory_mb", where, lo=1),
+            gpu=num_field(d, "gpu", where, lo=0),
         )
 
 
@@ -291,22 +244,17 @@ class AppInfo:
     stages: tuple[StageInfo, ...]
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "slo": self.slo,
-            "source": self.source,
-            "stages": [s.to_dict() for s in self.stages],
-        }
+        return _as_dict(self)
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> AppInfo:
-        _obj(d, where)
+        expect_obj(d, where)
         return cls(
-            name=_str(d, "name", where),
-            slo=_str(d, "slo", where),
-            source=_str(d, "source", where),
+            name=str_field(d, "name", where),
+            slo=str_field(d, "slo", where),
+            source=str_field(d, "source", where),
             stages=tuple(
-                StageInfo.from_dict(s, f"{where}.stages[{i}]") for i, s in enumerate(_list(d, "stages", where))
+                StageInfo.from_dict(s, f"{where}.stages[{i}]") for i, s in enumerate(list_field(d, "stages", where))
             ),
         )
 
@@ -325,33 +273,20 @@ class Settings:
     inputs: str  # where the inputs came from
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "repeats": self.repeats,
-            "warmup": self.warmup,
-            "vcpus": list(self.vcpus),
-            "batch_sizes": list(self.batch_sizes),
-            "input_sizes": list(self.input_sizes),
-            "plans": list(self.plans),
-            "hop_bytes": list(self.hop_bytes),
-            "inputs": self.inputs,
-        }
+        return _as_dict(self)
 
     @classmethod
     def from_dict(cls, d: Any, where: str) -> Settings:
-        _obj(d, where)
+        expect_obj(d, where)
         return cls(
-            repeats=_int(d, "repeats", where, lo=1),
-            warmup=_int(d, "warmup", where, lo=0),
-            vcpus=tuple(_num_item(v, f"{where}.vcpus[{i}]") for i, v in enumerate(_list(d, "vcpus", where))),
-            batch_sizes=tuple(
-                _int_item(v, f"{where}.batch_sizes[{i}]") for i, v in enumerate(_list(d, "batch_sizes", where))
-            ),
-            input_sizes=tuple(_strs(d, "input_sizes", where)),
-            plans=tuple(_strs(d, "plans", where)),
-            hop_bytes=tuple(
-                _int_item(v, f"{where}.hop_bytes[{i}]") for i, v in enumerate(_list(d, "hop_bytes", where))
-            ),
-            inputs=_str(d, "inputs", where),
+            repeats=int_field(d, "repeats", where, lo=1),
+            warmup=int_field(d, "warmup", where, lo=0),
+            vcpus=tuple(nums_field(d, "vcpus", where)),
+            batch_sizes=tuple(ints_field(d, "batch_sizes", where)),
+            input_sizes=tuple(strs_field(d, "input_sizes", where)),
+            plans=tuple(strs_field(d, "plans", where)),
+            hop_bytes=tuple(ints_field(d, "hop_bytes", where)),
+            inputs=str_field(d, "inputs", where),
         )
 
 
@@ -405,110 +340,31 @@ class Profile:
     @classmethod
     def from_dict(cls, doc: Any) -> Profile:
         """Validate a decoded JSON document and build the profile; :class:`ProfileError` names the first bad field."""
-        _obj(doc, "profile")
+        expect_obj(doc, "profile")
         _check_schema(doc.get("schema"))
-        machine = _get(doc, "machine", "profile")
-        _obj(machine, "machine")
-        _str(machine, "cpu", "machine")
-        _int(machine, "cores", "machine", lo=1)
+        machine = get_field(doc, "machine", "profile")
+        expect_obj(machine, "machine")
+        str_field(machine, "cpu", "machine")
+        int_field(machine, "cores", "machine", lo=1)
         return cls(
-            created=_str(doc, "created", "profile"),
+            created=str_field(doc, "created", "profile"),
             machine=machine,
-            app=AppInfo.from_dict(_get(doc, "app", "profile"), "app"),
-            settings=Settings.from_dict(_get(doc, "settings", "profile"), "settings"),
+            app=AppInfo.from_dict(get_field(doc, "app", "profile"), "app"),
+            settings=Settings.from_dict(get_field(doc, "settings", "profile"), "settings"),
             stages=tuple(
-                Point.from_dict(p, "stage", f"stages[{i}]") for i, p in enumerate(_list(doc, "stages", "profile"))
+                Point.from_dict(p, "stage", f"stages[{i}]") for i, p in enumerate(list_field(doc, "stages", "profile"))
             ),
             functions=tuple(
                 Point.from_dict(p, "function", f"functions[{i}]")
-                for i, p in enumerate(_list(doc, "functions", "profile"))
+                for i, p in enumerate(list_field(doc, "functions", "profile"))
             ),
-            hops=tuple(HopPoint.from_dict(h, f"hops[{i}]") for i, h in enumerate(_list(doc, "hops", "profile"))),
-            gpu=tuple(GpuPoint.from_dict(g, f"gpu[{i}]") for i, g in enumerate(_list(doc, "gpu", "profile"))),
-            notes=tuple(_strs(doc, "notes", "profile")),
+            hops=tuple(HopPoint.from_dict(h, f"hops[{i}]") for i, h in enumerate(list_field(doc, "hops", "profile"))),
+            gpu=tuple(GpuPoint.from_dict(g, f"gpu[{i}]") for i, g in enumerate(list_field(doc, "gpu", "profile"))),
+            notes=tuple(strs_field(doc, "notes", "profile")),
             schema=SCHEMA,
         )
 
 
-def validate_profile(doc: Any) -> Profile:
-    """Check a decoded profile document; returns the :class:`Profile`, or raises :class:`ProfileError`."""
-    return Profile.from_dict(doc)
-
-
-def read_profile(path: str | os.PathLike[str]) -> Profile:
-    """Read and validate a profile file."""
-    p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except OSError as e:
-        raise ProfileError(f"cannot read profile {str(p)!r}: {e.strerror or e}") from None
-    except json.JSONDecodeError as e:
-        raise ProfileError(f"{str(p)!r} is not JSON: {e}") from None
-    try:
-        return Profile.from_dict(doc)
-    except ProfileError as e:
-        raise ProfileError(f"{p}: {e}") from None
-
-
-def write_profile(profile: Profile, path: str | os.PathLike[str]) -> Path:
-    """Write ``profile`` as JSON (creating the directory), after checking that it reads back."""
-    Profile.from_dict(profile.to_dict())
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_name(p.name + ".tmp")
-    tmp.write_text(profile.dumps())
-    tmp.replace(p)
-    return p
-
-
-# -- GPU rows from the measured table ----------------------------------------------------------------------------------
-def table_model(name: str) -> str | None:
-    """The GPU table's model for ``name``: a zoo backbone (``resnet18_like``) is mapped by :data:`ZOO_GPU_MODELS`;
-    any other name is taken as a table model (``resnet18``) as it is."""
-    return ZOO_GPU_MODELS.get(name, name)
-
-
-def read_gpu_table(
-    path: str | os.PathLike[str],
-    models: Mapping[str, str],
-    batches: Iterable[int] = GPU_BATCHES,
-    sm_percents: Iterable[int] = GPU_SM_PERCENTS,
-    quota_percents: Iterable[int] = GPU_QUOTA_PERCENTS,
-) -> tuple[list[GpuPoint], list[str]]:
-    """GPU rows for ``models`` (stage -> table model) from a table of columns ``model, batch, sm_percent,
-    quota_percent, latency_ms``; also notes on models the table lacks."""
-    want_b, want_s, want_q = set(batches), set(sm_percents), set(quota_percents)
-    by_model: dict[str, list[str]] = {}
-    for stage, model in models.items():
-        by_model.setdefault(model, []).append(stage)
-    rows: list[GpuPoint] = []
-    seen: set[str] = set()
-    try:
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            missing = {"model", "batch", "sm_percent", "quota_percent", "latency_ms"} - set(reader.fieldnames or [])
-            if missing:
-                raise ProfileError(f"GPU table {str(path)!r} lacks the columns {sorted(missing)}")
-            for r in reader:
-                stages = by_model.get(r["model"])
-                if not stages:
-                    continue
-                seen.add(r["model"])
-                b, s, q = int(r["batch"]), int(r["sm_percent"]), int(r["quota_percent"])
-                if b in want_b and s in want_s and q in want_q:
-                    rows.extend(GpuPoint(st, r["model"], b, s, q, float(r["latency_ms"])) for st in stages)
-    except OSError as e:
-        raise ProfileError(f"cannot read the GPU table {str(path)!r}: {e.strerror or e}") from None
-    notes = [
-        f"GPU table {Path(path).name} has no model {m!r} (asked for stage {', '.join(by_model[m])}): no GPU rows"
-        for m in by_model
-        if m not in seen
-    ]
-    rows.sort(key=lambda g: (g.stage, g.batch, g.sm_percent, g.quota_percent))
-    return rows, notes
-
-
-# -- validation helpers ------------------------------------------------------------------------------------------------
 def _check_schema(value: Any) -> None:
     if value is None:
         raise ProfileError(f'schema: missing; a Shoal profile starts with "schema": "{SCHEMA}"')
@@ -523,73 +379,12 @@ def _check_schema(value: Any) -> None:
         )
 
 
-def _type_name(v: Any) -> str:
-    return "null" if v is None else type(v).__name__
+def _as_dict(row: Any) -> dict[str, Any]:
+    """A row's fields in their order, for JSON: tuples as lists, rows as their ``to_dict()``."""
+    return {f.name: _plain(getattr(row, f.name)) for f in fields(row)}
 
 
-def _obj(d: Any, where: str) -> None:
-    if not isinstance(d, Mapping):
-        raise ProfileError(f"{where}: expected an object, got {_type_name(d)}")
-
-
-def _get(d: Mapping[str, Any], key: str, where: str) -> Any:
-    if key not in d:
-        raise ProfileError(f"{_path(where, key)}: missing")
-    return d[key]
-
-
-def _path(where: str, key: str) -> str:
-    return key if where == "profile" else f"{where}.{key}"
-
-
-def _num_item(v: Any, path: str, lo: float | None = None, strict: bool = False) -> float:
-    if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-        raise ProfileError(f"{path}: expected a finite number, got {v!r}")
-    if lo is not None and (v <= lo if strict else v < lo):
-        raise ProfileError(f"{path}: must be {'>' if strict else '>='} {lo:g}, got {v!r}")
-    return float(v)
-
-
-def _int_item(v: Any, path: str, lo: int | None = None) -> int:
-    if isinstance(v, bool) or not isinstance(v, int):
-        raise ProfileError(f"{path}: expected an integer, got {v!r}")
-    if lo is not None and v < lo:
-        raise ProfileError(f"{path}: must be >= {lo}, got {v!r}")
-    return v
-
-
-def _num(d: Mapping[str, Any], key: str, where: str, lo: float | None = None, strict: bool = False) -> float:
-    return _num_item(_get(d, key, where), _path(where, key), lo, strict)
-
-
-def _int(d: Mapping[str, Any], key: str, where: str, lo: int | None = None) -> int:
-    return _int_item(_get(d, key, where), _path(where, key), lo)
-
-
-def _str(d: Mapping[str, Any], key: str, where: str) -> str:
-    v = _get(d, key, where)
-    if not isinstance(v, str):
-        raise ProfileError(f"{_path(where, key)}: expected a string, got {_type_name(v)}")
-    return v
-
-
-def _bool(d: Mapping[str, Any], key: str, where: str) -> bool:
-    v = _get(d, key, where)
-    if not isinstance(v, bool):
-        raise ProfileError(f"{_path(where, key)}: expected true or false, got {v!r}")
-    return v
-
-
-def _list(d: Mapping[str, Any], key: str, where: str) -> list[Any]:
-    v = _get(d, key, where)
-    if not isinstance(v, list):
-        raise ProfileError(f"{_path(where, key)}: expected a list, got {_type_name(v)}")
-    return v
-
-
-def _strs(d: Mapping[str, Any], key: str, where: str) -> list[str]:
-    items = _list(d, key, where)
-    for i, v in enumerate(items):
-        if not isinstance(v, str):
-            raise ProfileError(f"{_path(where, key)}[{i}]: expected a string, got {_type_name(v)}")
-    return items
+def _plain(v: Any) -> Any:
+    if isinstance(v, tuple):
+        return [_plain(x) for x in v]
+    return v.to_dict() if hasattr(v, "to_dict") else v
