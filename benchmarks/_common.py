@@ -7,10 +7,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import importlib.metadata as md
 import json
 import os
-import platform
 import re
 import signal
 import socket
@@ -41,31 +39,17 @@ PACKAGES = ("shoal", "numpy", "onnxruntime", "onnx", "starlette", "uvicorn", "uv
 
 # -- machine ------------------------------------------------------------------------------------------------------
 def machine_info() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_kb = 0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        mem_kb = int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1])
-    versions = {}
-    for p in PACKAGES:
-        try:
-            versions[p] = md.version(p)
-        except md.PackageNotFoundError:
-            versions[p] = None
+    """The runtime's machine facts (shoal.runtime.devices), plus the load generator's version and the date."""
+    from shoal.runtime.devices import machine_facts
+
+    facts = machine_facts(PACKAGES)
+    ram_gib = facts.pop("memory_gib")
     wrk = subprocess.run([WRK, "-v"], capture_output=True, text=True, check=False)
+    out = (wrk.stdout + wrk.stderr).strip()
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "ram_gib": round(mem_kb / 2**20, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "packages": versions,
-        "wrk": (wrk.stdout + wrk.stderr).strip().splitlines()[0] if (wrk.stdout + wrk.stderr).strip() else None,
+        **facts,
+        "ram_gib": ram_gib,
+        "wrk": out.splitlines()[0] if out else None,
         "date": dt.datetime.now().isoformat(timespec="seconds"),
     }
 

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import importlib.metadata as md
+import os
+import platform
 import shutil
 import subprocess
+from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-__all__ = ["Gpu", "detect_gpus", "pick_gpu"]
+__all__ = ["Gpu", "detect_gpus", "machine_facts", "pick_gpu"]
 
 
 @dataclass(frozen=True)
@@ -47,3 +54,32 @@ def pick_gpu(gpus: list[Gpu], share: float) -> int | None:
     if share <= 0 or not gpus:
         return None
     return gpus[0].index
+
+
+def machine_facts(packages: Iterable[str] = ("shoal", "numpy", "onnxruntime")) -> dict[str, Any]:
+    """What a measurement must be reported with: CPU model, cores, memory, Python and package versions, GPUs."""
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_gib = 0.0
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        mem_gib = round(int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1]) / 2**20, 1)
+    versions: dict[str, str | None] = {}
+    for p in packages:
+        try:
+            versions[p] = md.version(p)
+        except md.PackageNotFoundError:
+            versions[p] = None
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count() or 1,
+        "usable_cores": len(os.sched_getaffinity(0)),
+        "memory_gib": mem_gib,
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "packages": versions,
+        "gpus": [g.name for g in detect_gpus()],
+    }

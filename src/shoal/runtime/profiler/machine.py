@@ -3,13 +3,10 @@ description, and the bytes a value puts on the data plane."""
 
 from __future__ import annotations
 
-import contextlib
-import importlib.metadata as md
 import os
 import platform
 import time
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from shoal.runtime import devices
@@ -85,31 +82,13 @@ def data_bytes(value: Any) -> int:
 
 
 def machine_info() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    mem_gb = 0.0
-    with contextlib.suppress(OSError, ValueError, IndexError):
-        mem_gb = round(int(Path("/proc/meminfo").read_text().split("\n")[0].split()[1]) / 2**20, 1)
-    versions: dict[str, str | None] = {}
-    for p in ("shoal", "numpy", "onnxruntime"):
-        try:
-            versions[p] = md.version(p)
-        except md.PackageNotFoundError:
-            versions[p] = None
+    facts = devices.machine_facts()
+    memory_gb = facts.pop("memory_gib")
     load1 = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     return {
-        "cpu": cpu,
-        "cores": os.cpu_count() or 1,
-        "usable_cores": len(os.sched_getaffinity(0)),
-        "memory_gb": mem_gb,
+        **facts,
+        "memory_gb": memory_gb,
         "os": platform.platform(),
-        "python": platform.python_version(),
-        "packages": versions,
-        "gpus": [g.name for g in devices.detect_gpus()],
         "cpu_shares": "pinned to whole cores (sched_setaffinity); no CPU quota, so shares below 1 run as 1",
         "loadavg_1m_at_start": round(load1, 2) if load1 is not None else None,
     }
