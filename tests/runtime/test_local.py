@@ -201,3 +201,18 @@ def test_a_queue_limit_of_zero_refuses_only_requests_that_would_wait() -> None:
         with pytest.raises(QueueFull):
             svc.invoke(0.0)
         assert slow.result(timeout=30).output == 1.0
+
+
+def test_reserved_instances_start_even_beyond_cpu_capacity() -> None:
+    """min_instances=3 on one core: the reservation is honoured (gang-scheduled work depends on it)."""
+    app = shoal.App("reserved")
+
+    @app.stage(vcpu=1)
+    def same(x):
+        return x
+
+    cfg = HostConfig(preload=LIGHT.preload, cpus=(0,), tick_s=0.02)
+    plan = Plan.coarse(app, default=FunctionConfig(min_instances=3, max_instances=3))
+    with shoal.local(app, plan, cfg) as svc:
+        wait_until(lambda: len(svc.status()["apps"][0]["functions"][0]["instances"]) == 3, 20, message="3 instances")
+        assert svc.invoke(7) == 7

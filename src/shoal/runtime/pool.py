@@ -345,7 +345,10 @@ class Pool:
         live = ready + starting
         self.capacity_limited = False
         for _ in range(d.desired - live if now >= self.backoff_until else 0):
-            if self.count("ready") + self.count("starting") > 0 and not self.host.can_scale_out(self.fn.resources.vcpu):
+            reserved = max(1, self.fn.config.min_instances)  # always honoured: an explicit reservation
+            if self.count("ready") + self.count("starting") >= reserved and not self.host.can_scale_out(
+                self.fn.resources.vcpu
+            ):
                 self.capacity_limited = True  # the cores are all allocated: more instances would only share them
                 break
             self.start_instance()

@@ -94,7 +94,14 @@ class LocalEngine:
 
         app = App(self.app_name)
         app.stage(_dispatch, name="worker", vcpu=self.cores, memory_mb=self.memory_mb)
-        cfg = FunctionConfig(max_instances=self.workers, timeout_s=self.timeout_s, queue_limit=max(256, self.workers))
+        # Workers are gang-scheduled (BSP workers wait for each other), so all W instances are reserved up front:
+        # scale-out limited by CPU capacity would otherwise leave some queued behind a barrier.
+        cfg = FunctionConfig(
+            min_instances=self.workers,
+            max_instances=self.workers,
+            timeout_s=self.timeout_s,
+            queue_limit=max(256, self.workers),
+        )
         self._cm = local(app, Plan.coarse(app, default=cfg))
         self.service = self._cm.__enter__()
 
