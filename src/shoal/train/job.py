@@ -15,12 +15,13 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from shoal.train.algorithms import make_algorithm
+from shoal.train.autotune import decide
 from shoal.train.executor import FunctionExecutor
 from shoal.train.redisserver import RedisServer
 from shoal.train.store import StateStore, StoreRestarted, StoreSpec, open_store
@@ -44,6 +45,9 @@ class TrainResult:
     wall_s: float
     cost: dict[str, Any] | None = None
     per_worker: list[dict[str, Any]] = field(default_factory=list)
+    #: With ``autotune``: the workers of each round, and each scale-in (round, decision).
+    workers_per_round: list[int] = field(default_factory=list)
+    scale_ins: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +63,8 @@ class TrainResult:
             "cost": self.cost,
             "model": self.model.tolist(),
             "per_worker": [{k: v for k, v in w.items() if k != "model"} for w in self.per_worker],
+            "workers_per_round": self.workers_per_round,
+            "scale_ins": self.scale_ins,
         }
 
 
@@ -99,6 +105,7 @@ def train(
     checkpoint_every: int = 5,
     on_round: Callable[[int, float], None] | None = None,
     worker_fn: Callable[..., dict[str, Any]] = run_worker,
+    autotune: bool | dict[str, Any] = False,
     **params: Any,
 ) -> TrainResult:
     """Train ``algorithm`` (``kmeans`` or ``logreg``) on ``X`` (and labels ``y``) with W workers of C cores each.
@@ -108,6 +115,11 @@ def train(
     ``store="redis"`` uses ``redis_url``, or a private redis-server started for the job, and suits every back end
     (default ``local``: Shoal functions). ``on_round(r, loss)`` is called as rounds complete. ``worker_fn`` replaces
     :func:`~shoal.train.worker.run_worker` (same signature; it should call it): a hook for tests and instrumentation.
+
+    ``autotune=True`` (BSP only) runs MLLess's scale-in auto-tuner (:func:`shoal.train.autotune.decide`) after every
+    round; when it removes a worker the workers stop after the same round and the job goes on from that model with
+    fewer workers (the data re-sharded). A dict instead of True gives ``decide``'s keyword options (``window``,
+    ``threshold``, ``min_workers``) and ``cost_per_worker_s`` (default: C vCPU at the default price table).
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"unknown algorithm {algorithm!r}: use one of {', '.join(ALGORITHMS)}")
@@ -151,27 +163,46 @@ def train(
             seed=seed,
             checkpoint_every=checkpoint_every,
         )
-        st = open_store(spec_store)
+        if autotune and sync != "bsp":
+            raise ValueError("autotune needs --sync bsp")
         algo = make_algorithm(algorithm, spec.params, X.shape[1])
         if algorithm == "kmeans":
             model = algo.initial_model(initial_centers(X, int(params.get("k", 8)), init, seed))  # type: ignore[attr-defined]
         else:
             model = algo.initial_model()  # type: ignore[attr-defined]
-        st.put("init", model)
-        st.checkpoint()
         if ex is None:
             ex = FunctionExecutor(backend, workers=workers, cores=cores, config=engine_config)
-        fs = ex.map(worker_fn, [{"job": spec.to_dict(), "worker": w} for w in range(workers)])
-        try:
-            losses = _follow(st, [f._fut for f in fs], rounds, on_round)
-        except BaseException:
-            with contextlib.suppress(Exception):
-                st.put("abort", np.ones(1))  # the other workers stop waiting for the one that failed
-            raise
-        results = sorted(ex.get_result(fs), key=lambda r: r["worker"])
+        tuner = _Tuner(autotune, cores, workers) if autotune else None
+        losses: list[float] = []
+        W, segment = workers, 0
+        while True:  # one segment per worker count; without autotune, one
+            seg = replace(spec, job=job if segment == 0 else f"{job}-{segment}", workers=W, rounds=rounds - len(losses),
+                          round0=len(losses), stoppable=tuner is not None,
+                          store=replace(spec.store, job=job if segment == 0 else f"{job}-{segment}"))  # fmt: skip
+            st = open_store(seg.store)
+            st.put("init", model)
+            st.checkpoint()
+            fs = ex.map(worker_fn, [{"job": seg.to_dict(), "worker": w} for w in range(W)])
+            watch = None if tuner is None else tuner.watcher(st, W, len(losses))
+            try:
+                losses += _follow(st, [f._fut for f in fs], seg.rounds, on_round, len(losses), watch)
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    st.put("abort", np.ones(1))  # the other workers stop waiting for the one that failed
+                raise
+            results = sorted(ex.get_result(fs), key=lambda r: r["worker"])
+            st.clear()
+            st.close()
+            stopped = results[0].get("stopped_at")
+            if tuner is None or stopped is None:
+                if tuner is not None and tuner.pending is not None:
+                    tuner.scale_ins.pop()  # decided too near the end to act on
+                break
+            tuner.scale_ins[-1]["from_round"] = len(losses)
+            model = np.asarray(results[0]["model"])
+            W, segment = tuner.pending or W, segment + 1
+            tuner.pending = None
         cost = ex.cost()
-        st.clear()
-        st.close()
     finally:
         if ex is not None and executor is None:
             ex.close()
@@ -190,6 +221,8 @@ def train(
         wall_s=time.perf_counter() - t0,
         cost=cost,
         per_worker=results,
+        workers_per_round=tuner.workers_per_round if tuner is not None else [workers] * len(losses),
+        scale_ins=tuner.scale_ins if tuner is not None else [],
     )
 
 
@@ -199,10 +232,48 @@ def _save(tmp: str, name: str, a: np.ndarray) -> str:
     return path
 
 
+class _Tuner:
+    """The driver's side of the auto-tuner: the job's history, the policy's decisions, and the ``stop`` request."""
+
+    def __init__(self, options: bool | dict[str, Any], cores: int, workers: int) -> None:
+        opts = dict(options) if isinstance(options, dict) else {}
+        from shoal.predict.prices import DEFAULT_PRICES
+
+        self.price = float(opts.pop("cost_per_worker_s", cores * DEFAULT_PRICES.per_vcpu_s))
+        self.options = opts
+        self.losses: list[float] = []
+        self.round_s: list[float] = []
+        self.workers_per_round: list[int] = []
+        self.scale_ins: list[dict[str, Any]] = []
+        self.pending: int | None = None
+
+    def watcher(self, st: StateStore, W: int, offset: int) -> Callable[[int, float, float], None]:
+        def watch(r: int, loss: float, seconds: float) -> None:
+            self.losses.append(loss)
+            self.round_s.append(seconds)
+            self.workers_per_round.append(W)
+            if self.pending is not None:
+                return
+            d = decide(self.losses, W, self.round_s, self.price, workers_per_round=self.workers_per_round,
+                       **self.options)  # fmt: skip
+            if d.workers < W:
+                self.pending = d.workers
+                self.scale_ins.append({"after_round": offset + r + 1} | d.to_dict())
+                st.put("stop", np.ones(1))
+
+        return watch
+
+
 def _follow(
-    st: StateStore, fs: list[cf.Future[Any]], rounds: int, on_round: Callable[[int, float], None] | None
+    st: StateStore,
+    fs: list[cf.Future[Any]],
+    rounds: int,
+    on_round: Callable[[int, float], None] | None,
+    offset: int = 0,
+    watch: Callable[[int, float, float], None] | None = None,
 ) -> list[float]:
-    """Report each round's loss as worker 0 publishes it, until every worker is done; returns the losses."""
+    """Report each round's loss as worker 0 publishes it, until every worker is done; returns the losses.
+    ``offset``: rounds reported before (by earlier segments); ``watch(r, loss, round_seconds)`` sees every round."""
     losses: list[float] = []
 
     def poll() -> None:
@@ -213,8 +284,10 @@ def _follow(
                 if v is None:
                     return
                 losses.append(float(v[0]))
+                if watch is not None:
+                    watch(len(losses) - 1, losses[-1], float(v[1]) if len(v) > 1 else 0.0)
                 if on_round is not None:
-                    on_round(len(losses) - 1, losses[-1])
+                    on_round(offset + len(losses) - 1, losses[-1])
         except StoreRestarted:
             pass  # the workers resume from the checkpoint; rounds reported already stay reported
 

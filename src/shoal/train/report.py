@@ -41,6 +41,8 @@ def render_result(result: TrainResult, console: Any) -> None:
     table.add_column("measure")
     table.add_column("value", justify="right")
     table.add_row("rounds", str(len(result.losses)))
+    for s in result.scale_ins:
+        table.add_row("autotune", f"{s['workers'] + 1} -> {s['workers']} workers from round {s.get('from_round', '?')}")
     for name, value in result.metrics.items():
         table.add_row(name, f"{value:.6g}")
     table.add_row("wall (ms)", f"{result.wall_s * 1e3:.1f}")

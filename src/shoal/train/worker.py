@@ -62,6 +62,10 @@ class JobSpec:
     #: Make the store durable (Redis SAVE) every this many rounds; 0: never.
     checkpoint_every: int = 5
     barrier_timeout_s: float = 120.0
+    #: Rounds done before this job (the auto-tuner restarts a job with fewer workers): offsets the mini-batches.
+    round0: int = 0
+    #: BSP: after each round, look for a ``stop`` key (the round count to stop at) put by the driver's auto-tuner.
+    stoppable: bool = False
 
     def __post_init__(self) -> None:
         if self.workers < 1 or self.cores < 1 or self.rounds < 0:
@@ -248,17 +252,19 @@ def _train(
     else:
         start, model = int(ck[0]), ck[1:]
     t_compute = t_sync = 0.0
+    round_s: list[float] = []
     for r in range(start, spec.rounds):
         t0 = time.perf_counter()
-        rows = _batch_rows(len(X), algo.batch_size, r, spec.seed, w)
+        rows = _batch_rows(len(X), algo.batch_size, spec.round0 + r, spec.seed, w)
         Xb, yb = (X, y) if rows is None else (X[rows], None if y is None else y[rows])
         part = algo.partial(model, Xb, yb, spec.cores)
         t1 = time.perf_counter()
         model, loss = sync.step(str(r), part, model, algo)
         t2 = time.perf_counter()
+        round_s.append(t2 - t0)
         store.put(f"ckpt:{w}", np.concatenate([[r + 1.0], model]))
         if w == 0:
-            store.put(f"loss:{r}", np.array([loss]))
+            store.put(f"loss:{r}", np.array([loss, t2 - t0]))  # the round's loss and how long it took
             store.incr("rounds_done")
             if spec.checkpoint_every and (r + 1) % spec.checkpoint_every == 0:
                 store.checkpoint()
@@ -266,17 +272,39 @@ def _train(
             sync.forget(str(r - 2))
         t_compute += t1 - t0 + (time.perf_counter() - t2)
         t_sync += t2 - t1
+        if spec.stoppable and r + 1 < spec.rounds and (stop_at := _stop_round(store, w, r)) and r + 1 >= stop_at:
+            early = {"worker": w, "resumed_from": start, "compute_s": t_compute, "sync_s": t_sync, "metrics": {},
+                     "round_s": round_s}  # fmt: skip
+            return early | ({"stopped_at": r + 1, "model": model} if w == 0 else {"stopped_at": r + 1})
     total = sync.allreduce("final", algo.score_partial(model, X, y, spec.cores))
     out: dict[str, Any] = {
         "worker": w,
         "resumed_from": start,
         "compute_s": t_compute,
         "sync_s": t_sync,
+        "round_s": round_s,
         "metrics": algo.score(model, total),
     }
     if w == 0:
         out["model"] = model
     return out
+
+
+def _stop_round(store: StateStore, w: int, r: int) -> int:
+    """The round count all workers stop at (0: none yet), once the driver has asked for a stop.
+
+    The driver puts ``stop``; worker 0 turns it into ``stop_at`` = its rounds done + 1, at the end of round ``r``,
+    before it contributes to round ``r + 1``. No other worker can finish round ``r + 1`` without that contribution,
+    so each looks at ``stop_at`` again before passing it, and all stop after the same round.
+    """
+    if w != 0:
+        v = store.get("stop_at")
+        return 0 if v is None else int(v[0])
+    at, asked = store.get_many(["stop_at", "stop"])
+    if at is None and asked is not None:
+        at = np.array([r + 2.0])
+        store.put("stop_at", at)
+    return 0 if at is None else int(at[0])
 
 
 def _train_async(
