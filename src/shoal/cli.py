@@ -203,7 +203,7 @@ def profile(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from shoal.predict import ProfileError, write_profile
-    from shoal.report import make_console
+    from shoal.report import make_console, render_profile
     from shoal.runtime.profiler import (
         HOP_BYTES,
         ProfileOptions,
@@ -211,7 +211,6 @@ def profile(
         default_gpu_table,
         load_target,
         profile_app,
-        render_profile,
     )
 
     def numbers(text: str, kind: type, flag: str) -> tuple[Any, ...]:
@@ -302,6 +301,9 @@ def sim(
     stages: Annotated[
         Path | None, typer.Option(help="Stage-time TOML ([stages.NAME] kind, mean_ms, cv, model ...).")
     ] = None,
+    profile: Annotated[
+        Path | None, typer.Option(help="A `shoal profile` JSON: stage times, cold start and dispatch from it.")
+    ] = None,
     functions: Annotated[int, typer.Option(help="Trace functions to sample; each drives its own copy of the app.")] = 1,
     rate_scale: Annotated[float, typer.Option(help="Multiply the arrival rate (thinning or superposition).")] = 1.0,
     compress: Annotated[float, typer.Option(help="Divide trace time by this (2: twice as fast).")] = 1.0,
@@ -322,6 +324,7 @@ def sim(
 
     from shoal.app.loader import load_app
     from shoal.sim import ClusterSpec, Deployment, GpuTable, SimConfig, Simulator, read_stage_models
+    from shoal.sim.calibrate import read_calibration
     from shoal.sim.cluster import ClusterError
     from shoal.sim.gpu import GpuTableError
     from shoal.sim.model import ModelError
@@ -335,6 +338,8 @@ def sim(
         the_plan = Plan.parse(application, plan, default=cfg)
         spec = ClusterSpec.from_toml(cluster) if cluster else ClusterSpec.uniform(4)
         models, shares = read_stage_models(stages) if stages else ({}, {})
+        cal = read_calibration(profile) if profile else None
+        models = {**cal.stages, **models} if cal else models  # a --stages entry wins over the profile's
         t = load_trace(trace, seed=seed)
         if functions != len(t.functions) or functions > 1:
             t = sample_functions(t, functions, seed=seed)
@@ -349,11 +354,15 @@ def sim(
             for i in range(functions)
         ]
         sample_s = max(tick, until / 400)  # about 400 points on each time plot
-        simulator = Simulator(spec, deps, SimConfig(tick_s=tick, seed=seed, sample_s=sample_s), gpu_table=table)
+        timing = {"cold_start_s": cal.cold_start_s, "dispatch_s": cal.dispatch_s} if cal else {}
+        config = SimConfig(tick_s=tick, seed=seed, sample_s=sample_s, **timing)
+        simulator = Simulator(spec, deps, config, gpu_table=table)
         result = simulator.run(t.times, np.asarray(t.func), until=until)
     except (AppError, PlanError, SpecError, ClusterError, GpuTableError, ModelError, TraceError, ValueError) as e:
         _fail(str(e))
     meta = {"app": app, "plan": the_plan.label, "trace": trace, "functions": functions, "tick_s": tick}
+    if profile:
+        meta["profile"] = str(profile)
     if not models:
         meta["note"] = "no --stages file: every stage takes 10 ms of CPU"
     written = write_report(result, out, meta) if plots else []

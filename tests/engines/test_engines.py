@@ -6,40 +6,22 @@ model as the embedded one."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import shutil
+import signal
+import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
-import numpy as np
 import pytest
 
-from shoal.train import FunctionExecutor, make_blobs, train
-from shoal.train.job import initial_centers
 from shoal.train.redisserver import RedisServer
-
-
-def square(x: int) -> int:
-    return x * x
-
-
-def add(a: int, b: int) -> int:
-    return a + b
-
-
-def total(results: list[int]) -> int:
-    return sum(results)
 
 
 def _need(module: str) -> None:
     if importlib.util.find_spec(module) is None:
         pytest.skip(f"{module} is not installed (pip install -e '.[{module}]')")
-    # The engines' workers import functions by module name, and this test module is not importable there: ship
-    # the functions above by value instead (shoal.train.worker.run_worker is importable and goes by name).
-    if module == "ray":
-        from ray import cloudpickle
-    else:
-        import cloudpickle
-    cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
 @pytest.fixture(scope="module")
@@ -54,16 +36,40 @@ def redis_url() -> Iterator[str]:
         srv.close()
 
 
+ENGINE_CHECK = Path(__file__).with_name("engine_check.py")
+
+
+def _run_check(backend: str, redis_url: str, timeout_s: float) -> subprocess.CompletedProcess[str] | None:
+    """Run engine_check.py in its own process group; None if it hung (the whole group is killed then)."""
+    proc = subprocess.Popen(
+        [sys.executable, str(ENGINE_CHECK), backend, redis_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        out, err = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return None
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
 @pytest.mark.parametrize("backend", ["lithops", "ray"])
 def test_engine_runs_lithops_code_and_trains(backend: str, redis_url: str) -> None:
+    """Lithops code runs unchanged on the engine, and a training job through it reaches the embedded job's model.
+
+    It runs in a process of its own, retried once if it hangs: Lithops' localhost back end sometimes never runs a
+    map submitted right after the previous one (seen once in a full run under load; docs/training.md). A hang twice,
+    or any failure, fails the test.
+    """
     _need(backend)
-    X = make_blobs(2000, 3, centers=4, seed=7)[0]
-    init = initial_centers(X, 4, "random", seed=0)
-    ref = train("kmeans", X, k=4, workers=2, rounds=6, init=init)
-    with FunctionExecutor(backend, workers=2) as ex:
-        assert ex.get_result(ex.map(square, [1, 2, 3])) == [1, 4, 9]
-        assert ex.call_async(add, {"a": 2, "b": 5}).result(60) == 7  # a dict is keyword arguments, as in Lithops
-        assert ex.map_reduce(square, [1, 2], total).result(60) == 5
-        r = train("kmeans", X, k=4, workers=2, rounds=6, init=init, store="redis", redis_url=redis_url, executor=ex)
-    assert r.backend == backend
-    assert np.array_equal(r.model, ref.model)
+    for _ in range(2):
+        done = _run_check(backend, redis_url, timeout_s=50)
+        if done is not None:
+            assert done.returncode == 0, done.stderr[-4000:]
+            assert "engine check passed" in done.stdout
+            return
+    pytest.fail(f"the {backend} engine hung twice running engine_check.py")

@@ -5,6 +5,7 @@ here feed ``KpaAutoscaler``, ``instances_to_retire`` and ``decide_batch`` exactl
 virtual clock. GPU latency comes from the measured table in ``../shared/gpu-profiles/``.
 """
 
+from shoal.sim.calibrate import Calibration, calibrate, read_calibration
 from shoal.sim.cluster import Cluster, ClusterError, ClusterSpec, Network, NodeSpec
 from shoal.sim.engine import SimConfig, Simulator
 from shoal.sim.gpu import GpuDevice, GpuShare, GpuTable, GpuTableError
@@ -13,6 +14,7 @@ from shoal.sim.model import Deployment, ModelError, StageModel, read_stage_model
 from shoal.sim.result import SimResult
 
 __all__ = [
+    "Calibration",
     "Cluster",
     "ClusterError",
     "ClusterSpec",
@@ -29,5 +31,7 @@ __all__ = [
     "SimResult",
     "Simulator",
     "StageModel",
+    "calibrate",
+    "read_calibration",
     "read_stage_models",
 ]

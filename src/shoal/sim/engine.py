@@ -46,6 +46,9 @@ class SimConfig:
     panic_window_s: float = 6.0
     #: Platform part of a cold start (process start, imports); stage ``load_s`` is added per function.
     cold_start_s: float = 0.25
+    #: Round trip of one function call between the parent and an instance (framing, sockets; not billed). 0: not
+    #: modelled. ``shoal.sim.calibrate`` reads it from a profile (latency - busy time of its stage rows).
+    dispatch_s: float = 0.0
     #: Period of the time series in the result (instances, GPU occupancy, cost, SLO hit rate).
     sample_s: float = 60.0
     seed: int = 0
@@ -57,6 +60,8 @@ class SimConfig:
     def __post_init__(self) -> None:
         if not self.tick_s > 0 or not self.sample_s >= self.tick_s:
             raise ValueError("need tick_s > 0 and sample_s >= tick_s")
+        if self.dispatch_s < 0 or self.cold_start_s < 0:
+            raise ValueError("need dispatch_s >= 0 and cold_start_s >= 0")
 
 
 class _Inst:
@@ -127,6 +132,7 @@ class _Pool:
         self.share = share
         self.table = table
         self.cold_s = c.cold_start_s + sum(m.load_s for m in models)
+        self.dispatch = c.dispatch_s
         self.out_bytes = sum(m.output_bytes for s, m in zip(fn.stages, models, strict=True) if s in fn.outputs)
         self._const = None if any(m.kind == "gpu" or m.cv > 0 for m in models) else sum(m.mean_s for m in models)
         self._gpu_memo: dict[int, float] = {}
@@ -272,9 +278,9 @@ class _Pool:
                 cold = min(now - t_enq, max(0.0, inst.ready_at - max(t_enq, inst.started_at)))
                 req.cold_s += cold
                 req.queue_s += now - t_enq - cold
-                req.hop_s += h
+                req.hop_s += h + self.dispatch
                 req.exec_s += ex
-            kernel.at(now + hop + ex, self._on_done, (inst, batch, ex / take))
+            kernel.at(now + hop + ex + self.dispatch, self._on_done, (inst, batch, ex / take))
 
     def _on_wake(self, _: object) -> None:
         self.wake_pending = False
