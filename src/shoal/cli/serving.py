@@ -1,0 +1,140 @@
+"""``shoal serve``, ``status``, ``invoke`` and ``demo``: the embedded runtime over HTTP."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from shoal.app import AppError, FunctionConfig, Plan, PlanError, SpecError
+from shoal.cli._app import cli
+from shoal.cli._app import fail as _fail
+
+
+@cli.command()
+def serve(
+    app: Annotated[str, typer.Argument(help="The application: FILE.py, or FILE.py:VARIABLE if it defines several.")],
+    plan: Annotated[str, typer.Option(help="fine | coarse | groups like 'a+b,c' (stages joined by +, groups by ,)")] = (
+        "coarse"
+    ),
+    port: Annotated[int, typer.Option(help="TCP port.")] = 8000,
+    bind: Annotated[str, typer.Option("--host", help="Address to bind. Beyond 127.0.0.1 a token is required.")] = (
+        "127.0.0.1"
+    ),
+    token: Annotated[
+        str | None, typer.Option(help="Bearer token for /status and /metrics (made if bound wide).")
+    ] = None,
+    keep_alive: Annotated[float, typer.Option(help="Seconds an idle instance stays warm.")] = 60.0,
+    min_instances: Annotated[int, typer.Option(help="Warm instances kept per function, even when idle.")] = 0,
+    max_instances: Annotated[int, typer.Option(help="Most instances per function.")] = 8,
+    timeout: Annotated[float, typer.Option(help="Seconds a function may run per request before 504.")] = 30.0,
+    queue_limit: Annotated[int, typer.Option(help="Requests that may wait per function before 429.")] = 256,
+    max_batch_size: Annotated[
+        int, typer.Option(help="Dynamic batching: most requests per call of a batch=True stage (1: off).")
+    ] = 1,
+    max_batch_wait_ms: Annotated[
+        float, typer.Option(help="Dynamic batching: most time a request waits for its batch to fill.")
+    ] = 0.0,
+    max_body_mb: Annotated[float, typer.Option(help="Largest request body, in MiB, before 413.")] = 64.0,
+    cpu_overcommit: Annotated[
+        float, typer.Option(help="Scale out only while allocated vCPU <= cores x this (first instances always start).")
+    ] = 1.0,
+    log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
+) -> None:
+    """Serve an application over HTTP: POST /apps/APP/invoke, GET /status, GET /metrics.
+
+    \b
+    Example:
+      shoal serve examples/image_pipeline.py --plan fine --port 8000
+      python -c "import numpy as np; np.save('img.npy', np.zeros((64, 64, 3), np.uint8))"
+      curl -s --data-binary @img.npy -H 'content-type: application/x-npy' localhost:8000/apps/image/invoke
+      shoal status
+    """
+    from shoal.app.loader import load_app
+    from shoal.runtime.host import HostConfig
+    from shoal.runtime.server import serve as run_server
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        the_app = load_app(app)
+        default = FunctionConfig(
+            min_instances=min_instances,
+            max_instances=max_instances,
+            keep_alive_s=keep_alive,
+            timeout_s=timeout,
+            queue_limit=queue_limit,
+            max_batch_size=max_batch_size,
+            max_batch_wait_s=max_batch_wait_ms / 1e3,
+        )
+        the_plan = Plan.parse(the_app, plan, default=default)
+    except (AppError, PlanError, SpecError) as e:
+        _fail(str(e))
+    typer.secho(
+        f"serving {the_app.name!r} under plan {the_plan.label!r} "
+        f"({len(the_plan.functions)} functions) on http://{bind}:{port}",
+        err=True,
+    )
+    if not max_body_mb > 0:
+        _fail(f"--max-body-mb must be positive, got {max_body_mb:g}")
+    config = HostConfig(max_body_bytes=int(max_body_mb * (1 << 20)), cpu_overcommit=cpu_overcommit)
+    run_server([(the_app, the_plan)], bind=bind, port=port, token=token, config=config, log_level=log_level)
+
+
+@cli.command()
+def status(
+    url: Annotated[str, typer.Option(help="The server's base URL.")] = "http://127.0.0.1:8000",
+    token: Annotated[str | None, typer.Option(help="Bearer token, if the server was bound beyond localhost.")] = None,
+    output: Annotated[str, typer.Option(help="table | json")] = "table",
+) -> None:
+    """Show functions, instances, queues and costs of a running server."""
+    import httpx
+
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    try:
+        doc = httpx.get(f"{url}/status", headers=headers, timeout=10).raise_for_status().json()
+    except httpx.HTTPError as e:
+        _fail(f"cannot read {url}/status: {e}. Is `shoal serve` running there?")
+    if output == "json":
+        typer.echo(json.dumps(doc, indent=2))
+        return
+    from shoal.report import print_status
+
+    print_status(doc)
+
+
+@cli.command()
+def invoke(
+    app: Annotated[str, typer.Argument(help="Application name, as deployed.")],
+    data: Annotated[str, typer.Option(help="JSON input, or @FILE.npy / @FILE.json.")] = "null",
+    url: Annotated[str, typer.Option(help="The server's base URL.")] = "http://127.0.0.1:8000",
+) -> None:
+    """Send one request and print the reply with its timing breakdown."""
+    import httpx
+
+    if data.startswith("@"):
+        path = Path(data[1:])
+        ctype = "application/x-npy" if path.suffix == ".npy" else "application/json"
+        body = path.read_bytes()
+    else:
+        ctype, body = "application/json", data.encode()
+    try:
+        r = httpx.post(f"{url}/apps/{app}/invoke", content=body, headers={"content-type": ctype}, timeout=60)
+    except httpx.HTTPError as e:
+        _fail(f"cannot reach {url}: {e}. Is `shoal serve` running there?")
+    typer.echo(json.dumps(r.json(), indent=2))
+    if r.status_code != 200:
+        raise typer.Exit(1)
+
+
+@cli.command()
+def demo(
+    seconds: Annotated[float, typer.Option(help="Seconds of load per plan.")] = 8.0,
+    rate: Annotated[float, typer.Option(help="Offered load, requests per second (open loop, Poisson).")] = 40.0,
+) -> None:
+    """Serve the example image pipeline under the fine and the coarse plan, drive load, and compare."""
+    from shoal.demo import run_demo
+
+    run_demo(seconds=seconds, rate=rate)
