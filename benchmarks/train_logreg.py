@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -31,46 +30,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import Interference, console, fmt, machine_info, save, summary, table, wait_quiet
+from _lithops import executor, lithops_session, map_retrying
 
 from shoal.train import make_logistic, train
 from shoal.train.algorithms.logreg import LogReg, log_loss_terms
 from shoal.train.redisserver import RedisServer
 
 GRID = [(1, 1), (1, 2), (2, 1)]
-
-
-#: Lithops executors by W, kept for all repeats and closed at the end. With a fresh executor per repeat (closed with
-#: ``__exit__``, or cleaned with ``clean()``), a later executor's ``get_result`` sometimes never returned on the
-#: localhost back end although its calls had finished (seen twice here); one executor per W avoids it.
-_FEXECS: dict[int, Any] = {}
-
-
-#: A map that has not finished in this long is taken as lost and submitted again.
-LOST_MAP_S = 10.0
-
-
-def _map_retrying(fexec: Any, iterdata: list[Any], lost: list[float]) -> tuple[list[Any], float]:
-    """``fexec.map`` of ``lithops_partial``, submitted again when it does not finish within ``LOST_MAP_S``.
-
-    Lithops' localhost back end (3.8.0, as installed here) now and then never runs a map submitted right after the
-    previous one finished: its job manager is stopping as the new job arrives (the runner log shows the job written,
-    never started). Calls take well under a second; a map that is not done after 10 s is lost, not slow.
-    Returns the futures and the seconds spent on lost maps.
-    """
-    spent = 0.0
-    while True:
-        t = time.perf_counter()
-        fs = fexec.map(lithops_partial, iterdata)
-        try:  # Lithops' wait raises TimeoutError (from a SIGALRM) when the timeout passes
-            _, pending = fexec.wait(fs, timeout=LOST_MAP_S, show_progressbar=False)
-            if not pending:
-                return fs, spent
-        except TimeoutError:
-            pass
-        spent += time.perf_counter() - t
-        lost.append(spent)
-        if len(lost) > 20:
-            raise RuntimeError("Lithops lost more than 20 maps")
 
 
 def lithops_partial(path: str, model: np.ndarray) -> np.ndarray:
@@ -129,24 +95,18 @@ def run_shoal(
 
 
 def run_lithops(X: np.ndarray, y: np.ndarray, w: int, rounds: int, lr: float, alpha: float, tmp: str) -> dict[str, Any]:
-    import lithops
-
-    from shoal.engines.lithops import localhost_config
-
     paths = []
     for j, part in enumerate(np.array_split(np.column_stack([X, y]), w)):
         paths.append(os.path.join(tmp, f"lr-shard{w}-{j}.npy"))
         np.save(paths[-1], part)
     algo = LogReg(n_features=X.shape[1], lr=lr, alpha=alpha)
     t = time.perf_counter()
-    if w not in _FEXECS:  # one executor per W for all repeats: see _FEXECS
-        _FEXECS[w] = lithops.FunctionExecutor(config=localhost_config(w), log_level=None)
-    fexec = _FEXECS[w]
+    fexec = executor(w)  # one per W for all repeats: see _lithops
     lost: list[float] = []
     model, loss, iter_s, call_s = algo.initial_model(), 0.0, [], 0.0
     for _ in range(rounds):
         t1 = time.perf_counter()
-        fs, lost_s = _map_retrying(fexec, [(p, model) for p in paths], lost)
+        fs, lost_s = map_retrying(fexec, lithops_partial, [(p, model) for p in paths], lost)
         parts = fexec.get_result(fs)
         t += lost_s  # a lost map's timeout is not Lithops' speed: left out of the time to target (counted in `lost`)
         iter_s.append(time.perf_counter() - t1 - lost_s)
@@ -169,11 +129,8 @@ def main() -> None:
     ap.add_argument("--lithops-rounds", type=int, default=10)
     ap.add_argument("--only", nargs="+", default=["numpy", "sklearn", "shoal", "lithops"])
     args = ap.parse_args()
-    # Lithops keeps its jobs under $TMPDIR/lithops-$USER; other sessions on this machine use Lithops too, so this
-    # benchmark gets a directory of its own (its runner and workers inherit TMPDIR).
-    private_tmp = tempfile.mkdtemp(prefix="shoal-bench-lithops-")
-    os.environ["TMPDIR"] = private_tmp
-    tempfile.tempdir = None
+    session = lithops_session()  # Lithops' job files in a private TMPDIR; executors closed at the end
+    session.__enter__()
 
     from sklearn.linear_model import LogisticRegression
 
@@ -225,9 +182,7 @@ def main() -> None:
                               f"target, other cores {noise.other_cores}[/]")  # fmt: skip
     finally:
         srv.close()
-        for fexec in _FEXECS.values():
-            fexec.__exit__(None, None, None)  # what `with` does: stop its monitor, invoker and runner
-        shutil.rmtree(private_tmp, ignore_errors=True)
+        session.__exit__(None, None, None)
 
     def s(key: str, field: str) -> dict[str, float]:
         return summary([r[field] for r in runs[key]])
