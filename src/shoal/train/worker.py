@@ -277,17 +277,7 @@ def _train(
                      "round_s": round_s}  # fmt: skip
             return early | ({"stopped_at": r + 1, "model": model} if w == 0 else {"stopped_at": r + 1})
     total = sync.allreduce("final", algo.score_partial(model, X, y, spec.cores))
-    out: dict[str, Any] = {
-        "worker": w,
-        "resumed_from": start,
-        "compute_s": t_compute,
-        "sync_s": t_sync,
-        "round_s": round_s,
-        "metrics": algo.score(model, total),
-    }
-    if w == 0:
-        out["model"] = model
-    return out
+    return _result(w, start, t_compute, t_sync, model, algo.score(model, total), round_s=round_s)
 
 
 def _stop_round(store: StateStore, w: int, r: int) -> int:
@@ -356,17 +346,7 @@ def _train_async(
     final = [s for s in store.get_many([f"state:{j}" for j in range(spec.workers)]) if s is not None]
     model = algo.model_from(init, _sum_in_order([s[1:] for s in final], "async-done"))  # same order everywhere
     total = _Sync(store, spec, w).allreduce("final", algo.score_partial(model, X, y, spec.cores))
-    out: dict[str, Any] = {
-        "worker": w,
-        "resumed_from": start,
-        "compute_s": t_compute,
-        "sync_s": t_sync,
-        "published": publishes,
-        "metrics": algo.score(model, total),
-    }
-    if w == 0:
-        out["model"] = model
-    return out
+    return _result(w, start, t_compute, t_sync, model, algo.score(model, total), published=publishes)
 
 
 def _significant(
@@ -406,3 +386,20 @@ def _read_updates(
 
 def _clock(value: np.ndarray | None) -> int:
     return 0 if value is None else int(value[0])
+
+
+def _result(
+    w: int, start: int, t_compute: float, t_sync: float, model: Any, metrics: Any, **extra: Any
+) -> dict[str, Any]:
+    """What a worker returns at the end of a job (worker 0 also returns the model)."""
+    out: dict[str, Any] = {
+        "worker": w,
+        "resumed_from": start,
+        "compute_s": t_compute,
+        "sync_s": t_sync,
+        **extra,
+        "metrics": metrics,
+    }
+    if w == 0:
+        out["model"] = model
+    return out
