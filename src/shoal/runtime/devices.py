@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Gpu", "detect_gpus", "machine_facts", "pick_gpu"]
+__all__ = ["Gpu", "detect_gpus", "machine_facts"]
 
 
 @dataclass(frozen=True)
@@ -43,17 +43,6 @@ def detect_gpus() -> list[Gpu]:
         idx, name, mem = (p.strip() for p in line.split(","))
         gpus.append(Gpu(int(idx), name, int(float(mem))))
     return gpus
-
-
-def pick_gpu(gpus: list[Gpu], share: float) -> int | None:
-    """The device an instance asking for ``share`` of a GPU gets, or None (no share asked, or no GPU here).
-
-    Spreading shares across devices by their free SM percentage is the placement policy's job (issue: GPU sharing);
-    for now every share goes to device 0.
-    """
-    if share <= 0 or not gpus:
-        return None
-    return gpus[0].index
 
 
 def machine_facts(packages: Iterable[str] = ("shoal", "numpy", "onnxruntime")) -> dict[str, Any]:

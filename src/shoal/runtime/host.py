@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shoal.app import App, Plan
+from shoal.policy.gpu_placement import DeviceLoad, ShareRequest, pick_device
 from shoal.policy.placement import fits, place_cpus
 from shoal.predict.prices import DEFAULT_PRICES, PriceTable
 from shoal.runtime import devices
@@ -76,6 +77,9 @@ class Host:
         self.segments = SegmentPool(f"p{os.getpid()}")
         self.instances: dict[str, Instance] = {}
         self.gpus = devices.detect_gpus()
+        self._gpu_used: dict[int, float] = {g.index: 0.0 for g in self.gpus}  # sum of shares admitted per device
+        self._gpu_memory_used: dict[int, int] = {g.index: 0 for g in self.gpus}
+        self._gpu_of: dict[str, tuple[int, float, int]] = {}  # instance id -> (device, share, memory cap)
         self.notes: list[str] = []
         self.zygote: Zygote | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -158,8 +162,34 @@ class Host:
         for c in cpus:
             self.cpu_load[c] = max(0.0, self.cpu_load[c] - vcpu / len(cpus))
 
-    def gpu_device(self, share: float) -> int | None:
-        return devices.pick_gpu(self.gpus, share)
+    def gpu_device(self, iid: str, share: float, memory_mb: int) -> int | None:
+        """The GPU for instance ``iid``'s ``share`` (FaST-GShare admission, best fit: ``policy.gpu_placement``).
+
+        None when no share is asked or this machine has no GPU (the stage then runs on CPU, as said at start-up).
+        Raises Unavailable when every GPU is full: the pool retries on its next tick, as when CPUs are full.
+        """
+        if share <= 0 or not self.gpus:
+            return None
+        want = ShareRequest(share, memory_mb)
+        loads = [DeviceLoad(self._gpu_used[g.index], self._gpu_memory_used[g.index], g.memory_mb) for g in self.gpus]
+        i = pick_device(loads, want)
+        if i is None:
+            raise Unavailable(
+                f"no GPU has room for a share of {share:g} with {memory_mb} MiB (sum of shares per GPU <= 1); "
+                "lower max_instances or the share, or add a GPU"
+            )
+        index = self.gpus[i].index
+        self._gpu_used[index] += want.fraction
+        self._gpu_memory_used[index] += memory_mb
+        self._gpu_of[iid] = (index, want.fraction, memory_mb)
+        return index
+
+    def gpu_release(self, iid: str) -> None:
+        placed = self._gpu_of.pop(iid, None)
+        if placed is not None:
+            index, fraction, memory_mb = placed
+            self._gpu_used[index] = max(0.0, self._gpu_used[index] - fraction)
+            self._gpu_memory_used[index] -= memory_mb
 
     def spawn(self, spec: dict[str, Any]) -> Any:
         if self.zygote is None:
@@ -175,6 +205,7 @@ class Host:
         self.instances.pop(inst.id, None)
         self.meter.instance_stopped(inst.id, self.now())
         self.unplace(inst.cpus, pool.fn.resources.vcpu)
+        self.gpu_release(inst.id)
         if died:  # a killed instance could not unlink its own segments
             for path in glob.glob(os.path.join(SHM_DIR, f"shoal-{inst.id}-*")):
                 with contextlib.suppress(FileNotFoundError):

@@ -173,8 +173,9 @@ class Pool:
     # -- instances ------------------------------------------------------------------------------------------------
     def start_instance(self) -> Instance:
         res = self.fn.resources
-        cpus = self.host.place(res.vcpu)
         iid = f"i{os.getpid()}-{next(_ids)}"
+        gpu_device = self.host.gpu_device(iid, res.gpu, res.gpu_memory_mb)  # raises Unavailable when GPUs are full
+        cpus = self.host.place(res.vcpu)
         spec = {
             "app": self.app,
             "function": self.name,
@@ -185,7 +186,7 @@ class Pool:
             "threads": max(1, len(cpus)),
             "gpu": res.gpu,
             "gpu_memory_mb": res.gpu_memory_mb,
-            "gpu_device": self.host.gpu_device(res.gpu),
+            "gpu_device": gpu_device,
             "max_concurrency": res.max_concurrency,
         }
         now = self.host.now()
@@ -193,6 +194,7 @@ class Pool:
             sock = self.host.spawn(spec)
         except ZygoteError as e:
             self.host.unplace(cpus, res.vcpu)
+            self.host.gpu_release(iid)
             self.last_error = str(e)
             raise Unavailable(f"cannot start an instance of {self.name!r}: {e}") from None
         inst = Instance(self, iid, sock, cpus, now)
@@ -233,7 +235,10 @@ class Pool:
         if was not in ("stopping", "failed") and not self.closed and self.host.now() >= self.backoff_until:
             log.warning("instance %s of %s died (state %s); replacing it", inst.id, self.name, was)
             if self.queue or len(self.instances) < self.desired:
-                self.start_instance()
+                try:
+                    self.start_instance()
+                except Unavailable as e:  # no room or no zygote: the next tick tries again
+                    log.warning("cannot replace instance %s of %s yet: %s", inst.id, self.name, e)
 
     # -- requests -------------------------------------------------------------------------------------------------
     def _free_instance(self) -> Instance | None:
@@ -351,7 +356,11 @@ class Pool:
             ):
                 self.capacity_limited = True  # the cores are all allocated: more instances would only share them
                 break
-            self.start_instance()
+            try:
+                self.start_instance()
+            except Unavailable:  # the GPUs are full, or the zygote is gone: try again on a later tick
+                self.capacity_limited = True
+                break
         if d.desired < live:
             idle = [
                 IdleInstance(i.id, i.idle_since)
