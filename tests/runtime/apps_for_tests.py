@@ -154,3 +154,34 @@ def slow_square(x: Any) -> Any:
 def plus_one(x: np.ndarray) -> Any:
     time.sleep(0.02)
     return x + 1
+
+
+# -- paced: the diamond with a few milliseconds of sleep per stage, so that requests are under way at any moment -----
+paced = shoal.App("paced")
+
+
+@paced.stage(vcpu=0.25, memory_mb=64)
+def p_src(x: Any) -> np.ndarray:
+    time.sleep(0.004)
+    return np.asarray(x, dtype=np.float64)
+
+
+@paced.stage(after=p_src, vcpu=0.25, memory_mb=64)
+def p_left(x: np.ndarray) -> np.ndarray:
+    time.sleep(0.004)
+    return x * 10
+
+
+@paced.stage(after=p_src, vcpu=0.25, memory_mb=64)
+def p_right(x: np.ndarray) -> np.ndarray:
+    time.sleep(0.004)
+    return -x
+
+
+@paced.stage(after=[p_left, p_right], vcpu=0.25, memory_mb=64)
+def p_merge(lft: np.ndarray, rgt: np.ndarray) -> np.ndarray:
+    return lft + rgt  # 9 x
+
+
+def paced_reference(x: Any) -> np.ndarray:
+    return np.asarray(x, dtype=np.float64) * 9

@@ -94,6 +94,8 @@ class Plan:
         _check_partition(app, parts)
         self.label = label or ",".join("+".join(g) for g in parts)
         default = default or FunctionConfig()
+        #: The settings of functions that ``configs`` does not name; a plan switch over HTTP reuses them.
+        self.default = default
         configs = dict(configs or {})
         owner = {s: i for i, g in enumerate(parts) for s in g}
         names = ["+".join(_topo(app, g)) for g in parts]

@@ -130,6 +130,46 @@ def invoke(
 
 
 @cli.command()
+def switch(
+    app: Annotated[str, typer.Argument(help="Application name, as deployed.")],
+    plan: Annotated[str, typer.Argument(help="fine | coarse | groups like 'a+b,c'.")],
+    warm: Annotated[
+        list[str] | None,
+        typer.Option(help="FUNCTION=N: start N instances of a new function before traffic moves (repeatable)."),
+    ] = None,
+    url: Annotated[str, typer.Option(help="The server's base URL.")] = "http://127.0.0.1:8000",
+    token: Annotated[str | None, typer.Option(help="Bearer token, if the server was bound beyond localhost.")] = None,
+) -> None:
+    """Switch a running application to another plan, live: no request is lost or failed.
+
+    The new plan's functions are warmed first (functions both plans share keep their instances), then new requests
+    go to the new plan and the old functions close when their last request is done.
+
+    Example: shoal switch image 'preprocess,backbone+head' --warm backbone+head=2
+    """
+    import httpx
+
+    counts: dict[str, int] = {}
+    for item in warm or []:
+        name, sep, n = item.rpartition("=")
+        if not sep or not name or not n.isdigit():
+            _fail(f"--warm takes FUNCTION=N, such as backbone+head=2; got {item!r}")
+        counts[name] = int(n)
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    try:
+        r = httpx.post(f"{url}/apps/{app}/plan", json={"plan": plan, "warm": counts}, headers=headers, timeout=120)
+    except httpx.HTTPError as e:
+        _fail(f"cannot reach {url}: {e}. Is `shoal serve` running there?")
+    if r.status_code != 200:
+        _fail(f"the switch was refused ({r.status_code}): {r.json().get('error', r.text)}")
+    doc = r.json()
+    typer.echo(
+        f"{doc['app']} now serves plan {doc['plan']} (switch took {doc['switch_s'] * 1e3:.0f} ms); "
+        f"kept {doc['kept'] or 'none'}, warmed {doc['warmed'] or 'none'}, draining {doc['draining'] or 'none'}"
+    )
+
+
+@cli.command()
 def demo(
     seconds: Annotated[float, typer.Option(help="Seconds of load per plan.")] = 8.0,
     rate: Annotated[float, typer.Option(help="Offered load, requests per second (open loop, Poisson).")] = 40.0,

@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from shoal.app import Plan, PlanError, SpecError
 from shoal.runtime.dataplane import DataError, decode_client, encode_client
 from shoal.runtime.errors import BadRequest, ServeError
 from shoal.runtime.host import Host
@@ -178,6 +179,29 @@ def build_gateway(host: Host, token: str | None = None, manage_host: bool = True
         body, ctype = host.metrics.render()
         return Response(body, headers={"content-type": ctype})
 
+    async def plan_route(request: Request) -> Response:
+        """Switch an application's plan live: JSON ``{"plan": "a+b,c", "warm": {"a": 2}}`` (``warm`` optional)."""
+        if not authorised(request):
+            return JSONResponse({"error": "this endpoint needs Authorization: Bearer <token>"}, status_code=401)
+        try:
+            doc = json.loads(await _read_body(request, 1 << 16))
+        except (_TooLarge, ValueError):
+            return JSONResponse({"error": 'send JSON such as {"plan": "fine"} (at most 64 KiB)'}, status_code=400)
+        if not isinstance(doc, dict) or not isinstance(doc.get("plan"), str):
+            return JSONResponse({"error": 'send JSON such as {"plan": "a+b,c", "warm": {"a": 2}}'}, status_code=400)
+        warm = doc.get("warm") or {}
+        if not isinstance(warm, dict) or not all(isinstance(v, int) and v >= 0 for v in warm.values()):
+            return JSONResponse({"error": "warm maps function names to instance counts >= 0"}, status_code=400)
+        try:
+            dep = host.deployment(request.path_params["app"])
+            plan = Plan.parse(dep.app, doc["plan"], default=dep.plan.default)
+            summary = await host.switch_plan(dep.app.name, plan, warm)
+        except (PlanError, SpecError, ValueError) as e:
+            return JSONResponse({"error": str(e)}, status_code=400)
+        except ServeError as e:
+            return JSONResponse({"error": e.message}, status_code=e.status)
+        return JSONResponse(summary)
+
     async def health_route(request: Request) -> Response:
         return JSONResponse({"ok": True})
 
@@ -193,6 +217,7 @@ def build_gateway(host: Host, token: str | None = None, manage_host: bool = True
 
     routes = [
         Route("/apps/{app}/invoke", invoke_route, methods=["POST"]),
+        Route("/apps/{app}/plan", plan_route, methods=["POST"]),
         Route("/apps", apps_route, methods=["GET"]),
         Route("/status", status_route, methods=["GET"]),
         Route("/metrics", metrics_route, methods=["GET"]),

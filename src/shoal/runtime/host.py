@@ -12,11 +12,11 @@ import glob
 import logging
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from shoal.app import App, Plan
+from shoal.app import App, Function, Plan
 from shoal.policy.gpu_placement import DeviceLoad, ShareRequest, pick_device
 from shoal.policy.placement import fits, place_cpus
 from shoal.predict.prices import DEFAULT_PRICES, PriceTable
@@ -53,11 +53,19 @@ class HostConfig:
 
 @dataclass
 class Deployment:
-    """An application deployed under a plan: one pool per function."""
+    """An application deployed under a plan: one pool per function.
+
+    ``active`` counts the requests walking this deployment's DAG. After a plan switch the old deployment is
+    ``retired``: it gets no new request, and the pools the new plan does not keep close once ``active`` is 0, so that a
+    request that started under the old plan finishes under it.
+    """
 
     app: App
     plan: Plan
     pools: dict[str, Pool] = field(default_factory=dict)
+    active: int = 0
+    retired: bool = False
+    leaving: list[Pool] = field(default_factory=list)  # after a switch: the pools the new plan does not keep
 
 
 class Host:
@@ -81,6 +89,8 @@ class Host:
         self._gpu_memory_used: dict[int, int] = {g.index: 0 for g in self.gpus}
         self._gpu_of: dict[str, tuple[int, float, int]] = {}  # instance id -> (device, share, memory cap)
         self.notes: list[str] = []
+        self._switching: set[str] = set()
+        self._retired: list[Deployment] = []  # old plans still finishing their requests
         self.zygote: Zygote | None = None
         self._ticker: asyncio.Task[None] | None = None
         self._t0 = time.monotonic()
@@ -115,9 +125,10 @@ class Host:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._ticker
-        for dep in self.deployments.values():
-            for pool in dep.pools.values():
+        for dep in [*self.deployments.values(), *self._retired]:
+            for pool in dep.leaving if dep.retired else dep.pools.values():
                 pool.close()
+        self._retired.clear()
         await asyncio.sleep(0)  # let the stop frames go out
         if self.zygote is not None:
             self.zygote.close()
@@ -128,8 +139,8 @@ class Host:
         while True:
             await asyncio.sleep(self.config.tick_s)
             now = self.now()
-            for dep in self.deployments.values():
-                for pool in dep.pools.values():
+            for dep in [*self.deployments.values(), *self._retired]:
+                for pool in dep.leaving if dep.retired else dep.pools.values():
                     try:
                         pool.tick(now)
                     except Unavailable as e:  # the zygote is gone: said once in the log, and to every request
@@ -226,6 +237,102 @@ class Host:
                     inst.pending_free.append(name)
         self.segments.free(mine)
 
+    # -- plan switches --------------------------------------------------------------------------------------------
+    async def switch_plan(
+        self, app: str, plan: Plan, warm: Mapping[str, int] | None = None, ready_timeout_s: float = 60.0
+    ) -> dict[str, Any]:
+        """Serve ``app`` under ``plan`` from now on, without losing or failing a request.
+
+        1. Functions the new plan shares with the old one (same stages, resources and settings) keep their pool,
+           warm instances, queue and autoscaler history.
+        2. Every other function of the new plan gets a pool with ``warm[name]`` instances started (default: as many
+           as the old plan runs for the busiest of its stages, at least one), and the switch waits until each new
+           pool has at least one ready instance.
+        3. New requests then go to the new plan; requests already under way finish on the old pools, which close
+           when the last of them is done (``Deployment.active``).
+
+        If a new function cannot get a ready instance within ``ready_timeout_s`` (a model that fails to load, no
+        room), the switch is abandoned, its new pools are closed, the old plan keeps serving, and Unavailable says why.
+        Only one switch per app runs at a time.
+        """
+        old = self.deployment(app)
+        if plan.app is not old.app:
+            raise ValueError(f"the plan was made for app {plan.app.name!r}, not {app!r}")
+        if app in self._switching:
+            raise Unavailable(f"a plan switch of {app!r} is already under way; retry when it is done")
+        self._switching.add(app)
+        try:
+            return await self._switch(old, plan, warm or {}, ready_timeout_s)
+        finally:
+            self._switching.discard(app)
+
+    async def _switch(
+        self, old: Deployment, plan: Plan, warm: Mapping[str, int], ready_timeout_s: float
+    ) -> dict[str, Any]:
+        unknown = set(warm) - {f.name for f in plan.functions}
+        if unknown:
+            raise ValueError(f"warm names functions the plan does not have: {sorted(unknown)}")
+        t0 = self.now()
+        new = Deployment(old.app, plan)
+        kept: list[str] = []
+        for f in plan.functions:
+            pool = old.pools.get(f.name)
+            if pool is not None and (pool.fn.stages, pool.fn.resources, pool.fn.config) == (
+                f.stages,
+                f.resources,
+                f.config,
+            ):
+                pool.fn = f
+                new.pools[f.name] = pool
+                kept.append(f.name)
+            else:
+                new.pools[f.name] = Pool(old.app.name, f, self)
+        fresh = [p for name, p in new.pools.items() if name not in kept]
+        try:
+            for pool in fresh:
+                n = warm.get(pool.name, self._warm_count(old, pool.fn))
+                for _ in range(max(1, min(n, pool.fn.config.max_instances))):
+                    pool.start_instance()
+            deadline = t0 + ready_timeout_s
+            while any(p.count("ready") == 0 for p in fresh):
+                broken = [p for p in fresh if p.last_error is not None and p.count("starting") == 0]
+                if broken or self.now() > deadline:
+                    why = broken[0].last_error if broken else f"no ready instance after {ready_timeout_s:g} s"
+                    raise Unavailable(f"plan switch of {old.app.name!r} to {plan.label!r} abandoned: {why}")
+                await asyncio.sleep(0.01)
+        except BaseException:
+            for pool in fresh:
+                pool.close()
+            raise
+        self.deployments[old.app.name] = new
+        old.retired = True
+        leaving = [p for name, p in old.pools.items() if new.pools.get(name) is not p]
+        old.leaving = leaving
+        self._retired.append(old)
+        self.drain(old)
+        return {
+            "app": old.app.name,
+            "plan": plan.label,
+            "kept": kept,
+            "warmed": {p.name: p.count("ready") + p.count("starting") for p in fresh},
+            "draining": [p.name for p in leaving],
+            "switch_s": round(self.now() - t0, 4),
+        }
+
+    @staticmethod
+    def _warm_count(old: Deployment, fn: Function) -> int:
+        """As many instances as the old plan runs for the busiest of the function's stages."""
+        overlap = [p for p in old.pools.values() if set(p.fn.stages) & set(fn.stages)]
+        return max((p.count("ready") + p.count("starting") for p in overlap), default=1)
+
+    def drain(self, dep: Deployment) -> None:
+        """Close a retired deployment's pools once no request walks it any more (called as requests finish)."""
+        if dep.retired and dep.active == 0 and dep in self._retired:
+            self._retired.remove(dep)
+            for pool in dep.leaving:
+                pool.close()
+            dep.leaving = []
+
     # -- reading --------------------------------------------------------------------------------------------------
     def deployment(self, app: str) -> Deployment:
         dep = self.deployments.get(app)
@@ -266,7 +373,16 @@ class Host:
                         ],
                     }
                 )
-            apps.append({"app": dep.app.name, "plan": dep.plan.label, "slo": str(dep.app.slo), "functions": fns})
+            draining = [p.name for old in self._retired if old.app is dep.app for p in old.leaving]
+            apps.append(
+                {
+                    "app": dep.app.name,
+                    "plan": dep.plan.label,
+                    "slo": str(dep.app.slo),
+                    "functions": fns,
+                    "draining": draining,
+                }
+            )
         return {
             "apps": apps,
             "gpus": [g.name for g in self.gpus],

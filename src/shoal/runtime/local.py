@@ -47,6 +47,20 @@ class LocalService:
         """Start a request without waiting; returns a concurrent.futures.Future of its :class:`Result`."""
         return asyncio.run_coroutine_threadsafe(invoke(self.host, app or self._only_app(), x), self.loop)
 
+    def switch_plan(
+        self,
+        plan: Plan | str,
+        app: str | None = None,
+        warm: dict[str, int] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        """Serve the app under ``plan`` from now on, live: no request is lost or failed (``Host.switch_plan``)."""
+        name = app or self._only_app()
+        current = self.host.deployment(name)
+        if isinstance(plan, str):
+            plan = Plan.parse(current.app, plan, default=current.plan.default)
+        return self._run(self.host.switch_plan(name, plan, warm), timeout)
+
     def status(self) -> dict[str, Any]:
         async def snap() -> dict[str, Any]:
             return self.host.status()

@@ -73,6 +73,9 @@ class Instance:
     async def open(self) -> None:
         reader, self._writer = await asyncio.open_unix_connection(sock=self.sock)
         asyncio.get_running_loop().create_task(self._read_loop(reader), name=f"instance-{self.id}")
+        if self.state == "stopping":  # stopped before its socket was open (an abandoned plan switch): tell it now
+            self.state = "starting"
+            self.stop()
 
     async def _read_loop(self, reader: asyncio.StreamReader) -> None:
         while True:
