@@ -1,0 +1,154 @@
+"""The granularity controller: when to move an application to another plan, as a pure policy.
+
+Every window (``window_s``, 10 s by default) its caller measures the load, asks the planner for the candidate plans
+with their predicted SLO hit rate and resource cost at that load, and hands them here with the plan now serving. The
+controller answers whether to switch, and to which plan:
+
+- **Which plan is best** at this load: the cheapest whose predicted SLO hit rate meets the target; if none meets
+  it, the one with the highest predicted SLO hit rate (cost breaks ties).
+- **Whether the gain outweighs the cost of switching.** A switch warms the new plan's functions (cold starts, paid
+  for while both plans overlap) and disturbs the autoscalers' history. So a switch happens only if the best plan
+  (a) meets the target where the current plan does not, or raises the predicted SLO hit rate by ``min_slo_gain``, or
+  (b) meets the target like the current plan and is cheaper by ``min_cost_saving`` (relative), *and* its saving over
+  ``min_dwell_s`` pays for its ``switch_cost``.
+- **Hysteresis, so that it does not flap**: the same plan must come out best in ``confirm_windows`` consecutive
+  windows, and no switch happens within ``min_dwell_s`` of the previous one. An SLO emergency (the current plan is
+  predicted to miss the target by more than ``urgent_slo_gap``) needs one window only, and may cut the dwell short.
+
+Pure: no clock (times come in the observations), no I/O, no predictor calls. ``shoal.predict`` produces the
+candidates; the runtime and the simulator both call ``decide``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["Candidate", "ControllerConfig", "GranularityController", "GranularityDecision", "best_candidate"]
+
+
+@dataclass(frozen=True)
+class ControllerConfig:
+    """How eagerly the controller switches. The defaults favour staying put: a switch is never free."""
+
+    slo_target: float = 0.99
+    confirm_windows: int = 2
+    min_dwell_s: float = 60.0
+    min_cost_saving: float = 0.10
+    min_slo_gain: float = 0.02
+    urgent_slo_gap: float = 0.05
+
+    def __post_init__(self) -> None:
+        if not 0 < self.slo_target <= 1:
+            raise ValueError(f"slo_target must be in (0, 1], got {self.slo_target!r}")
+        if self.confirm_windows < 1:
+            raise ValueError(f"confirm_windows must be >= 1, got {self.confirm_windows!r}")
+        for name in ("min_dwell_s", "min_cost_saving", "min_slo_gain", "urgent_slo_gap"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A plan with what the predictor says it would do at the observed load.
+
+    ``cost_per_s``: resource cost in USD per second of serving; ``switch_cost``: the one-off cost in USD of moving to
+    it from the current plan (the warmed instances' cold starts and overlap). For the current plan it is 0.
+    """
+
+    plan: str
+    slo_hit: float
+    cost_per_s: float
+    switch_cost: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.slo_hit <= 1:
+            raise ValueError(f"candidate {self.plan!r}: slo_hit must be in [0, 1], got {self.slo_hit!r}")
+        if not (math.isfinite(self.cost_per_s) and self.cost_per_s >= 0):
+            raise ValueError(f"candidate {self.plan!r}: cost_per_s must be finite and >= 0, got {self.cost_per_s!r}")
+        if not (math.isfinite(self.switch_cost) and self.switch_cost >= 0):
+            raise ValueError(f"candidate {self.plan!r}: switch_cost must be finite and >= 0")
+
+
+@dataclass(frozen=True)
+class GranularityDecision:
+    """``switch_to`` is the plan to move to now, or None to stay; ``best`` the best plan of this window."""
+
+    switch_to: str | None
+    best: str
+    reason: str
+
+
+def best_candidate(candidates: Sequence[Candidate], slo_target: float) -> Candidate:
+    """The cheapest candidate that meets ``slo_target``; if none does, the highest SLO hit rate (then cheapest).
+    Ties go to the earlier candidate, so the answer does not depend on float noise in the order of a set."""
+    if not candidates:
+        raise ValueError("no candidate plans to choose from")
+    meeting = [c for c in candidates if c.slo_hit >= slo_target]
+    if meeting:
+        return min(meeting, key=lambda c: c.cost_per_s)
+    return min(candidates, key=lambda c: (-c.slo_hit, c.cost_per_s))
+
+
+class GranularityController:
+    """See the module docstring. One controller per application."""
+
+    def __init__(self, config: ControllerConfig | None = None) -> None:
+        self.config = config or ControllerConfig()
+        self._streak_plan: str | None = None
+        self._streak = 0
+        self._last_switch: float | None = None
+        self._last_now: float | None = None
+
+    def decide(self, now: float, current: str, candidates: Sequence[Candidate]) -> GranularityDecision:
+        """Weigh this window's candidates against ``current`` (which must be among them) at time ``now``."""
+        cfg = self.config
+        if self._last_now is not None and now < self._last_now:
+            raise ValueError(f"time went backwards: {now!r} < {self._last_now!r}")
+        self._last_now = now
+        by_plan = {c.plan: c for c in candidates}
+        if current not in by_plan:
+            raise ValueError(f"the current plan {current!r} is not among the candidates {sorted(by_plan)}")
+        here = by_plan[current]
+        best = best_candidate(candidates, cfg.slo_target)
+        if best.plan == current:
+            self._streak_plan, self._streak = None, 0
+            return GranularityDecision(None, current, f"{current} is the best plan at this load")
+
+        why = self._worth_it(here, best)
+        if why is None:
+            self._streak_plan, self._streak = None, 0
+            return GranularityDecision(
+                None, best.plan, f"{best.plan} is better but not by enough to pay for a switch; staying on {current}"
+            )
+        self._streak = self._streak + 1 if self._streak_plan == best.plan else 1
+        self._streak_plan = best.plan
+        urgent = here.slo_hit < cfg.slo_target - cfg.urgent_slo_gap and best.slo_hit > here.slo_hit
+        needed = 1 if urgent else cfg.confirm_windows
+        if self._streak < needed:
+            return GranularityDecision(
+                None, best.plan, f"{why}; best in {self._streak} of {needed} windows needed before switching"
+            )
+        if not urgent and self._last_switch is not None and now - self._last_switch < cfg.min_dwell_s:
+            wait = cfg.min_dwell_s - (now - self._last_switch)
+            return GranularityDecision(None, best.plan, f"{why}; the last switch was too recent ({wait:.0f} s to go)")
+        self._last_switch = now
+        self._streak_plan, self._streak = None, 0
+        return GranularityDecision(best.plan, best.plan, f"{why}{' (urgent)' if urgent else ''}: switch to {best.plan}")
+
+    def _worth_it(self, here: Candidate, best: Candidate) -> str | None:
+        """Why moving from ``here`` to ``best`` pays, or None if it does not."""
+        cfg = self.config
+        if best.slo_hit >= cfg.slo_target > here.slo_hit:
+            return (
+                f"{best.plan} meets the SLO target ({best.slo_hit:.3f}) where {here.plan} does not ({here.slo_hit:.3f})"
+            )
+        if here.slo_hit < cfg.slo_target and best.slo_hit - here.slo_hit >= cfg.min_slo_gain:
+            return f"{best.plan} raises the predicted SLO hit rate from {here.slo_hit:.3f} to {best.slo_hit:.3f}"
+        if here.slo_hit >= cfg.slo_target and best.slo_hit >= cfg.slo_target and here.cost_per_s > 0:
+            saving = here.cost_per_s - best.cost_per_s
+            if saving / here.cost_per_s >= cfg.min_cost_saving and saving * cfg.min_dwell_s >= best.switch_cost:
+                return f"{best.plan} meets the target {100 * saving / here.cost_per_s:.0f}% cheaper than {here.plan}"
+        return None

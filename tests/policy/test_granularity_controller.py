@@ -1,0 +1,106 @@
+"""The granularity controller: best plan at a load, whether a switch pays, and hysteresis."""
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController, best_candidate
+
+FINE = "fine"
+COARSE = "coarse"
+
+
+def cands(fine=(0.995, 2.0), coarse=(0.995, 1.0), switch_cost=0.0):
+    return [Candidate(FINE, *fine, switch_cost=switch_cost), Candidate(COARSE, *coarse, switch_cost=switch_cost)]
+
+
+def test_best_is_the_cheapest_plan_that_meets_the_target_else_the_highest_slo_hit():
+    assert best_candidate(cands(), 0.99).plan == COARSE
+    assert best_candidate(cands(coarse=(0.95, 1.0)), 0.99).plan == FINE
+    assert best_candidate(cands(fine=(0.9, 2.0), coarse=(0.95, 1.0)), 0.99).plan == COARSE
+    assert best_candidate(cands(fine=(0.9, 2.0), coarse=(0.9, 1.0)), 0.99).plan == COARSE  # tie: cheaper
+    with pytest.raises(ValueError, match="no candidate"):
+        best_candidate([], 0.99)
+
+
+def test_a_cheaper_plan_is_adopted_only_after_it_stays_best_for_the_confirm_windows():
+    ctl = GranularityController(ControllerConfig(confirm_windows=3, min_dwell_s=0))
+    assert ctl.decide(0, FINE, cands()).switch_to is None
+    assert ctl.decide(10, FINE, cands()).switch_to is None
+    d = ctl.decide(20, FINE, cands())
+    assert d.switch_to == COARSE and "cheaper" in d.reason
+
+
+def test_a_streak_broken_by_one_window_starts_again():
+    ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=0))
+    assert ctl.decide(0, FINE, cands()).switch_to is None
+    assert ctl.decide(10, FINE, cands(coarse=(0.995, 1.95))).switch_to is None  # saving too small: streak broken
+    assert ctl.decide(20, FINE, cands()).switch_to is None
+    assert ctl.decide(30, FINE, cands()).switch_to == COARSE
+
+
+def test_no_switch_within_the_dwell_time_unless_the_slo_is_in_danger():
+    ctl = GranularityController(ControllerConfig(confirm_windows=1, min_dwell_s=60))
+    assert ctl.decide(0, FINE, cands()).switch_to == COARSE
+    # back on coarse, fine becomes cheaper: not before 60 s have passed
+    cheaper_fine = cands(fine=(0.995, 0.5))
+    assert "too recent" in ctl.decide(30, COARSE, cheaper_fine).reason
+    assert ctl.decide(61, COARSE, cheaper_fine).switch_to == FINE
+    # an SLO emergency does not wait for the dwell time, nor for confirmation
+    emergency = cands(fine=(0.80, 0.5), coarse=(0.995, 1.0))
+    d = ctl.decide(65, FINE, emergency)
+    assert d.switch_to == COARSE and "urgent" in d.reason
+
+
+def test_a_saving_that_does_not_pay_for_the_switch_is_not_taken():
+    ctl = GranularityController(ControllerConfig(confirm_windows=1, min_dwell_s=60))
+    # saves 1 USD/s: over the 60-s dwell that is 60 USD, less than the 100 USD the switch costs
+    d = ctl.decide(0, FINE, cands(switch_cost=100.0))
+    assert d.switch_to is None and d.best == COARSE and "not by enough" in d.reason
+    assert ctl.decide(10, FINE, cands(switch_cost=50.0)).switch_to == COARSE
+
+
+def test_a_plan_that_meets_the_target_replaces_one_that_does_not():
+    ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=0, urgent_slo_gap=0.5))
+    slow_coarse = cands(coarse=(0.97, 1.0))
+    assert ctl.decide(0, COARSE, slow_coarse).switch_to is None
+    d = ctl.decide(10, COARSE, slow_coarse)
+    assert d.switch_to == FINE and "meets the SLO target" in d.reason
+
+
+def test_bad_input_is_refused():
+    ctl = GranularityController()
+    with pytest.raises(ValueError, match="not among the candidates"):
+        ctl.decide(0, "a+b,c", cands())
+    ctl.decide(10, FINE, cands())
+    with pytest.raises(ValueError, match="backwards"):
+        ctl.decide(5, FINE, cands())
+    with pytest.raises(ValueError, match="slo_hit"):
+        Candidate("x", 1.5, 1.0)
+    with pytest.raises(ValueError, match="cost_per_s"):
+        Candidate("x", 0.5, float("nan"))
+    with pytest.raises(ValueError, match="confirm_windows"):
+        ControllerConfig(confirm_windows=0)
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0.5, 1.0), st.floats(0.1, 10), st.floats(0.5, 1.0), st.floats(0.1, 10)),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_switches_are_never_closer_than_the_dwell_time_unless_urgent(windows):
+    cfg = ControllerConfig(confirm_windows=2, min_dwell_s=60)
+    ctl = GranularityController(cfg)
+    current, last = FINE, None
+    for k, (fs, fc, cs, cc) in enumerate(windows):
+        now = 10.0 * k
+        cs_ = cands(fine=(fs, fc), coarse=(cs, cc))
+        d = ctl.decide(now, current, cs_)
+        if d.switch_to is not None:
+            here = {c.plan: c for c in cs_}[current]
+            urgent = here.slo_hit < cfg.slo_target - cfg.urgent_slo_gap
+            assert last is None or now - last >= cfg.min_dwell_s or urgent
+            assert d.switch_to != current
+            current, last = d.switch_to, now
