@@ -58,8 +58,8 @@ def sim(
     from shoal.sim.gpu import GpuTableError
     from shoal.sim.model import ModelError
     from shoal.sim.report import report_doc, write_report
-    from shoal.workload.source import load as load_trace
-    from shoal.workload.traces import TraceError, sample_functions
+    from shoal.workload.source import prepare as prepare_trace
+    from shoal.workload.traces import TraceError
 
     try:
         application = load_app(app)
@@ -69,13 +69,10 @@ def sim(
         models, shares = read_stage_models(stages) if stages else ({}, {})
         cal = read_calibration(profile) if profile else None
         models = {**cal.stages, **models} if cal else models  # a --stages entry wins over the profile's
-        t = load_trace(trace, seed=seed)
-        if functions != len(t.functions) or functions > 1:
-            t = sample_functions(t, functions, seed=seed)
-        t = t.compressed(compress) if compress != 1.0 else t
-        t = t.rate_scaled(rate_scale, seed=seed) if rate_scale != 1.0 else t
-        until = min(t.span_s, minutes * 60) if minutes else t.span_s
-        t = t.window(0.0, until)
+        t = prepare_trace(
+            trace, seed=seed, functions=functions, compress=compress, rate_scale=rate_scale, minutes=minutes
+        )
+        until = t.span_s
         needs_gpu = any(m.kind == "gpu" for m in models.values())
         table = GpuTable.load(gpu_table) if needs_gpu or gpu_table else None
         deps = [

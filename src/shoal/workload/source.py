@@ -21,9 +21,10 @@ from shoal.workload.traces import (
     read_azure_functions_2019,
     read_azure_functions_2021,
     read_azure_llm_2023,
+    sample_functions,
 )
 
-__all__ = ["load"]
+__all__ = ["load", "prepare"]
 
 
 def _synthetic(name: str, times: np.ndarray, seconds: float) -> Trace:
@@ -61,3 +62,27 @@ def load(spec: str, *, seed: int = 0, spread: str = "even") -> Trace:
     if "TIMESTAMP" in header:
         return read_azure_llm_2023(path)
     raise TraceError(f"{spec!r}: not a trace format Shoal reads (Azure Functions 2019, 2021, or Azure LLM 2023)")
+
+
+def prepare(
+    spec: str,
+    *,
+    seed: int = 0,
+    functions: int | None = None,
+    compress: float = 1.0,
+    rate_scale: float = 1.0,
+    minutes: float | None = None,
+) -> Trace:
+    """The arrivals ``spec`` names, shaped the way ``shoal sim`` and ``shoal load`` take options: ``functions``
+    trace functions sampled (None: as the trace has them), time divided by ``compress``, rate multiplied by
+    ``rate_scale``, and only the first ``minutes`` kept."""
+    t = load(spec, seed=seed)
+    if functions is not None and (functions != len(t.functions) or functions > 1):
+        t = sample_functions(t, functions, seed=seed)
+    t = t.compressed(compress) if compress != 1.0 else t
+    t = t.rate_scaled(rate_scale, seed=seed) if rate_scale != 1.0 else t
+    if minutes is not None:
+        if not minutes > 0:
+            raise TraceError(f"minutes must be > 0, got {minutes!r}")
+        t = t.window(0.0, min(t.span_s, minutes * 60))
+    return t
