@@ -12,9 +12,10 @@ import glob
 import logging
 import os
 import time
+from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shoal.app import App, Function, Plan
 from shoal.policy.gpu_placement import DeviceLoad, ShareRequest, pick_device
@@ -28,6 +29,9 @@ from shoal.runtime.meter import Meter
 from shoal.runtime.metrics import Metrics
 from shoal.runtime.pool import Instance, Pool
 from shoal.runtime.zygote import DEFAULT_PRELOAD, Zygote
+
+if TYPE_CHECKING:
+    from shoal.runtime.adaptive import AdaptiveLoop
 
 __all__ = ["Deployment", "Host", "HostConfig"]
 
@@ -90,6 +94,9 @@ class Host:
         self._gpu_of: dict[str, tuple[int, float, int]] = {}  # instance id -> (device, share, memory cap)
         self.notes: list[str] = []
         self._switching: set[str] = set()
+        self.adaptive: dict[str, AdaptiveLoop] = {}  # app -> its adaptive granularity loop, if any
+        #: Recent arrival times per app (host clock), for the adaptive controller's load windows.
+        self._arrivals: dict[str, deque[float]] = {name: deque(maxlen=200_000) for name in self.deployments}
         self._retired: list[Deployment] = []  # old plans still finishing their requests
         self.zygote: Zygote | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -120,7 +127,18 @@ class Host:
             dep.pools = {f.name: Pool(dep.app.name, f, self) for f in dep.plan.functions}
         self._ticker = asyncio.get_running_loop().create_task(self._tick_loop(), name="shoal-tick")
 
+    def adapt(self, loop: AdaptiveLoop) -> None:
+        """Run ``loop`` (adaptive granularity of one app) until the host stops; replaces the app's previous loop."""
+        old = self.adaptive.pop(loop.app, None)
+        if old is not None:
+            asyncio.get_running_loop().create_task(old.stop())
+        self.adaptive[loop.app] = loop
+        loop.start()
+
     async def stop(self) -> None:
+        for loop in self.adaptive.values():
+            await loop.stop()
+        self.adaptive.clear()
         if self._ticker is not None:
             self._ticker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -333,6 +351,13 @@ class Host:
                 pool.close()
             dep.leaving = []
 
+    def note_arrival(self, app: str) -> None:
+        self._arrivals[app].append(self.now())
+
+    def arrivals_of(self, app: str) -> list[float]:
+        """Arrival times (host clock) of the app's most recent requests, oldest first."""
+        return list(self._arrivals[app])
+
     # -- reading --------------------------------------------------------------------------------------------------
     def deployment(self, app: str) -> Deployment:
         dep = self.deployments.get(app)
@@ -381,6 +406,7 @@ class Host:
                     "slo": str(dep.app.slo),
                     "functions": fns,
                     "draining": draining,
+                    "adaptive": self.adaptive[dep.app.name].history[-20:] if dep.app.name in self.adaptive else None,
                 }
             )
         return {

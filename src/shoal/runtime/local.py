@@ -8,11 +8,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import Future
 from typing import Any
 
 from shoal.app import App, Plan
+from shoal.policy.granularity import Candidate, GranularityController
+from shoal.runtime.adaptive import AdaptiveLoop, ObservedLoad
 from shoal.runtime.host import Host, HostConfig
 from shoal.runtime.orchestrator import Result, invoke
 
@@ -60,6 +62,28 @@ class LocalService:
         if isinstance(plan, str):
             plan = Plan.parse(current.app, plan, default=current.plan.default)
         return self._run(self.host.switch_plan(name, plan, warm), timeout)
+
+    def adapt(
+        self,
+        plans: Sequence[Plan | str],
+        candidates_for: Callable[[ObservedLoad, Mapping[str, Plan]], Sequence[Candidate]],
+        controller: GranularityController | None = None,
+        window_s: float = 10.0,
+        app: str | None = None,
+    ) -> AdaptiveLoop:
+        """Adapt the app's granularity while it serves: every ``window_s``, weigh ``candidates_for(load, plans)``
+        with the controller and switch live (``shoal.runtime.adaptive``). Returns the loop; its ``history`` says
+        what it saw and did."""
+        name = app or self._only_app()
+        dep = self.host.deployment(name)
+        resolved = [p if isinstance(p, Plan) else Plan.parse(dep.app, p, default=dep.plan.default) for p in plans]
+        loop = AdaptiveLoop(self.host, name, resolved, candidates_for, controller, window_s)
+
+        async def begin() -> None:
+            self.host.adapt(loop)
+
+        self._run(begin())
+        return loop
 
     def status(self) -> dict[str, Any]:
         async def snap() -> dict[str, Any]:

@@ -74,6 +74,7 @@ async def invoke(host: Host, app: str, value: Any, request_id: str | None = None
     """Serve one request of ``app``: the same path for HTTP and for ``shoal.local``."""
     rid = request_id or new_request_id()
     dep = host.deployment(app)
+    host.note_arrival(dep.app.name)
     dep.active += 1  # a plan switch keeps this deployment's pools until its last request is done
     try:
         return await _walk(host, dep, value, rid)

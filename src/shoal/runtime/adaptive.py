@@ -1,0 +1,134 @@
+"""Adaptive granularity on the running runtime: measure the load in windows, weigh candidate plans, switch live.
+
+Every ``window_s`` the loop measures the application's arrivals over the last window (``ObservedLoad``: rate and
+burstiness), asks ``candidates_for`` (the planner with its predictor, or any function of the load) for candidate
+plans with their predicted SLO hit rate and cost, lets the pure ``GranularityController`` decide, and carries a
+switch out with ``Host.switch_plan`` (warm, move, drain: no request lost). The candidates are computed in a worker
+thread, so a slow predictor never stalls the event loop that serves requests.
+
+Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from shoal.app import Plan
+from shoal.policy.granularity import Candidate, GranularityController
+
+if TYPE_CHECKING:
+    from shoal.runtime.host import Host
+
+__all__ = ["AdaptiveLoop", "ObservedLoad", "observe_load"]
+
+log = logging.getLogger("shoal.adaptive")
+
+
+@dataclass(frozen=True)
+class ObservedLoad:
+    """Arrivals of one window: ``rate`` per second, ``scv`` the squared coefficient of variation of the gaps between
+    arrivals (1 for a Poisson process, above 1 for bursty load; NaN with fewer than three arrivals)."""
+
+    rate: float
+    scv: float
+    count: int
+    window_s: float
+
+
+def observe_load(arrivals: Sequence[float] | np.ndarray, now: float, window_s: float) -> ObservedLoad:
+    """The load of the window ``(now - window_s, now]`` from arrival times (seconds, any order)."""
+    if not window_s > 0:
+        raise ValueError(f"window_s must be > 0, got {window_s!r}")
+    t = np.asarray(arrivals, dtype=np.float64)
+    t = np.sort(t[(t > now - window_s) & (t <= now)])
+    scv = math.nan
+    if t.size >= 3:
+        gaps = np.diff(t)
+        mean = float(gaps.mean())
+        scv = float(gaps.var(ddof=1) / (mean * mean)) if mean > 0 else math.nan
+    return ObservedLoad(t.size / window_s, scv, int(t.size), window_s)
+
+
+class AdaptiveLoop:
+    """One application's adaptive granularity; ``start`` it on the host's event loop, ``stop`` it before the host."""
+
+    def __init__(
+        self,
+        host: Host,
+        app: str,
+        plans: Sequence[Plan],
+        candidates_for: Callable[[ObservedLoad, Mapping[str, Plan]], Sequence[Candidate]],
+        controller: GranularityController | None = None,
+        window_s: float = 10.0,
+        keep: int = 1000,
+    ) -> None:
+        if not window_s > 0:
+            raise ValueError(f"window_s must be > 0, got {window_s!r}")
+        self.host = host
+        self.app = app
+        self.plans = {p.label: p for p in plans}
+        if host.deployment(app).plan.label not in self.plans:
+            self.plans[host.deployment(app).plan.label] = host.deployment(app).plan
+        self.candidates_for = candidates_for
+        self.controller = controller or GranularityController()
+        self.window_s = window_s
+        self.keep = keep
+        self.history: list[dict[str, Any]] = []
+        self.switches = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"shoal-adaptive-{self.app}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.window_s)
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # a failed window must not end adaptation: log it, keep the plan, try again
+                log.exception("adaptive granularity window of %s failed", self.app)
+                self._remember({"t": self.host.now(), "error": f"{type(e).__name__}: {e}"})
+
+    async def step(self) -> dict[str, Any]:
+        """One window: observe, predict, decide, and switch if the controller says so. Returns the window's entry."""
+        now = self.host.now()
+        load = observe_load(self.host.arrivals_of(self.app), now, self.window_s)
+        current = self.host.deployment(self.app).plan.label
+        cands = await asyncio.to_thread(self.candidates_for, load, self.plans)
+        decision = self.controller.decide(now, current, cands)
+        entry: dict[str, Any] = {
+            "t": round(now, 3),
+            "load": asdict(load),
+            "plan": current,
+            "best": decision.best,
+            "switch_to": decision.switch_to,
+            "reason": decision.reason,
+        }
+        if decision.switch_to is not None:
+            summary = await self.host.switch_plan(self.app, self.plans[decision.switch_to])
+            self.switches += 1
+            entry["switch_s"] = summary["switch_s"]
+            log.info("%s: %s -> %s (%s)", self.app, current, decision.switch_to, decision.reason)
+        self._remember(entry)
+        return entry
+
+    def _remember(self, entry: dict[str, Any]) -> None:
+        self.history.append(entry)
+        del self.history[: -self.keep]

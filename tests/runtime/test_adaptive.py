@@ -1,0 +1,89 @@
+"""Adaptive granularity on the real runtime: load windows, the controller's decisions, and live switches."""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+
+import numpy as np
+import pytest
+from apps_for_tests import paced, paced_reference
+
+import shoal
+from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController
+from shoal.runtime.adaptive import ObservedLoad, observe_load
+from shoal.runtime.host import HostConfig
+from shoal.testing import wait_until
+from shoal.workload.generators import mmpp, poisson
+
+
+def test_a_window_of_poisson_arrivals_has_its_rate_and_an_scv_near_one():
+    t = poisson(200.0, 20.0, seed=3)
+    load = observe_load(t, now=20.0, window_s=10.0)
+    assert load.count == int(((t > 10) & (t <= 20)).sum())
+    assert load.rate == pytest.approx(200.0, rel=0.05)
+    assert load.scv == pytest.approx(1.0, abs=0.1)
+
+
+def test_bursty_arrivals_have_an_scv_above_one():
+    t = mmpp([5.0, 200.0], [5.0, 2.0], 600.0, seed=1)
+    assert observe_load(t, now=600.0, window_s=600.0).scv > 2.0
+
+
+def test_an_empty_or_thin_window_says_so():
+    empty = observe_load([], now=5.0, window_s=1.0)
+    assert empty.count == 0 and empty.rate == 0.0 and math.isnan(empty.scv)
+    assert math.isnan(observe_load([4.5, 4.9], now=5.0, window_s=1.0).scv)
+    assert observe_load([1.0, 4.5, 4.9, 5.5], now=5.0, window_s=1.0).count == 2  # (4, 5] only
+    with pytest.raises(ValueError, match="window_s"):
+        observe_load([], now=1.0, window_s=0)
+
+
+def rule(load: ObservedLoad, plans) -> list[Candidate]:
+    """Predictions as a rule of the load: coarse is cheap but misses the SLO above 40 req/s; fine always meets it."""
+    busy = load.rate >= 40
+    return [Candidate("coarse", 0.90 if busy else 0.999, 1.0), Candidate("fine", 0.999, 2.0)]
+
+
+def test_the_loop_switches_to_the_plan_the_load_calls_for_and_no_request_fails():
+    config = HostConfig(tick_s=0.05, stable_window_s=4, panic_window_s=1)
+    controller = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=0))
+    with shoal.local(paced, "coarse", config) as svc:
+        loop = svc.adapt(["coarse", "fine"], rule, controller, window_s=0.5)
+        sent = []
+
+        def drive(rate: float, seconds: float) -> None:
+            end = time.monotonic() + seconds
+            i = len(sent)
+            while time.monotonic() < end:
+                sent.append((i, svc.submit([i])))
+                i += 1
+                time.sleep(1 / rate)
+
+        drive(15, 1.6)  # light: coarse is best, nothing switches
+        assert loop.switches == 0
+        assert all(e["best"] == "coarse" for e in loop.history if "best" in e)
+        heavy = threading.Thread(target=drive, args=(70, 3.0))
+        heavy.start()
+        wait_until(lambda: loop.switches >= 1, timeout=10, message="a switch to fine under heavy load")
+        heavy.join()
+        assert svc.status()["apps"][0]["plan"] == "fine"
+        switched = [e for e in loop.history if e.get("switch_to")]
+        assert switched[0]["switch_to"] == "fine" and "meets the SLO target" in switched[0]["reason"]
+        assert switched[0]["load"]["rate"] >= 40
+        for i, f in sent:
+            np.testing.assert_array_equal(f.result(timeout=30).output, paced_reference([i]))
+        assert svc.status()["apps"][0]["adaptive"][-1]["plan"] in ("coarse", "fine")
+
+
+def test_a_failing_predictor_is_logged_and_the_plan_is_kept():
+    def broken(load, plans):
+        raise RuntimeError("no model")
+
+    with shoal.local(paced, "coarse", HostConfig(tick_s=0.05)) as svc:
+        loop = svc.adapt(["fine"], broken, window_s=0.2)
+        wait_until(lambda: any("error" in e for e in loop.history), timeout=5)
+        assert "RuntimeError: no model" in loop.history[0]["error"]
+        assert svc.invoke([1.0]).tolist() == [9.0]
+        assert svc.status()["apps"][0]["plan"] == "coarse"
