@@ -42,6 +42,9 @@ def test_replay_scores_every_request_and_tracks_a_switch_in_the_windows():
     assert all(w["slo_hit"] == 1.0 for w in wins if w["requests"])
     assert sum(w["cost_usd"] for w in wins) == pytest.approx(res.cost_between(0, len(wins) * 1.0), rel=1e-9)
     assert res.slo_hit(1e-6) == 0.0  # nothing is that fast
+    row = res.measurement(slo_s=1.0, start=0.0, end=1.5)
+    assert row.plan == "coarse" and row.slo_hit == 1.0 and row.cost_per_s > 0
+    assert row.rate == pytest.approx(((times >= 0) & (times < 1.5)).sum() / 1.5)
 
 
 def test_replay_outputs_are_the_apps_outputs():

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from shoal.predict.measured import Measurement
+from shoal.runtime.adaptive import observe_load
 from shoal.runtime.errors import ServeError
 from shoal.runtime.orchestrator import invoke
 
@@ -70,6 +72,23 @@ class ReplayResult:
                 }
             )
         return out
+
+    def measurement(self, slo_s: float, start: float = 0.0, end: float | None = None) -> Measurement:
+        """This run as one row of the empirical predictor's table: the plan that served most requests, the load's
+        rate and burstiness, SLO hit rate, resource cost per second and p99, over [start, end)."""
+        end = float(self.arrival_s.max(initial=0.0)) if end is None else end
+        sel = (self.arrival_s >= start) & (self.arrival_s < end)
+        plans = [p for p, s in zip(self.plan, sel, strict=True) if s]
+        load = observe_load(self.arrival_s, end, end - start)
+        ok = sel & (self.status == 200)
+        return Measurement(
+            plan=max(set(plans), key=plans.count) if plans else "",
+            rate=load.rate,
+            scv=load.scv if math.isfinite(load.scv) and load.scv > 0 else 1.0,
+            slo_hit=self.slo_hit(slo_s, start, end),
+            cost_per_s=self.cost_between(start, end) / (end - start),
+            p99_ms=float(np.percentile(self.latency_s[ok], 99) * 1e3) if ok.any() else math.inf,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -1,0 +1,153 @@
+"""The empirical application predictor: interpolation over measured (plan, load) -> outcome tables.
+
+Where the analytical predictor reasons from a profile, this one only remembers: each row is a run of the real runtime
+(a plan under an open-loop load of some rate and burstiness, ``runtime.replay``) with the SLO hit rate, resource cost
+per second and p99 it gave. A plan's score at a new load is interpolated between the rows of that plan, linearly in
+the arrival rate, within the rows of the nearest burstiness (SCV of the inter-arrival gaps, compared on a log scale).
+It is as RaPP is over its GPU tables: exact at measured points, and honest about where it has no data:
+
+- below the lowest measured rate, the lowest row's figures (an idle plan costs at least what its warm instances do);
+- above the highest, the last segment extrapolated (SLO hit rate clamped to [0, 1], cost to >= 0): a trend, flagged
+  ``extrapolated`` in the score's details;
+- a plan with no rows is refused with a message saying to measure it.
+
+Stored as JSON (``shoal.measured/1``), never pickled.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from shoal.app import Plan
+from shoal.predict.planner import Score
+
+__all__ = ["MeasuredError", "MeasuredPredictor", "Measurement"]
+
+SCHEMA = "shoal.measured/1"
+
+
+class MeasuredError(ValueError):
+    """A table that cannot answer: no row for the plan, or malformed rows."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One run: ``plan`` (its label) under ``rate`` req/s with inter-arrival SCV ``scv`` (1 for Poisson)."""
+
+    plan: str
+    rate: float
+    scv: float
+    slo_hit: float
+    cost_per_s: float
+    p99_ms: float
+
+    def __post_init__(self) -> None:
+        if not (self.rate >= 0 and math.isfinite(self.rate)):
+            raise MeasuredError(f"{self.plan}: rate must be a finite number >= 0, got {self.rate!r}")
+        if not (self.scv > 0 and math.isfinite(self.scv)):
+            raise MeasuredError(f"{self.plan}: scv must be a finite number > 0, got {self.scv!r}")
+        if not 0 <= self.slo_hit <= 1:
+            raise MeasuredError(f"{self.plan}: slo_hit must be in [0, 1], got {self.slo_hit!r}")
+        if not (self.cost_per_s >= 0 and math.isfinite(self.cost_per_s)):
+            raise MeasuredError(f"{self.plan}: cost_per_s must be finite and >= 0, got {self.cost_per_s!r}")
+
+
+class MeasuredPredictor:
+    """See the module docstring. ``predict(plan, load)`` takes any load with ``rate`` (and optionally ``scv``)."""
+
+    def __init__(self, rows: Iterable[Measurement]) -> None:
+        self.rows = list(rows)
+        if not self.rows:
+            raise MeasuredError("a measured table needs at least one row")
+        self._by_plan: dict[str, dict[float, list[Measurement]]] = {}
+        for r in self.rows:
+            self._by_plan.setdefault(r.plan, {}).setdefault(r.scv, []).append(r)
+
+    @property
+    def plans(self) -> list[str]:
+        return sorted(self._by_plan)
+
+    def predict(self, plan: Plan | str, load: Any) -> Score:
+        label = plan if isinstance(plan, str) else plan.label
+        groups = self._by_plan.get(label)
+        if groups is None:
+            raise MeasuredError(
+                f"no measurement of plan {label!r}; measured: {', '.join(self.plans)}. Measure it "
+                "(benchmarks/granularity.py --calibrate) or use the analytical predictor"
+            )
+        rate = float(load.rate)
+        scv = getattr(load, "scv", 1.0)
+        scv = 1.0 if scv is None or not math.isfinite(scv) or scv <= 0 else float(scv)
+        nearest = min(groups, key=lambda s: (abs(math.log(s) - math.log(scv)), s))
+        rows = _mean_per_rate(groups[nearest])
+        rates = np.array([r[0] for r in rows])
+        hit, cost, p99, extrapolated = _interpolate(rates, rows, rate)
+        return Score(
+            min(1.0, max(0.0, hit)),
+            max(0.0, cost),
+            {"p99_ms": p99, "scv_used": nearest, "extrapolated": extrapolated, "predictor": "measured"},
+        )
+
+    # -- files --------------------------------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, "rows": [asdict(r) for r in self.rows]}
+
+    @classmethod
+    def from_dict(cls, doc: Any, where: str = "measured table") -> MeasuredPredictor:
+        if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
+            raise MeasuredError(f"{where}: not a {SCHEMA} document")
+        try:
+            return cls(Measurement(**row) for row in doc["rows"])
+        except (TypeError, KeyError) as e:
+            raise MeasuredError(f"{where}: malformed row ({e})") from None
+
+    def save(self, path: str | Path) -> Path:
+        p = Path(path)
+        p.write_text(json.dumps(self.to_dict(), indent=1), encoding="utf-8")
+        return p
+
+    @classmethod
+    def load(cls, path: str | Path) -> MeasuredPredictor:
+        p = Path(path)
+        try:
+            doc = json.loads(p.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as e:
+            raise MeasuredError(f"cannot read measured table {str(p)!r}: {e}") from None
+        return cls.from_dict(doc, str(p))
+
+
+def _mean_per_rate(rows: Sequence[Measurement]) -> list[tuple[float, float, float, float]]:
+    """Repeats at one rate averaged: (rate, slo_hit, cost_per_s, p99_ms), by rate."""
+    by_rate: dict[float, list[Measurement]] = {}
+    for r in rows:
+        by_rate.setdefault(r.rate, []).append(r)
+    return [
+        (
+            rate,
+            float(np.mean([r.slo_hit for r in rs])),
+            float(np.mean([r.cost_per_s for r in rs])),
+            float(np.mean([r.p99_ms for r in rs])),
+        )
+        for rate, rs in sorted(by_rate.items())
+    ]
+
+
+def _interpolate(
+    rates: np.ndarray, rows: list[tuple[float, float, float, float]], rate: float
+) -> tuple[float, float, float, bool]:
+    cols = [np.array([r[i] for r in rows]) for i in (1, 2, 3)]
+    if len(rows) == 1 or rate <= rates[0]:
+        return float(cols[0][0]), float(cols[1][0]), float(cols[2][0]), False
+    if rate <= rates[-1]:
+        hit, cost, p99 = (float(np.interp(rate, rates, c)) for c in cols)
+        return hit, cost, p99, False
+    slope = (rate - rates[-2]) / (rates[-1] - rates[-2])
+    out = [float(c[-2] + slope * (c[-1] - c[-2])) for c in cols]
+    return out[0], out[1], out[2], True

@@ -1,0 +1,70 @@
+"""The empirical application predictor over measured (plan, load) -> outcome rows."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from shoal.predict.measured import MeasuredError, MeasuredPredictor, Measurement
+
+
+def rows():
+    return [
+        Measurement("fine", 10, 1.0, 0.999, 2.0, 50),
+        Measurement("fine", 40, 1.0, 0.995, 3.0, 80),
+        Measurement("coarse", 10, 1.0, 1.0, 1.0, 40),
+        Measurement("coarse", 40, 1.0, 0.90, 1.6, 300),
+        Measurement("coarse", 40, 1.0, 0.80, 1.8, 500),  # a repeat: averaged
+        Measurement("coarse", 40, 4.0, 0.60, 1.9, 900),  # bursty load
+    ]
+
+
+def load(rate, scv=1.0):
+    return SimpleNamespace(rate=rate, scv=scv)
+
+
+def test_measured_points_come_back_and_between_them_it_is_linear_in_rate():
+    p = MeasuredPredictor(rows())
+    assert p.predict("fine", load(10)).slo_hit == 0.999
+    s = p.predict("coarse", load(40))
+    assert s.slo_hit == pytest.approx(0.85) and s.cost_per_s == pytest.approx(1.7)
+    mid = p.predict("coarse", load(25))
+    assert mid.slo_hit == pytest.approx((1.0 + 0.85) / 2) and mid.cost_per_s == pytest.approx((1.0 + 1.7) / 2)
+    assert not mid.details["extrapolated"]
+
+
+def test_outside_the_measured_rates_it_clamps_below_and_extrapolates_above():
+    p = MeasuredPredictor(rows())
+    assert p.predict("coarse", load(2)).cost_per_s == 1.0
+    far = p.predict("coarse", load(400))
+    assert far.details["extrapolated"] and far.slo_hit == 0.0  # the trend, clamped
+    assert far.cost_per_s > 1.7
+
+
+def test_the_nearest_burstiness_is_used():
+    p = MeasuredPredictor(rows())
+    assert p.predict("coarse", load(40, scv=5.0)).slo_hit == pytest.approx(0.60)
+    assert p.predict("coarse", load(40, scv=1.2)).slo_hit == pytest.approx(0.85)
+    assert p.predict("coarse", load(40, scv=float("nan"))).details["scv_used"] == 1.0
+
+
+def test_an_unmeasured_plan_is_refused_with_what_to_do():
+    with pytest.raises(MeasuredError, match=r"no measurement of plan 'a\+b,c'.*Measure it"):
+        MeasuredPredictor(rows()).predict("a+b,c", load(10))
+
+
+def test_tables_round_trip_as_json_and_bad_files_are_refused(tmp_path):
+    p = MeasuredPredictor(rows())
+    path = p.save(tmp_path / "m.json")
+    q = MeasuredPredictor.load(path)
+    assert q.predict("coarse", load(25)) == p.predict("coarse", load(25))
+    (tmp_path / "bad.json").write_text(json.dumps({"schema": "other"}))
+    with pytest.raises(MeasuredError, match=r"not a shoal\.measured/1"):
+        MeasuredPredictor.load(tmp_path / "bad.json")
+    (tmp_path / "bad2.json").write_text(json.dumps({"schema": "shoal.measured/1", "rows": [{"plan": "x"}]}))
+    with pytest.raises(MeasuredError, match="malformed"):
+        MeasuredPredictor.load(tmp_path / "bad2.json")
+    with pytest.raises(MeasuredError, match="slo_hit"):
+        Measurement("x", 1, 1, 1.5, 1, 1)
