@@ -185,3 +185,8 @@ def p_merge(lft: np.ndarray, rgt: np.ndarray) -> np.ndarray:
 
 def paced_reference(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64) * 9
+
+
+def profile_inputs(size: str) -> list[float]:
+    """Inputs for ``shoal profile`` / ``shoal measure`` of the numeric apps here (echo, chain3, diamond, paced)."""
+    return [1.0] * {"small": 1, "medium": 16, "large": 256}[size]

@@ -26,14 +26,14 @@ from typing import Any
 import numpy as np
 
 from shoal.app import Plan
-from shoal.predict.planner import Score
+from shoal.predict.planner import CannotPredict, Score
 
 __all__ = ["MeasuredError", "MeasuredPredictor", "Measurement"]
 
 SCHEMA = "shoal.measured/1"
 
 
-class MeasuredError(ValueError):
+class MeasuredError(CannotPredict):
     """A table that cannot answer: no row for the plan, or malformed rows."""
 
 
@@ -62,7 +62,9 @@ class Measurement:
 class MeasuredPredictor:
     """See the module docstring. ``predict(plan, load)`` takes any load with ``rate`` (and optionally ``scv``)."""
 
-    def __init__(self, rows: Iterable[Measurement]) -> None:
+    def __init__(self, rows: Iterable[Measurement], slo: str | None = None) -> None:
+        #: The SLO the rows' hit rates were scored against (e.g. "p99:200ms"); a table answers for that SLO only.
+        self.slo = slo
         self.rows = list(rows)
         if not self.rows:
             raise MeasuredError("a measured table needs at least one row")
@@ -97,14 +99,14 @@ class MeasuredPredictor:
 
     # -- files --------------------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {"schema": SCHEMA, "rows": [asdict(r) for r in self.rows]}
+        return {"schema": SCHEMA, "slo": self.slo, "rows": [asdict(r) for r in self.rows]}
 
     @classmethod
     def from_dict(cls, doc: Any, where: str = "measured table") -> MeasuredPredictor:
         if not isinstance(doc, dict) or doc.get("schema") != SCHEMA:
             raise MeasuredError(f"{where}: not a {SCHEMA} document")
         try:
-            return cls(Measurement(**row) for row in doc["rows"])
+            return cls((Measurement(**row) for row in doc["rows"]), slo=doc.get("slo"))
         except (TypeError, KeyError) as e:
             raise MeasuredError(f"{where}: malformed row ({e})") from None
 

@@ -29,7 +29,12 @@ from shoal.app import App, FunctionConfig, Plan, Resources
 from shoal.policy.granularity import Candidate
 from shoal.predict.plan_space import groupings, plan_label
 
-__all__ = ["Choice", "Planner", "Score", "Setting"]
+__all__ = ["CannotPredict", "Choice", "Planner", "Score", "Setting"]
+
+
+class CannotPredict(ValueError):
+    """A predictor has nothing to say about this plan (an empirical table that never measured it). The planner
+    leaves such plans out and lists them in ``Planner.skipped``."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,7 @@ class Planner:
         self.default = default or FunctionConfig()
         self.budget = budget
         self.groupings = list(groupings(app))
+        self.skipped: list[str] = []  # plans of the last search the predictor could not score
 
     # -- building plans ---------------------------------------------------------------------------------------------
     def options(self, stages: Sequence[str]) -> list[Setting]:
@@ -127,6 +133,7 @@ class Planner:
         sizes = [math.prod(len(self.options(g)) for g in groups) for groups in self.groupings]
         exhaustive = sum(sizes) <= self.budget
         weighed: dict[str, Choice] = {}
+        self.skipped = []
         for groups in self.groupings:
             found = self._exhaustive(groups, load) if exhaustive else self._descend(groups, load)
             for c in found:
@@ -134,15 +141,23 @@ class Planner:
         return sorted(weighed.values(), key=self._rank)
 
     def best(self, load: Any) -> Choice:
-        return self.search(load)[0]
+        found = self.search(load)
+        if not found:
+            raise CannotPredict(f"the predictor could score none of the {len(self.skipped)} plans weighed")
+        return found[0]
 
     def _rank(self, c: Choice) -> tuple[int, float, float]:
         meets = c.score.slo_hit >= self.slo_target
         return (0, c.score.cost_per_s, -c.score.slo_hit) if meets else (1, -c.score.slo_hit, c.score.cost_per_s)
 
-    def _score(self, groups: Sequence[tuple[str, ...]], settings: Sequence[Setting], load: Any) -> Choice:
+    def _score(self, groups: Sequence[tuple[str, ...]], settings: Sequence[Setting], load: Any) -> Choice | None:
         plan = self.build(groups, settings)
-        return Choice(plan, tuple(self._settings_of(plan, groups, settings)), self.predict(plan, load))
+        try:
+            score = self.predict(plan, load)
+        except CannotPredict:
+            self.skipped.append(plan.label)
+            return None
+        return Choice(plan, tuple(self._settings_of(plan, groups, settings)), score)
 
     @staticmethod
     def _settings_of(plan: Plan, groups: Sequence[tuple[str, ...]], settings: Sequence[Setting]) -> list[Setting]:
@@ -153,12 +168,16 @@ class Planner:
     def _exhaustive(self, groups: Sequence[tuple[str, ...]], load: Any) -> Iterable[Choice]:
         per_function = [self.options(g) for g in groups]
         for settings in itertools.product(*per_function):
-            yield self._score(groups, settings, load)
+            c = self._score(groups, settings, load)
+            if c is not None:
+                yield c
 
     def _descend(self, groups: Sequence[tuple[str, ...]], load: Any) -> list[Choice]:
         current = [Setting() if Setting() in self.options(g) else self.options(g)[0] for g in groups]
-        best = self._score(groups, current, load)
-        seen = [best]
+        first = self._score(groups, current, load)
+        if first is None:
+            return []
+        best, seen = first, [first]
         for _ in range(5):  # passes; converges in two or three in practice
             changed = False
             for i, g in enumerate(groups):
@@ -167,6 +186,8 @@ class Planner:
                         continue
                     trial = [*current[:i], option, *current[i + 1 :]]
                     c = self._score(groups, trial, load)
+                    if c is None:
+                        continue
                     seen.append(c)
                     if self._rank(c) < self._rank(best):
                         best, current, changed = c, trial, True

@@ -1,0 +1,196 @@
+"""``shoal measure`` and ``shoal plan``: measure plans under load, then choose the cheapest plan that meets the SLO."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from shoal.cli._app import cli
+from shoal.cli._app import fail as _fail
+
+
+def _floats(text: str, what: str) -> list[float]:
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        _fail(f"{what} takes comma-separated numbers, such as 5,20,40; got {text!r}")
+    if not values or any(v <= 0 for v in values):
+        _fail(f"{what} needs numbers > 0; got {text!r}")
+    return values
+
+
+@cli.command()
+def measure(
+    app: Annotated[str, typer.Argument(help="The application: FILE.py, or FILE.py:VARIABLE if it defines several.")],
+    plan: Annotated[list[str] | None, typer.Option(help="Plan to measure; repeatable. Default: fine, coarse.")] = None,
+    rates: Annotated[str, typer.Option(help="Poisson arrival rates to measure at, req/s, comma-separated.")] = "5,20",
+    seconds: Annotated[float, typer.Option(help="Seconds of load per plan and rate.")] = 20.0,
+    slo: Annotated[str | None, typer.Option(help="SLO to score against (default: the app's), e.g. p99:200ms.")] = None,
+    keep_alive: Annotated[float, typer.Option(help="Seconds an idle instance stays warm.")] = 10.0,
+    out: Annotated[Path, typer.Option(help="Where to write the table (JSON, schema shoal.measured/1).")] = Path(
+        "measured.json"
+    ),
+    seed: Annotated[int, typer.Option(help="Seed of the arrivals.")] = 0,
+) -> None:
+    """Measure plans of an application under open-loop Poisson load on this machine, for `shoal plan --measured`.
+
+    Each plan runs at each rate on the embedded runtime; every run gives its SLO hit rate, resource cost per second
+    and p99 (a row of the empirical predictor's table, docs/granularity.md).
+
+    \b
+    Example:
+      shoal measure examples/image_pipeline.py --plan fine --plan coarse --rates 5,20,40 --seconds 20
+    """
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from shoal.app import SLO, AppError, FunctionConfig, Plan, PlanError, SpecError
+    from shoal.predict.measured import MeasuredPredictor
+    from shoal.runtime.host import HostConfig
+    from shoal.runtime.local import local
+    from shoal.runtime.profiler.options import ProfilerError
+    from shoal.runtime.profiler.targets import load_target
+    from shoal.runtime.replay import replay
+    from shoal.workload.generators import poisson
+
+    levels = _floats(rates, "--rates")
+    try:
+        target = load_target(app)
+        application = target.app
+        objective = SLO.parse(slo) if slo else application.slo
+        cfg = FunctionConfig(keep_alive_s=keep_alive)
+        plans = [Plan.parse(application, p, default=cfg) for p in (plan or ["fine", "coarse"])]
+    except (AppError, PlanError, SpecError, ProfilerError, ValueError) as e:
+        _fail(str(e))
+    if target.inputs is None:
+        _fail(f"{app}: no inputs to send; define profile_inputs(size) in the app file (docs/profiles.md)")
+    inputs = [target.inputs(size) for size in ("small", "medium", "large")]
+    rows = []
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
+    ) as progress:
+        task = progress.add_task("measuring", total=len(plans) * len(levels))
+        for p in plans:
+            for rate in levels:
+                progress.update(task, description=f"{p.label} at {rate:g} req/s")
+                times = poisson(rate, seconds, seed=seed)
+                stable = min(60.0, max(2.0, seconds / 2))  # scaling settles within a run of a few tens of seconds
+                config = HostConfig(stable_window_s=stable, panic_window_s=min(6.0, stable / 2))
+                with local(application, p, config) as svc:
+                    svc.invoke(inputs[0])  # one warm instance per function before the clock starts
+                    res = svc._run(
+                        replay(svc.host, application.name, times, lambda i: inputs[i % len(inputs)]),
+                        timeout=seconds * 10 + 120,
+                    )
+                row = res.measurement(objective.latency_s, 0.0, seconds)
+                rows.append(row)
+                progress.advance(task)
+                console.print(
+                    f"{p.label:30s} {rate:6.1f} req/s  SLO hit {row.slo_hit:.3f}  p99 {row.p99_ms:8.1f} ms  "
+                    f"cost {row.cost_per_s * 3600:.4f} USD/h"
+                )
+    MeasuredPredictor(rows, slo=str(objective)).save(out)
+    typer.echo(f"wrote {out} ({len(rows)} runs, SLO {objective})")
+
+
+@cli.command(name="plan")
+def plan_command(
+    app: Annotated[str, typer.Argument(help="The application: FILE.py, or FILE.py:VARIABLE if it defines several.")],
+    rate: Annotated[float, typer.Option(help="Arrival rate to plan for, req/s.")] = 10.0,
+    scv: Annotated[float, typer.Option(help="Burstiness: squared CV of inter-arrival gaps (1: Poisson).")] = 1.0,
+    slo: Annotated[str | None, typer.Option(help="SLO, e.g. p99:200ms (default: the app's).")] = None,
+    target: Annotated[float, typer.Option(help="SLO hit rate a plan must reach.")] = 0.99,
+    measured: Annotated[
+        Path | None, typer.Option(help="A `shoal measure` table: the empirical predictor scores its plans.")
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many candidates to show.")] = 12,
+    output: Annotated[str, typer.Option(help="table | json")] = "table",
+) -> None:
+    """Choose the cheapest plan whose predicted SLO hit rate meets the target at a load, and show the others.
+
+    \b
+    Example:
+      shoal measure examples/image_pipeline.py --rates 5,20,40 --out image.json
+      shoal plan examples/image_pipeline.py --rate 30 --measured image.json
+    """
+    from types import SimpleNamespace
+
+    from shoal.app import SLO, AppError, SpecError
+    from shoal.app.loader import load_app
+    from shoal.predict.measured import MeasuredError, MeasuredPredictor
+    from shoal.predict.planner import Planner
+
+    if output not in ("table", "json"):
+        _fail(f"--output must be table or json, got {output!r}")
+    if not rate > 0 or not scv > 0:
+        _fail("--rate and --scv must be > 0")
+    try:
+        application = load_app(app)
+        objective = SLO.parse(slo) if slo else application.slo
+    except (AppError, SpecError, ValueError) as e:
+        _fail(str(e))
+    if measured is None:
+        _fail("give a predictor: --measured TABLE.json (from `shoal measure`)")
+    try:
+        predictor = MeasuredPredictor.load(measured)
+    except MeasuredError as e:
+        _fail(str(e))
+    if predictor.slo is not None and predictor.slo != str(objective):
+        _fail(f"{measured} was scored against {predictor.slo}, not {objective}; measure again with --slo {objective}")
+    planner = Planner(application, predictor.predict, slo_target=target)
+    load = SimpleNamespace(rate=rate, scv=scv)
+    choices = planner.search(load)
+    if not choices:
+        _fail(f"the predictor could score none of the plans; measured plans: {', '.join(predictor.plans)}")
+    best = choices[0]
+    meets = best.score.slo_hit >= target
+    why = (
+        f"the cheapest of the {sum(c.score.slo_hit >= target for c in choices)} plans predicted to meet "
+        f"{target:.3g} of requests within {objective}"
+        if meets
+        else f"no plan is predicted to meet {target:.3g} within {objective}: the highest predicted SLO hit rate"
+    )
+    doc: dict[str, Any] = {
+        "app": application.name,
+        "load": {"rate": rate, "scv": scv},
+        "slo": str(objective),
+        "target": target,
+        "chosen": best.label,
+        "why": why,
+        "candidates": [
+            {
+                "plan": c.label,
+                "slo_hit": c.score.slo_hit,
+                "cost_usd_per_h": c.score.cost_per_s * 3600,
+                **c.score.details,
+            }
+            for c in choices
+        ],
+        "not_scored": planner.skipped,
+    }
+    if output == "json":
+        typer.echo(json.dumps(doc))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"{application.name} at {rate:g} req/s (SCV {scv:g}), SLO {objective}, target {target:g}")
+    for col in ("plan", "SLO hit", "cost USD/h", "p99 ms", ""):
+        table.add_column(col)
+    for c in choices[:top]:
+        mark = "chosen" if c is best else ("meets" if c.score.slo_hit >= target else "misses")
+        p99 = c.score.details.get("p99_ms")
+        table.add_row(
+            c.label, f"{c.score.slo_hit:.3f}", f"{c.score.cost_per_s * 3600:.4f}", f"{p99:.1f}" if p99 else "-", mark
+        )
+    console = Console()
+    console.print(table)
+    console.print(f"chosen: [bold]{best.label}[/], {why}")
+    if planner.skipped:
+        console.print(
+            f"[dim]{len(planner.skipped)} plans not scored (not in {measured}): measure them to weigh them[/]"
+        )

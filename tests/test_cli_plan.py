@@ -1,0 +1,70 @@
+"""``shoal measure`` then ``shoal plan``: measured on the real runtime, then the cheapest plan meeting the SLO."""
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from shoal.cli import cli
+from shoal.predict.measured import MeasuredPredictor, Measurement
+
+PACED = str(Path(__file__).parent / "runtime" / "apps_for_tests.py") + ":paced"
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("measured") / "paced.json"
+    args = ["measure", PACED, "--plan", "fine", "--plan", "coarse", "--rates", "5,20", "--seconds", "2"]
+    r = runner.invoke(cli, [*args, "--slo", "p99:1s", "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_measure_writes_one_row_per_plan_and_rate(table):
+    m = MeasuredPredictor.load(table)
+    assert m.slo == "p99:1000ms"
+    # 2-s Poisson runs at 5 and 20 req/s: the measured rates are near those
+    assert sorted((r.plan, r.rate > 12) for r in m.rows) == [
+        ("coarse", False),
+        ("coarse", True),
+        ("fine", False),
+        ("fine", True),
+    ]
+    assert all(r.slo_hit == 1.0 and r.cost_per_s > 0 for r in m.rows)
+    fine = {r.rate > 12: r.cost_per_s for r in m.rows if r.plan == "fine"}
+    coarse = {r.rate > 12: r.cost_per_s for r in m.rows if r.plan == "coarse"}
+    assert fine[False] > coarse[False]  # four warm functions cost more than one
+
+
+def test_plan_chooses_the_cheapest_plan_that_meets_the_target_and_says_why(table):
+    r = runner.invoke(
+        cli, ["plan", PACED, "--rate", "10", "--slo", "p99:1s", "--measured", str(table), "--output", "json"]
+    )
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["chosen"] == "coarse" and "cheapest" in doc["why"]
+    assert [c["plan"] for c in doc["candidates"]] == ["coarse", "fine"]
+    assert len(doc["not_scored"]) > 0  # the paced app has more groupings than the two measured
+    text = runner.invoke(cli, ["plan", PACED, "--rate", "10", "--slo", "p99:1s", "--measured", str(table)])
+    assert text.exit_code == 0 and "chosen: coarse" in text.output
+
+
+def test_plan_picks_the_highest_hit_rate_when_nothing_meets_the_target(tmp_path):
+    rows = [Measurement("fine", 10, 1, 0.9, 2.0, 900), Measurement("coarse", 10, 1, 0.5, 1.0, 3000)]
+    path = MeasuredPredictor(rows, slo="p99:1000ms").save(tmp_path / "t.json")
+    r = runner.invoke(
+        cli, ["plan", PACED, "--rate", "10", "--slo", "p99:1s", "--measured", str(path), "--output", "json"]
+    )
+    doc = json.loads(r.output)
+    assert doc["chosen"] == "fine" and "no plan is predicted to meet" in doc["why"]
+
+
+def test_plan_refuses_a_table_scored_against_another_slo_and_says_what_to_do(table):
+    r = runner.invoke(cli, ["plan", PACED, "--rate", "10", "--slo", "p99:50ms", "--measured", str(table)])
+    assert r.exit_code != 0 and "measure again with --slo p99:50ms" in r.output
+    r = runner.invoke(cli, ["plan", PACED, "--rate", "10"])
+    assert r.exit_code != 0 and "--measured" in r.output
+    r = runner.invoke(cli, ["measure", PACED, "--rates", "5,x"])
+    assert r.exit_code != 0 and "comma-separated numbers" in r.output
