@@ -68,3 +68,12 @@ def test_plan_refuses_a_table_scored_against_another_slo_and_says_what_to_do(tab
     assert r.exit_code != 0 and "--measured" in r.output
     r = runner.invoke(cli, ["measure", PACED, "--rates", "5,x"])
     assert r.exit_code != 0 and "comma-separated numbers" in r.output
+
+
+def test_serve_adaptive_refuses_a_table_without_the_served_plan(tmp_path):
+    rows = [Measurement("coarse", 10, 1, 1.0, 1.0, 10)]
+    path = MeasuredPredictor(rows, slo="p99:200ms").save(tmp_path / "t.json")
+    r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path)])
+    assert r.exit_code != 0 and "no measurement of the served plan 'fine'" in r.output
+    r = runner.invoke(cli, ["serve", PACED, "--adaptive", str(tmp_path / "missing.json")])
+    assert r.exit_code != 0 and "cannot read measured table" in r.output

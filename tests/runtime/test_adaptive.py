@@ -87,3 +87,27 @@ def test_a_failing_predictor_is_logged_and_the_plan_is_kept():
         assert "RuntimeError: no model" in loop.history[0]["error"]
         assert svc.invoke([1.0]).tolist() == [9.0]
         assert svc.status()["apps"][0]["plan"] == "coarse"
+
+
+def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path):
+    import httpx
+    from apps_for_tests import ref
+
+    from shoal.predict.measured import MeasuredPredictor, Measurement
+    from shoal.testing import ServerProcess
+
+    rows = [
+        Measurement("fine", 1, 1.0, 0.999, 2.0, 20),
+        Measurement("fine", 50, 1.0, 0.999, 3.0, 30),
+        Measurement("coarse", 1, 1.0, 0.999, 1.0, 20),
+        Measurement("coarse", 50, 1.0, 0.999, 1.5, 30),
+    ]
+    table = MeasuredPredictor(rows, slo=str(paced.slo)).save(tmp_path / "paced.json")
+    args = ["--adaptive", str(table), "--adaptive-window", "0.3", "--adaptive-dwell", "0"]
+    with ServerProcess(ref("paced"), "fine", *args) as srv:
+        for i in range(5):
+            assert httpx.post(f"{srv.url}/apps/paced/invoke", json=[i], timeout=10).status_code == 200
+        wait_until(lambda: srv.client.get("/apps").json()["paced"]["plan"] == "coarse", timeout=15)
+        history = srv.client.get("/status").json()["apps"][0]["adaptive"]
+        assert any(e.get("switch_to") == "coarse" for e in history)
+        assert httpx.post(f"{srv.url}/apps/paced/invoke", json=[1], timeout=10).json()["output"] == [9.0]

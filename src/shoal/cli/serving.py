@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from shoal.app import AppError, FunctionConfig, Plan, PlanError, SpecError
+from shoal.app import App, AppError, FunctionConfig, Plan, PlanError, SpecError
 from shoal.cli._app import cli
 from shoal.cli._app import fail as _fail
+
+if TYPE_CHECKING:
+    from shoal.runtime.host import Host
 
 
 @cli.command()
@@ -42,9 +46,21 @@ def serve(
     cpu_overcommit: Annotated[
         float, typer.Option(help="Scale out only while allocated vCPU <= cores x this (first instances always start).")
     ] = 1.0,
+    adaptive: Annotated[
+        Path | None,
+        typer.Option(
+            help="Adapt the plan to the load: a `shoal measure` table whose plans the controller chooses among."
+        ),
+    ] = None,
+    adaptive_window: Annotated[float, typer.Option(help="Adaptive: seconds per load window.")] = 10.0,
+    adaptive_dwell: Annotated[float, typer.Option(help="Adaptive: least seconds between two switches.")] = 60.0,
+    slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
     """Serve an application over HTTP: POST /apps/APP/invoke, GET /status, GET /metrics.
+
+    With --adaptive TABLE.json the plan follows the load: every window the planner scores the measured plans at the
+    observed load and the controller switches live when it pays (docs/granularity.md).
 
     \b
     Example:
@@ -80,7 +96,46 @@ def serve(
     if not max_body_mb > 0:
         _fail(f"--max-body-mb must be positive, got {max_body_mb:g}")
     config = HostConfig(max_body_bytes=int(max_body_mb * (1 << 20)), cpu_overcommit=cpu_overcommit)
-    run_server([(the_app, the_plan)], bind=bind, port=port, token=token, config=config, log_level=log_level)
+    on_start = None
+    if adaptive is not None:
+        on_start = _adaptive_starter(the_app, the_plan, default, adaptive, adaptive_window, adaptive_dwell, slo_target)
+    run_server(
+        [(the_app, the_plan)], bind=bind, port=port, token=token, config=config, log_level=log_level, on_start=on_start
+    )
+
+
+def _adaptive_starter(
+    app: App, plan: Plan, default: FunctionConfig, table: Path, window_s: float, dwell_s: float, target: float
+) -> Callable[[Host], None]:
+    """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the table's plans."""
+    from shoal.policy.granularity import ControllerConfig, GranularityController
+    from shoal.predict.measured import MeasuredError, MeasuredPredictor
+    from shoal.predict.planner import Planner
+    from shoal.runtime.adaptive import AdaptiveLoop
+
+    try:
+        predictor = MeasuredPredictor.load(table)
+        controller = GranularityController(ControllerConfig(slo_target=target, min_dwell_s=dwell_s))
+    except (MeasuredError, ValueError) as e:
+        _fail(str(e))
+    if predictor.slo is not None and predictor.slo != str(app.slo):
+        _fail(f"{table} was scored against {predictor.slo}, but {app.name!r} has SLO {app.slo}; measure it again")
+    if plan.label not in predictor.plans:
+        _fail(f"{table} has no measurement of the served plan {plan.label!r}; measured: {', '.join(predictor.plans)}")
+    if not window_s > 0:
+        _fail(f"--adaptive-window must be > 0, got {window_s:g}")
+    planner = Planner(app, predictor.predict, slo_target=target, default=default)
+    made: dict[str, Plan] = {}
+
+    def candidates_for(load: Any, plans: Any) -> Any:
+        choices = planner.search(load)
+        made.update((c.label, c.plan) for c in choices)
+        return [c.candidate() for c in choices]
+
+    def start(host: Host) -> None:
+        host.adapt(AdaptiveLoop(host, app.name, [plan], candidates_for, controller, window_s, resolve=made.__getitem__))
+
+    return start
 
 
 @cli.command()

@@ -69,6 +69,7 @@ class AdaptiveLoop:
         controller: GranularityController | None = None,
         window_s: float = 10.0,
         keep: int = 1000,
+        resolve: Callable[[str], Plan] | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -78,6 +79,8 @@ class AdaptiveLoop:
         if host.deployment(app).plan.label not in self.plans:
             self.plans[host.deployment(app).plan.label] = host.deployment(app).plan
         self.candidates_for = candidates_for
+        #: Turns a candidate's label into its plan when it is not in ``plans`` (a planner makes plans as it searches).
+        self.resolve = resolve
         self.controller = controller or GranularityController()
         self.window_s = window_s
         self.keep = keep
@@ -122,7 +125,12 @@ class AdaptiveLoop:
             "reason": decision.reason,
         }
         if decision.switch_to is not None:
-            summary = await self.host.switch_plan(self.app, self.plans[decision.switch_to])
+            target = self.plans.get(decision.switch_to)
+            if target is None and self.resolve is not None:
+                target = self.plans[decision.switch_to] = self.resolve(decision.switch_to)
+            if target is None:
+                raise ValueError(f"the controller chose {decision.switch_to!r}, which is not among the plans")
+            summary = await self.host.switch_plan(self.app, target)
             self.switches += 1
             entry["switch_s"] = summary["switch_s"]
             log.info("%s: %s -> %s (%s)", self.app, current, decision.switch_to, decision.reason)

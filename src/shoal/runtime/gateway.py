@@ -13,7 +13,7 @@ import io
 import json
 import logging
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import numpy as np
@@ -138,7 +138,12 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def build_gateway(host: Host, token: str | None = None, manage_host: bool = True) -> Starlette:
+def build_gateway(
+    host: Host,
+    token: str | None = None,
+    manage_host: bool = True,
+    on_start: Callable[[Host], None] | None = None,
+) -> Starlette:
     """The Starlette application serving ``host``. With ``token``, read-outs need ``Authorization: Bearer TOKEN``."""
 
     def authorised(request: Request) -> bool:
@@ -209,6 +214,8 @@ def build_gateway(host: Host, token: str | None = None, manage_host: bool = True
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if manage_host:
             await host.start()
+        if on_start is not None:
+            on_start(host)  # e.g. the adaptive granularity loop, on the host's event loop
         try:
             yield
         finally:

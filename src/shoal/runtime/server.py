@@ -6,7 +6,7 @@ import ipaddress
 import logging
 import secrets
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import uvicorn
 
@@ -35,6 +35,7 @@ def serve(
     token: str | None = None,
     config: HostConfig | None = None,
     log_level: str = "warning",
+    on_start: Callable[[Host], None] | None = None,
 ) -> None:
     """Serve until interrupted. Beyond loopback, read-outs and admin actions need a bearer token (one is made)."""
     if not is_loopback(bind) and token is None:
@@ -49,7 +50,7 @@ def serve(
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         loop = "asyncio"
     uvicorn.run(
-        build_gateway(host, token),
+        build_gateway(host, token, on_start=on_start),
         host=bind,
         port=port,
         log_level=log_level,
