@@ -70,6 +70,7 @@ class LocalService:
         controller: GranularityController | None = None,
         window_s: float = 10.0,
         app: str | None = None,
+        resolve: Callable[[str], Plan] | None = None,
     ) -> AdaptiveLoop:
         """Adapt the app's granularity while it serves: every ``window_s``, weigh ``candidates_for(load, plans)``
         with the controller and switch live (``shoal.runtime.adaptive``). Returns the loop; its ``history`` says
@@ -77,7 +78,7 @@ class LocalService:
         name = app or self._only_app()
         dep = self.host.deployment(name)
         resolved = [p if isinstance(p, Plan) else Plan.parse(dep.app, p, default=dep.plan.default) for p in plans]
-        loop = AdaptiveLoop(self.host, name, resolved, candidates_for, controller, window_s)
+        loop = AdaptiveLoop(self.host, name, resolved, candidates_for, controller, window_s, resolve=resolve)
 
         async def begin() -> None:
             self.host.adapt(loop)

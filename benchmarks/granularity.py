@@ -1,0 +1,297 @@
+"""The granularity experiment (issue 6): adaptive granularity against every fixed plan and a per-window oracle, on
+the real embedded runtime.
+
+Per application:
+1. **Calibrate** (``--calibrate``, or when results/granularity_<app>_measured.json is missing): each candidate plan
+   under Poisson load at the app's three rates, ``--calibrate-seconds`` each: the empirical predictor's table.
+2. For each load pattern and repeat (seeded arrivals, the same for every arm):
+   - every **fixed** plan, replayed open loop (``shoal.runtime.replay``);
+   - **adaptive**: served from the plan the state of the art would use (fine: one function per model), with the
+     planner scoring the measured plans every window and the controller switching live;
+   - the **oracle**: per window, the best fixed plan of that window by the controller's own rule, composed from the
+     fixed runs' windows (it knows the load in advance and pays nothing to switch: an upper bound).
+3. Mean and 95 % confidence interval (Student t over repeats) of SLO hit rate and resource cost per arm; the best
+   static plan in hindsight is the best fixed arm by the controller's rule on the means.
+
+    .venv/bin/python benchmarks/granularity.py --apps image --loads steady --seconds 30 --repeats 1   # a smoke run
+    .venv/bin/python benchmarks/granularity.py                                                         # everything
+
+Writes results/granularity.json, results/granularity.md and results/granularity_*.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import RESULTS, ROOT, console, machine_info, save
+
+import shoal
+from shoal.app import FunctionConfig, Plan
+from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController, best_candidate
+from shoal.predict.measured import MeasuredPredictor
+from shoal.predict.planner import Planner
+from shoal.runtime.adaptive import AdaptiveLoop
+from shoal.runtime.host import HostConfig
+from shoal.runtime.profiler.targets import load_target
+from shoal.runtime.replay import ReplayResult, replay
+from shoal.workload import generators
+from shoal.workload.source import prepare
+
+TRACE = ROOT.parent / "shared" / "traces" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
+
+
+@dataclass(frozen=True)
+class Subject:
+    ref: str
+    plans: tuple[str, ...]
+    rates: tuple[float, float, float]  # low, mid, high req/s on this machine
+
+
+APPS = {
+    "image": Subject(
+        "examples/image_classification.py:resnet18",
+        ("fine", "coarse", "preprocess+backbone,head", "preprocess,backbone+head"),
+        (2.0, 8.0, 16.0),
+    ),
+    "text": Subject(
+        "examples/text_pipeline.py",
+        ("fine", "coarse", "tokenize+encode,classify", "tokenize,encode+classify"),
+        (2.0, 10.0, 20.0),
+    ),
+    "multi": Subject(
+        "examples/multi_model.py",
+        ("fine", "coarse", "preprocess+backbone,detect,classify,merge", "preprocess+backbone,detect+classify+merge"),
+        (2.0, 6.0, 12.0),
+    ),
+}
+SLO_TARGET = 0.99
+WINDOW_S = 5.0
+
+
+def loads(subject: Subject, name: str, seconds: float, seed: int) -> np.ndarray:
+    low, mid, high = subject.rates
+    if name == "steady":
+        return generators.poisson(mid, seconds, seed=seed)
+    if name == "bursty":  # quiet phases of ~20 s, bursts of ~8 s
+        return generators.mmpp([low, high], [20.0, 8.0], seconds, seed=seed)
+    if name == "trace":  # the Azure LLM conversation trace, its first hour squeezed into the run, at mean rate `mid`
+        t = prepare(str(TRACE), seed=seed)
+        t = t.window(0.0, 3600.0).compressed(3600.0 / seconds)
+        return t.rate_scaled(mid * seconds / max(1, len(t)), seed=seed).times
+    raise ValueError(f"unknown load {name!r}: steady, bursty or trace")
+
+
+def host_config() -> HostConfig:
+    # Windows shorter than Knative's 60/6 s so that scaling happens within a run of a few minutes.
+    return HostConfig(tick_s=0.1, stable_window_s=10.0, panic_window_s=2.0)
+
+
+def fn_config() -> FunctionConfig:
+    return FunctionConfig(keep_alive_s=10.0, max_instances=4)
+
+
+def run_once(app: shoal.App, plan: Plan, times: np.ndarray, inputs: list[Any], adapt: Any = None) -> ReplayResult:
+    with shoal.local(app, plan, host_config()) as svc:
+        svc.invoke(inputs[0])  # one warm instance per function before the clock starts, for every arm alike
+        if adapt is not None:
+            adapt(svc)
+        end = float(times[-1]) + 2.0
+        return svc._run(
+            replay(svc.host, app.name, times, lambda i: inputs[i % len(inputs)], sample_s=0.25, end_s=end),
+            timeout=end * 5 + 120,
+        )
+
+
+def calibrate(name: str, subject: Subject, app: shoal.App, inputs: list[Any], seconds: float) -> MeasuredPredictor:
+    rows = []
+    for label in subject.plans:
+        plan = Plan.parse(app, label, default=fn_config())
+        for rate in subject.rates:
+            res = run_once(app, plan, generators.poisson(rate, seconds, seed=99), inputs)
+            row = res.measurement(app.slo.latency_s, 0.0, seconds)
+            rows.append(row)
+            console.print(
+                f"[dim]calibrate {name} {label:45s} {rate:5.1f} req/s: SLO hit {row.slo_hit:.3f}, "
+                f"cost {row.cost_per_s * 3600:.4f} USD/h, p99 {row.p99_ms:.0f} ms[/]"
+            )
+    table = MeasuredPredictor(rows, slo=str(app.slo))
+    table.save(RESULTS / f"granularity_{name}_measured.json")
+    return table
+
+
+def adaptive_arm(app: shoal.App, table: MeasuredPredictor) -> Any:
+    planner = Planner(app, table.predict, slo_target=SLO_TARGET, default=fn_config())
+    made: dict[str, Plan] = {}
+
+    def candidates_for(load: Any, plans: Any) -> list[Candidate]:
+        choices = planner.search(load)
+        made.update((c.label, c.plan) for c in choices)
+        return [c.candidate() for c in choices]
+
+    loops: list[AdaptiveLoop] = []
+
+    def start(svc: Any) -> None:
+        controller = GranularityController(ControllerConfig(slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=15))
+        loops.append(svc.adapt([], candidates_for, controller, window_s=WINDOW_S, resolve=made.__getitem__))
+
+    return start, loops
+
+
+def oracle(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> dict[str, Any]:
+    per_plan = {label: res.windows(window_s, slo_s) for label, res in fixed.items()}
+    n = min(len(w) for w in per_plan.values())
+    hits = reqs = cost = 0.0
+    chosen = []
+    for k in range(n):
+        cands = []
+        for label, wins in per_plan.items():
+            w = wins[k]
+            hit = w["slo_hit"] if w["requests"] else 1.0
+            cands.append(Candidate(label, hit, max(0.0, w["cost_usd"]) / window_s))
+        best = best_candidate(cands, SLO_TARGET)
+        w = per_plan[best.plan][k]
+        chosen.append(best.plan)
+        reqs += w["requests"]
+        hits += (w["slo_hit"] if w["requests"] else 0.0) * w["requests"]
+        cost += max(0.0, w["cost_usd"])
+    return {"slo_hit": hits / reqs if reqs else math.nan, "cost_usd": cost, "plans": chosen}
+
+
+def ci95(xs: list[float]) -> tuple[float, float]:
+    a = np.asarray(xs, dtype=float)
+    if a.size < 2:
+        return float(a.mean()), float("nan")
+    from scipy import stats
+
+    return float(a.mean()), float(stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
+    ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"])
+    ap.add_argument("--seconds", type=float, default=120.0, help="length of each run")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--calibrate", action="store_true", help="measure the plans again even if a table exists")
+    ap.add_argument("--calibrate-seconds", type=float, default=20.0)
+    args = ap.parse_args()
+    RESULTS.mkdir(exist_ok=True)
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    doc: dict[str, Any] = {"machine": machine_info(), "settings": vars(args), "started": started, "workloads": []}
+    for name in args.apps:
+        subject = APPS[name]
+        target = load_target(str(ROOT / subject.ref))
+        app = target.app
+        assert target.inputs is not None
+        inputs = [target.inputs(s) for s in ("small", "medium", "large")]
+        path = RESULTS / f"granularity_{name}_measured.json"
+        if args.calibrate or not path.exists():
+            table = calibrate(name, subject, app, inputs, args.calibrate_seconds)
+        else:
+            table = MeasuredPredictor.load(path)
+        for load in args.loads:
+            arms: dict[str, dict[str, list[float]]] = {}
+            timelines = []
+            for rep in range(args.repeats):
+                times = loads(subject, load, args.seconds, seed=rep)
+                fixed = {}
+                for label in subject.plans:
+                    fixed[label] = run_once(app, Plan.parse(app, label, default=fn_config()), times, inputs)
+                start, loops = adaptive_arm(app, table)
+                adaptive = run_once(app, Plan.parse(app, "fine", default=fn_config()), times, inputs, start)
+                results = {f"fixed {k}": v for k, v in fixed.items()} | {"adaptive": adaptive}
+                for arm, res in results.items():
+                    a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
+                    a["slo_hit"].append(res.slo_hit(app.slo.latency_s))
+                    a["cost_usd"].append(res.cost_between(0.0, args.seconds))
+                o = oracle(fixed, app.slo.latency_s, WINDOW_S)
+                arms.setdefault("oracle", {"slo_hit": [], "cost_usd": []})
+                arms["oracle"]["slo_hit"].append(o["slo_hit"])
+                arms["oracle"]["cost_usd"].append(o["cost_usd"])
+                timelines.append({"adaptive": loops[0].history if loops else [], "oracle": o["plans"]})
+                console.print(
+                    f"{name}/{load} repeat {rep}: "
+                    + ", ".join(f"{k} {v['slo_hit'][-1]:.3f}/{v['cost_usd'][-1] * 1e4:.2f}" for k, v in arms.items())
+                )
+            summary = {arm: {m: ci95(v) for m, v in vals.items()} for arm, vals in arms.items()}
+            fixed_means = [
+                Candidate(arm, s["slo_hit"][0], s["cost_usd"][0])
+                for arm, s in summary.items()
+                if arm.startswith("fixed")
+            ]
+            best_static = best_candidate(fixed_means, SLO_TARGET).plan
+            doc["workloads"].append(
+                {
+                    "app": name,
+                    "load": load,
+                    "arms": arms,
+                    "summary": summary,
+                    "best_static": best_static,
+                    "timelines": timelines,
+                }
+            )
+            save("granularity", doc)
+    _report(doc)
+
+
+def _report(doc: dict[str, Any]) -> None:
+    lines = [
+        f"started {doc['started']}; {doc['settings']}",
+        "",
+        "| app | load | arm | SLO hit (95% CI) | cost USD 1e-4 (95% CI) |",
+        "|---|---|---|---|---|",
+    ]
+    for w in doc["workloads"]:
+        for arm, s in w["summary"].items():
+            (h, hci), (c, cci) = s["slo_hit"], s["cost_usd"]
+            mark = " (best static)" if arm == w["best_static"] else ""
+            lines.append(
+                f"| {w['app']} | {w['load']} | {arm}{mark} | {h:.3f} ± {hci:.3f} | {c * 1e4:.2f} ± {cci * 1e4:.2f} |"
+            )
+    (RESULTS / "granularity.md").write_text("\n".join(lines) + "\n")
+    _plot(doc)
+    console.print("\n".join(lines))
+
+
+def _plot(doc: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ws = doc["workloads"]
+    if not ws:
+        return
+    cols = min(3, len(ws))
+    rows = math.ceil(len(ws) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
+    for ax, w in zip(axes.flat, ws, strict=False):
+        for arm, s in w["summary"].items():
+            (h, hci), (c, cci) = s["slo_hit"], s["cost_usd"]
+            ax.errorbar(
+                c * 1e4,
+                h,
+                xerr=cci * 1e4 if math.isfinite(cci) else None,
+                yerr=hci if math.isfinite(hci) else None,
+                fmt="o",
+                capsize=3,
+                label=arm,
+            )
+        ax.set_title(f"{w['app']} / {w['load']}")
+        ax.set_xlabel("resource cost (USD 1e-4)")
+        ax.set_ylabel("SLO hit rate")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    out = Path(RESULTS / "granularity_arms.png")
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()
