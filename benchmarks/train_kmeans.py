@@ -21,6 +21,8 @@ Measured per configuration, ``--repeats`` times:
   the inertia within ``--target`` (relative) of the inertia after ``--converge`` Lloyd iterations;
 - cost: Shoal, the job's own cost report (billed vCPU-s, user bill); Lithops, the sum of its calls' execution
   times (what a FaaS would bill, 1 vCPU each); scikit-learn, cores x wall seconds;
+- shoal-proc: as shoal, each worker's C cores as C processes over a shared-memory shard (``parallel="processes"``)
+  instead of C threads;
 - shoal-fixed vs shoal-autotune: the same W=2 job of ``--autotune-rounds`` rounds without and with the scale-in
   auto-tuner: wall, billed vCPU-s, final inertia.
 
@@ -32,7 +34,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,13 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Interference, console, fmt, machine_info, save, summary, table, wait_quiet
-from _lithops import executor, lithops_session, map_retrying
+from _common import console, fmt, machine_info, save, table
+from _lithops import executor, map_retrying
+from _train import run_configs
 
 from shoal.predict.prices import DEFAULT_PRICES
 from shoal.train import make_blobs, train
 from shoal.train.algorithms.kmeans import KMeans
-from shoal.train.redisserver import RedisServer
 
 GRID = [(1, 1), (1, 2), (2, 1)]  # W x C at <= 2 cores in all: what this 2-core machine allows
 
@@ -81,22 +82,30 @@ def run_sklearn(X: np.ndarray, C0: np.ndarray, cores: int, iters: int) -> dict[s
 
 
 def run_shoal(
-    X: np.ndarray, C0: np.ndarray, w: int, c: int, rounds: int, url: str, autotune: bool = False
+    X: np.ndarray,
+    C0: np.ndarray,
+    w: int,
+    c: int,
+    rounds: int,
+    url: str,
+    autotune: bool = False,
+    parallel: str = "threads",
 ) -> dict[str, Any]:
     t = time.perf_counter()
     r = train("kmeans", X, k=len(C0), workers=w, cores=c, rounds=rounds, store="redis", redis_url=url,
-              backend="local", init=C0, autotune=autotune)  # fmt: skip
+              backend="local", init=C0, autotune=autotune, parallel=parallel)  # fmt: skip
     wall = time.perf_counter() - t
     # A round's time: the slowest worker's compute and synchronisation; the median over the (last segment's) rounds.
     per_round = np.max([p["round_s"] for p in r.per_worker], axis=0)
     sync = max(p["sync_s"] for p in r.per_worker) / len(per_round)
     assert r.cost is not None
-    return {"iter_ms": float(np.median(per_round)) * 1e3, "first_iter_ms": per_round[0] * 1e3,
+    return {"iter_ms": float(np.median(per_round)) * 1e3, "rounds_s": float(np.sum(per_round)),
+            "first_iter_ms": per_round[0] * 1e3,
             "sync_ms": sync * 1e3, "to_target_s": wall,
             "inertia": r.losses[-1], "iterations": rounds - 1, "vcpu_s": r.cost["user_bill"]["vcpu_s"],
             "user_bill_usd": r.cost["user_bill"]["usd"], "resource_usd": r.cost["resource_cost"]["usd"],
             "final_inertia": r.metrics["inertia"], "workers_per_round": r.workers_per_round,
-            "scale_ins": r.scale_ins}  # fmt: skip
+            "scale_ins": r.scale_ins, "released": [x.get("released") for x in r.scale_ins]}  # fmt: skip
 
 
 def run_lithops(X: np.ndarray, C0: np.ndarray, w: int, rounds: int, tmp: str) -> dict[str, Any]:
@@ -137,9 +146,6 @@ def main() -> None:
     ap.add_argument("--autotune-rounds", type=int, default=40, help="rounds of the fixed vs autotuned 2x1 jobs")
     ap.add_argument("--only", nargs="+", default=["sklearn", "shoal", "lithops"])
     args = ap.parse_args()
-    session = lithops_session()  # Lithops' job files in a private TMPDIR; executors closed at the end
-    session.__enter__()
-
     X, _ = make_blobs(args.rows, args.dims, centers=args.k, spread=args.spread, seed=0)
     C0 = X[np.sort(np.random.default_rng(0).choice(len(X), args.k, replace=False))].copy()
     ref = reference_losses(X, C0, args.converge)
@@ -152,44 +158,27 @@ def main() -> None:
     if "sklearn" in args.only:
         configs += [("sklearn", 1, 1), ("sklearn", 1, 2)]
     if "shoal" in args.only:
-        configs += [("shoal", w, c) for w, c in GRID]
+        configs += [("shoal", w, c) for w, c in GRID] + [("shoal-proc", 1, 2)]
         configs += [("shoal-fixed", 2, 1), ("shoal-autotune", 2, 1)]
     if "lithops" in args.only:
         configs += [("lithops", 1, 1), ("lithops", 2, 1)]
-    runs: dict[str, list[dict[str, Any]]] = {}
-    srv = RedisServer()
-    srv.start()
-    tmp = tempfile.mkdtemp(prefix="shoal-bench-kmeans-")
-    try:
-        for system, w, c in configs:
-            key = f"{system} {w}x{c}"
-            busy = wait_quiet(patience_s=30)
-            runs[key] = []
-            for rep in range(args.repeats):
-                with Interference() as noise:
-                    if system == "sklearn":
-                        res = run_sklearn(X, C0, c, hit)
-                        steady = run_sklearn(X, C0, c, args.iter_rounds)
-                        res |= {"iter_ms_to_target": res["iter_ms"], "iter_ms": steady["iter_ms"]}
-                    elif system == "shoal":
-                        res = run_shoal(X, C0, w, c, rounds, srv.url)
-                        steady = run_shoal(X, C0, w, c, args.iter_rounds, srv.url)
-                        res |= {"iter_ms_to_target": res["iter_ms"], "iter_ms": steady["iter_ms"]}
-                    elif system.startswith("shoal-"):
-                        at = system == "shoal-autotune"
-                        res = run_shoal(X, C0, w, c, args.autotune_rounds, srv.url, autotune=at)
-                    else:
-                        res = run_lithops(X, C0, w, rounds, tmp)
-                res |= {"repeat": rep, "other_cores": noise.other_cores, "background_busy": busy}
-                runs[key].append(res)
-                console.print(f"[dim]{key} #{rep}: {res['iter_ms']:.1f} ms/iter, {res['to_target_s']:.2f} s to "
-                              f"target, inertia {res['inertia']:.6e}, other cores {noise.other_cores}[/]")  # fmt: skip
-    finally:
-        srv.close()
-        session.__exit__(None, None, None)
 
-    def s(key: str, field: str) -> dict[str, float]:
-        return summary([r[field] for r in runs[key]])
+    def one(system: str, w: int, c: int, url: str, tmp: str) -> dict[str, Any]:
+        if system == "sklearn":
+            res = run_sklearn(X, C0, c, hit)
+            steady = run_sklearn(X, C0, c, args.iter_rounds)
+        elif system in ("shoal", "shoal-proc"):
+            par = "processes" if system == "shoal-proc" else "threads"
+            res = run_shoal(X, C0, w, c, rounds, url, parallel=par)
+            steady = run_shoal(X, C0, w, c, args.iter_rounds, url, parallel=par)
+        elif system.startswith("shoal-"):
+            return run_shoal(X, C0, w, c, args.autotune_rounds, url, autotune=system == "shoal-autotune")
+        else:
+            return run_lithops(X, C0, w, rounds, tmp)
+        return res | {"iter_ms_to_target": res["iter_ms"], "iter_ms": steady["iter_ms"]}
+
+    runs, s = run_configs(configs, args.repeats, one, lambda r: f"{r['iter_ms']:.1f} ms/iter, "
+                          f"{r['to_target_s']:.2f} s to target, inertia {r['inertia']:.6e}")  # fmt: skip
 
     rows = []
     for key in runs:
@@ -207,7 +196,7 @@ def main() -> None:
     floor = {c: s(f"sklearn 1x{c}", "iter_ms")["median"] for c in (1, 2) if f"sklearn 1x{c}" in runs}
     ratios = {}
     for key in runs:
-        if key.startswith("shoal "):
+        if key.startswith(("shoal ", "shoal-proc ")):
             w, c = (int(x) for x in key.split()[1].split("x"))
             if w * c in floor:
                 ratios[f"{key} / sklearn 1x{w * c}"] = s(key, "iter_ms")["median"] / floor[w * c]

@@ -1,4 +1,4 @@
-"""Serverless logistic regression (full-batch gradient descent): Shoal against scikit-learn and against Lithops.
+"""Serverless logistic regression (full-batch GD and L-BFGS): Shoal against scikit-learn and against Lithops.
 
 - ``numpy``: the same gradient-descent loop in this process with Shoal's kernel (``LogReg.partial``/``apply``), C
   threads: the floor per iteration for *this* algorithm.
@@ -7,6 +7,8 @@
   work; its time to the target is the one a user compares with.
 - ``shoal``: ``shoal.train.train("logreg", ...)`` with W workers of C cores, back end ``local``, a redis-server
   started once for the benchmark; a fresh executor per job (start-up included in the time to target).
+  ``shoal-lbfgs``: the same with ``solver="lbfgs"`` (workers sum loss and gradient, worker 0 takes the L-BFGS step),
+  as many rounds as the same solver needs in one process to reach the target; ``-proc``: C processes per worker.
 - ``lithops``: one ``map`` per iteration over W shards on Lithops' ``localhost`` back end, each call reading its
   shard and returning the gradient sums (Shoal's kernel), reduced and applied in the driver. It runs
   ``--lithops-rounds`` iterations; its time to target is extrapolated from them (stated in the output).
@@ -21,7 +23,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -29,12 +30,12 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import Interference, console, fmt, machine_info, save, summary, table, wait_quiet
-from _lithops import executor, lithops_session, map_retrying
+from _common import console, fmt, machine_info, save, table
+from _lithops import executor, map_retrying
+from _train import run_configs
 
 from shoal.train import make_logistic, train
 from shoal.train.algorithms.logreg import LogReg, log_loss_terms
-from shoal.train.redisserver import RedisServer
 
 GRID = [(1, 1), (1, 2), (2, 1)]
 
@@ -50,6 +51,16 @@ def gd_losses(X: np.ndarray, y: np.ndarray, lr: float, alpha: float, rounds: int
     model, out = algo.initial_model(), []
     for _ in range(rounds):
         model, loss = algo.apply(model, algo.partial(model, X, y, cores))
+        out.append(loss)
+    return out
+
+
+def lbfgs_losses(X: np.ndarray, y: np.ndarray, alpha: float, rounds: int) -> list[float]:
+    """The losses of Shoal's L-BFGS solver in one process (the iterates every Shoal job makes)."""
+    algo = LogReg(n_features=X.shape[1], alpha=alpha, solver="lbfgs")
+    model, out = algo.initial_model(), []
+    for _ in range(rounds):
+        model, loss = algo.apply(model, algo.partial(model, X, y, 1))
         out.append(loss)
     return out
 
@@ -80,18 +91,28 @@ def run_sklearn(X: np.ndarray, y: np.ndarray, c: int, alpha: float, target: floa
 
 
 def run_shoal(
-    X: np.ndarray, y: np.ndarray, w: int, c: int, rounds: int, url: str, lr: float, alpha: float
+    X: np.ndarray,
+    y: np.ndarray,
+    w: int,
+    c: int,
+    rounds: int,
+    url: str,
+    lr: float,
+    alpha: float,
+    solver: str = "gd",
+    parallel: str = "threads",
 ) -> dict[str, Any]:
     t = time.perf_counter()
     r = train("logreg", X, y, workers=w, cores=c, rounds=rounds, store="redis", redis_url=url, backend="local",
-              lr=lr, alpha=alpha)  # fmt: skip
+              lr=lr, alpha=alpha, solver=solver, parallel=parallel)  # fmt: skip
     wall = time.perf_counter() - t
     per_round = np.max([p["round_s"] for p in r.per_worker], axis=0)  # the slowest worker's round
     assert r.cost is not None
     sync_ms = max(p["sync_s"] for p in r.per_worker) / rounds * 1e3
-    return {"iter_ms": float(np.median(per_round)) * 1e3, "sync_ms": sync_ms,
+    return {"iter_ms": float(np.median(per_round)) * 1e3, "rounds_s": float(np.sum(per_round)), "sync_ms": sync_ms,
             "to_target_s": wall, "loss": r.losses[-1], "vcpu_s": r.cost["user_bill"]["vcpu_s"],
-            "user_bill_usd": r.cost["user_bill"]["usd"]}  # fmt: skip
+            "user_bill_usd": r.cost["user_bill"]["usd"], "rounds": rounds,
+            "final_log_loss": r.metrics["log_loss"]}  # fmt: skip
 
 
 def run_lithops(X: np.ndarray, y: np.ndarray, w: int, rounds: int, lr: float, alpha: float, tmp: str) -> dict[str, Any]:
@@ -129,9 +150,6 @@ def main() -> None:
     ap.add_argument("--lithops-rounds", type=int, default=10)
     ap.add_argument("--only", nargs="+", default=["numpy", "sklearn", "shoal", "lithops"])
     args = ap.parse_args()
-    session = lithops_session()  # Lithops' job files in a private TMPDIR; executors closed at the end
-    session.__enter__()
-
     from sklearn.linear_model import LogisticRegression
 
     X, y = make_logistic(args.rows, args.dims, seed=0)
@@ -143,7 +161,10 @@ def main() -> None:
     # losses[r] is the objective's data term at the model before update r; the penalty is tiny at alpha=1e-4
     hit = next(i for i, v in enumerate(ref) if v <= target)
     rounds = hit + 1
-    console.print(f"{args.rows} x {args.dims}: optimum {opt:.6f}, target {target:.6f}, GD needs {rounds} rounds")
+    ref_lbfgs = lbfgs_losses(X, y, args.alpha, 100)
+    lbfgs_rounds = next(i for i, v in enumerate(ref_lbfgs) if v <= target) + 1
+    console.print(f"{args.rows} x {args.dims}: optimum {opt:.6f}, target {target:.6f}, GD needs {rounds} rounds, "
+                  f"L-BFGS {lbfgs_rounds} (loss and gradient evaluations)")  # fmt: skip
 
     configs: list[tuple[str, int, int]] = []
     if "numpy" in args.only:
@@ -151,51 +172,46 @@ def main() -> None:
     if "sklearn" in args.only:
         configs += [("sklearn", 1, 1), ("sklearn", 1, 2)]
     if "shoal" in args.only:
-        configs += [("shoal", w, c) for w, c in GRID]
+        configs += [("shoal", w, c) for w, c in GRID] + [("shoal-proc", 1, 2)]
+        configs += [("shoal-lbfgs", w, c) for w, c in GRID] + [("shoal-lbfgs-proc", 1, 2)]
     if "lithops" in args.only:
         configs += [("lithops", 1, 1), ("lithops", 2, 1)]
-    runs: dict[str, list[dict[str, Any]]] = {}
-    srv = RedisServer()
-    srv.start()
-    tmp = tempfile.mkdtemp(prefix="shoal-bench-logreg-")
-    try:
-        for system, w, c in configs:
-            key = f"{system} {w}x{c}"
-            busy = wait_quiet(patience_s=30)
-            runs[key] = []
-            for rep in range(args.repeats):
-                with Interference() as noise:
-                    if system == "numpy":
-                        res = run_numpy(X, y, c, rounds, args.lr, args.alpha)
-                    elif system == "sklearn":
-                        res = run_sklearn(X, y, c, args.alpha, target)
-                    elif system == "shoal":
-                        res = run_shoal(X, y, w, c, rounds, srv.url, args.lr, args.alpha)
-                    else:
-                        res = run_lithops(X, y, w, args.lithops_rounds, args.lr, args.alpha, tmp)
-                        per = res["measured_s"] / res["measured_rounds"]
-                        res["to_target_s"] = per * rounds  # extrapolated: the same per-iteration cost
-                        res["vcpu_s"] = res["vcpu_s_measured"] / res["measured_rounds"] * rounds
-                res |= {"repeat": rep, "other_cores": noise.other_cores, "background_busy": busy}
-                runs[key].append(res)
-                console.print(f"[dim]{key} #{rep}: {res['iter_ms']:.1f} ms/iter, {res['to_target_s']:.2f} s to "
-                              f"target, other cores {noise.other_cores}[/]")  # fmt: skip
-    finally:
-        srv.close()
-        session.__exit__(None, None, None)
 
-    def s(key: str, field: str) -> dict[str, float]:
-        return summary([r[field] for r in runs[key]])
+    def one(system: str, w: int, c: int, url: str, tmp: str) -> dict[str, Any]:
+        if system == "numpy":
+            return run_numpy(X, y, c, rounds, args.lr, args.alpha)
+        if system == "sklearn":
+            return run_sklearn(X, y, c, args.alpha, target)
+        if system.startswith("shoal"):
+            solver = "lbfgs" if "lbfgs" in system else "gd"
+            par = "processes" if system.endswith("-proc") else "threads"
+            n = lbfgs_rounds if solver == "lbfgs" else rounds
+            return run_shoal(X, y, w, c, n, url, args.lr, args.alpha, solver, par)
+        res = run_lithops(X, y, w, args.lithops_rounds, args.lr, args.alpha, tmp)
+        per = res["measured_s"] / res["measured_rounds"]
+        res["to_target_s"] = per * rounds  # extrapolated: the same per-iteration cost
+        res["vcpu_s"] = res["vcpu_s_measured"] / res["measured_rounds"] * rounds
+        return res
 
-    rows = [[key, fmt(s(key, "iter_ms"), 1), fmt(s(key, "to_target_s"), 3), fmt(s(key, "vcpu_s"), 3),
+    runs, s = run_configs(configs, args.repeats, one,
+                          lambda r: f"{r['iter_ms']:.1f} ms/iter, {r['to_target_s']:.2f} s to target")  # fmt: skip
+
+    rows = [[key, fmt(s(key, "iter_ms"), 1), fmt(s(key, "to_target_s"), 3),
+             fmt(s(key, "rounds_s"), 3) if "rounds_s" in runs[key][0] else "-", fmt(s(key, "vcpu_s"), 3),
              ", ".join(f"{r['other_cores']:.2f}" for r in runs[key])] for key in runs]  # fmt: skip
-    table(f"logreg GD, {args.rows}x{args.dims}, {rounds} rounds to within {args.target:g} of the optimum "
-          "(lithops: time to target extrapolated; median, min-max)",
-          ["config (W x C)", "ms / iteration", "s to target", "vCPU-s", "other cores"], rows)  # fmt: skip
+    table(f"logreg, {args.rows}x{args.dims}, GD {rounds} rounds, L-BFGS {lbfgs_rounds}, to within {args.target:g} "
+          "of the optimum (lithops: time to target extrapolated; median, min-max)",
+          ["config (W x C)", "ms / iteration", "s to target", "s in rounds", "vCPU-s", "other cores"],
+          rows)  # fmt: skip
     ratios = {}
     for key in runs:
         if key.startswith("shoal"):
             w, c = (int(x) for x in key.split()[1].split("x"))
+            if "lbfgs" in key and f"sklearn 1x{w * c}" in runs:  # the comparison that matters: time to target
+                ratios[f"{key} / sklearn 1x{w * c} to target"] = (
+                    s(key, "to_target_s")["median"] / s(f"sklearn 1x{w * c}", "to_target_s")["median"]
+                )
+                continue
             for floor in ("numpy", "sklearn"):
                 if f"{floor} 1x{w * c}" in runs:
                     f_ms = s(f"{floor} 1x{w * c}", "iter_ms")["median"]
@@ -211,7 +227,8 @@ def main() -> None:
     save("train_logreg", {
         "benchmark": "train_logreg",
         "command": " ".join([".venv/bin/python", *sys.argv]),
-        "settings": vars(args) | {"optimum": opt, "target_loss": target, "rounds": rounds},
+        "settings": vars(args) | {"optimum": opt, "target_loss": target, "rounds": rounds,
+                                  "lbfgs_rounds": lbfgs_rounds, "lbfgs_losses": ref_lbfgs[:lbfgs_rounds]},
         "machine": machine_info(),
         "runs": runs,
         "summary": {k: {f: s(k, f) for f in ("iter_ms", "to_target_s", "vcpu_s")} for k in runs},

@@ -44,6 +44,8 @@ def main(backend: str, redis_url: str) -> None:
         assert ex.map_reduce(square, [1, 2], total).result(60) == 5
         r = train("kmeans", X, k=4, workers=2, rounds=6, init=init, store="redis", redis_url=redis_url, executor=ex)
     assert r.backend == backend
+    # Billed like the local engine reports it: one call per worker, their measured seconds x 1 vCPU.
+    assert r.cost is not None and r.cost["user_bill"]["count"] >= 2 and r.cost["user_bill"]["vcpu_s"] > 0
     assert np.array_equal(r.model, ref.model)
     print("engine check passed")
 

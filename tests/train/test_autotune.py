@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from shoal.cli import cli
-from shoal.train import make_blobs, train
+from shoal.train import FunctionExecutor, make_blobs, train
 from shoal.train.autotune import decide, progress
 from shoal.train.redisserver import RedisServer
 
@@ -69,6 +69,24 @@ def test_an_autotuned_job_reaches_the_fixed_jobs_loss_at_lower_cost(redis_srv: R
     assert len(tuned.scale_ins) == 1 and tuned.scale_ins[0]["from_round"] < 40
     assert fixed.cost is not None and tuned.cost is not None
     assert tuned.cost["user_bill"]["vcpu_s"] < fixed.cost["user_bill"]["vcpu_s"]
+
+
+def test_the_removed_workers_instance_is_retired_while_the_job_runs(redis_srv: RedisServer) -> None:
+    """After the scale-in the runtime holds one instance, not two kept warm until the job ends: counted from the
+    running runtime at every round the driver reports."""
+    X, _ = make_blobs(30_000, 8, centers=6, seed=3)
+    ex = FunctionExecutor("local", workers=2, cores=1)
+    alive: list[int] = []
+    try:
+        r = train("kmeans", X, k=6, workers=2, cores=1, rounds=30, store="redis", redis_url=redis_srv.url,
+                  executor=ex, init="random", seed=1, autotune=True,
+                  on_round=lambda _r, _loss: alive.append(len(ex.engine.instance_pids())))  # type: ignore[attr-defined]  # fmt: skip
+    finally:
+        ex.close()
+    assert len(r.scale_ins) == 1, r.scale_ins
+    cut = r.scale_ins[0]["from_round"]
+    assert len(r.scale_ins[0]["released"]) == 1
+    assert alive[0] == 2 and set(alive[cut:]) == {1}, (cut, alive)
 
 
 def test_autotune_from_the_command_line_and_its_limits() -> None:

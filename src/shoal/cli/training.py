@@ -20,7 +20,10 @@ def train(
     labels: Annotated[str | None, typer.Option(help="logreg: labels file (default: the data's last column).")] = None,
     k: Annotated[int, typer.Option(help="kmeans: number of clusters.")] = 8,
     workers: Annotated[int, typer.Option(help="W: workers (serverless functions), each with a shard of the data.")] = 4,
-    cores: Annotated[int, typer.Option(help="C: cores per worker, used by threads inside the function.")] = 1,
+    cores: Annotated[int, typer.Option(help="C: cores per worker, used inside the function (see --parallel).")] = 1,
+    parallel: Annotated[
+        str, typer.Option(help="threads | processes (C processes over a shared-memory shard): how C cores are used.")
+    ] = "threads",
     rounds: Annotated[int, typer.Option(help="Synchronised rounds (iterations).")] = 20,
     store: Annotated[str, typer.Option(help="local (thread workers) | redis")] = "redis",
     redis_url: Annotated[str | None, typer.Option(help="Redis URL; default: a private redis-server.")] = None,
@@ -34,7 +37,8 @@ def train(
     ] = 0.0,
     comm: Annotated[str, typer.Option(help="bsp: allreduce | scatterreduce | ps (parameter server)")] = "allreduce",
     batch_size: Annotated[int, typer.Option(help="Rows per worker per round; 0: the whole shard.")] = 0,
-    lr: Annotated[float, typer.Option(help="logreg: learning rate.")] = 0.5,
+    lr: Annotated[float, typer.Option(help="logreg: learning rate (solver gd).")] = 0.5,
+    solver: Annotated[str, typer.Option(help="logreg: gd (gradient descent) | lbfgs (full batch, bsp)")] = "gd",
     alpha: Annotated[float, typer.Option(help="logreg: L2 penalty.")] = 1e-4,
     init: Annotated[str, typer.Option(help="kmeans: k-means++ | random")] = "k-means++",
     seed: Annotated[int, typer.Option(help="Seed of the data generator, the init and the batches.")] = 0,
@@ -59,7 +63,7 @@ def train(
     except (OSError, ValueError) as e:
         _fail(str(e))
     params: dict[str, Any] = {"batch_size": batch_size}
-    params |= {"k": k, "init": init} if algorithm == "kmeans" else {"lr": lr, "alpha": alpha}
+    params |= {"k": k, "init": init} if algorithm == "kmeans" else {"lr": lr, "alpha": alpha, "solver": solver}
     bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                    console=Console(stderr=True), transient=True)  # fmt: skip
     task = bar.add_task("starting workers", total=rounds)
@@ -74,8 +78,8 @@ def train(
     try:
         result = run_training(
             algorithm, X, y, workers=workers, cores=cores, rounds=rounds, store=store, redis_url=redis_url,
-            backend=backend, sync=sync, staleness=staleness, significance=significance, comm=comm, seed=seed,
-            on_round=on_round, autotune=autotune, **params,
+            backend=backend, parallel=parallel, sync=sync, staleness=staleness, significance=significance, comm=comm,
+            seed=seed, on_round=on_round, autotune=autotune, **params,
         )  # fmt: skip
     except (ValueError, StoreError) as e:
         bar.stop()

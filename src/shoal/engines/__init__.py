@@ -35,4 +35,9 @@ class Engine(Protocol):
         """What the calls so far cost, where the engine meters them (the embedded runtime does); else None."""
         ...
 
+    def resize(self, workers: int) -> list[str]:
+        """From now on at most ``workers`` calls run at once: release what is held for the others (the auto-tuner
+        scaled in). Returns the ids of what was released (instances), empty where the engine holds nothing."""
+        ...
+
     def close(self) -> None: ...

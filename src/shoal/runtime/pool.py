@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from shoal.app import Function
@@ -379,6 +379,21 @@ class Pool:
                 min_instances=self.fn.config.min_instances,
             ):
                 self.retire(self.instances[iid])
+
+    def resize(self, min_instances: int, max_instances: int) -> list[str]:
+        """Change the running pool's reservation and cap, and retire idle instances above the new cap now (not after
+        ``keep_alive_s``): a caller that knows an instance will not be used again (the training auto-tuner removing a
+        worker) stops paying for it at once. Returns the ids of the retired instances."""
+        cfg = replace(self.fn.config, min_instances=min_instances, max_instances=max_instances)
+        self.fn = replace(self.fn, config=cfg)
+        self.autoscaler.config = replace(self.autoscaler.config, min_instances=min_instances,
+                                         max_instances=max_instances)  # fmt: skip
+        idle = [i for i in self.instances.values() if i.state == "ready" and i.in_flight == 0]
+        extra = max(0, len(self.instances) - max_instances)
+        retired = [i.id for i in idle[:extra]]
+        for iid in retired:
+            self.retire(self.instances[iid])
+        return retired
 
     def retire(self, inst: Instance) -> None:
         inst.stop()

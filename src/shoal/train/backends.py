@@ -12,6 +12,7 @@ know restarts it (when nothing is in flight); a training job uses one function, 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 import threading
@@ -52,6 +53,9 @@ class ThreadEngine:
 
     def cost(self) -> dict[str, Any] | None:
         return None
+
+    def resize(self, workers: int) -> list[str]:
+        return []  # threads of this process: nothing is held per worker
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
@@ -149,6 +153,20 @@ class LocalEngine:
         return {
             kind: {k: sum(p[kind][k] for p in parts) for k in parts[0][kind]} for kind in ("user_bill", "resource_cost")
         }
+
+    def resize(self, workers: int) -> list[str]:
+        """Reserve ``workers`` instances from now on, and retire the idle ones above that at once (the auto-tuner
+        removed a worker: without this the runtime would keep its instance warm, billed as resource cost, until the
+        job ends). Returns the retired instance ids."""
+        self.workers = workers
+        if self.service is None:
+            return []
+
+        async def go() -> list[str]:
+            pools = [p for d in self.service.host.deployments.values() for p in d.pools.values()]
+            return [iid for p in pools for iid in p.resize(workers, workers)]
+
+        return list(asyncio.run_coroutine_threadsafe(go(), self.service.loop).result(30))
 
     def instance_pids(self) -> list[int]:
         """Process ids of the running worker instances (for fault tests and tools)."""

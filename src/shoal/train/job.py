@@ -90,6 +90,7 @@ def train(
     *,
     workers: int = 4,
     cores: int = 1,
+    parallel: str = "threads",
     rounds: int = 10,
     store: str = "local",
     redis_url: str | None = None,
@@ -110,7 +111,9 @@ def train(
 ) -> TrainResult:
     """Train ``algorithm`` (``kmeans`` or ``logreg``) on ``X`` (and labels ``y``) with W workers of C cores each.
 
-    ``params`` go to the algorithm: ``k``, ``batch_size`` (k-means); ``lr``, ``alpha``, ``batch_size`` (logreg).
+    ``params`` go to the algorithm: ``k``, ``batch_size`` (k-means); ``lr``, ``alpha``, ``batch_size``, ``solver``
+    (``gd`` or ``lbfgs``: full-batch L-BFGS, BSP; logreg). ``parallel`` says how each worker uses its C cores:
+    ``threads`` (default) or ``processes`` (shared-memory shard; same results bit for bit).
     ``store="local"`` keeps state in this process and needs thread workers (``backend="threads"``, its default);
     ``store="redis"`` uses ``redis_url``, or a private redis-server started for the job, and suits every back end
     (default ``local``: Shoal functions). ``on_round(r, loss)`` is called as rounds complete. ``worker_fn`` replaces
@@ -128,6 +131,11 @@ def train(
     backend = executor.engine.name if executor is not None else backend or ("threads" if store == "local" else "local")
     if store == "local" and backend != "threads":
         raise ValueError(f"the local store lives in this process; back end {backend!r} needs --store redis")
+    if parallel == "processes" and backend == "threads" and cores > 1:
+        raise ValueError(
+            "parallel='processes' forks helper processes, which is unsafe where other worker threads of the same "
+            "process run NumPy (the threads back end): use the local back end (--store redis), or threads"
+        )
     X = np.asarray(X, dtype=np.float64)
     if X.ndim != 2 or len(X) < workers:
         raise ValueError(f"X must be 2-D with at least one row per worker, got shape {X.shape}")
@@ -151,6 +159,7 @@ def train(
             algorithm=algorithm,
             workers=workers,
             cores=cores,
+            parallel=parallel,
             rounds=rounds,
             data_x=_save(tmp, "X", X),
             data_y=_save(tmp, "y", np.asarray(y, dtype=np.float64)) if y is not None else "",
@@ -165,6 +174,8 @@ def train(
         )
         if autotune and sync != "bsp":
             raise ValueError("autotune needs --sync bsp")
+        if params.get("solver", "gd") != "gd" and sync != "bsp":
+            raise ValueError(f"solver {params['solver']!r} needs --sync bsp (SSP/ASP logreg is solver gd)")
         algo = make_algorithm(algorithm, spec.params, X.shape[1])
         if algorithm == "kmeans":
             model = algo.initial_model(initial_centers(X, int(params.get("k", 8)), init, seed))  # type: ignore[attr-defined]
@@ -202,6 +213,8 @@ def train(
             model = np.asarray(results[0]["model"])
             W, segment = tuner.pending or W, segment + 1
             tuner.pending = None
+            # Release the removed worker's instance now: every worker has returned, so it is idle.
+            tuner.scale_ins[-1]["released"] = ex.engine.resize(W)
         cost = ex.cost()
     finally:
         if ex is not None and executor is None:

@@ -54,7 +54,7 @@ def render_result(result: TrainResult, console: Any) -> None:
         bill, res = result.cost["user_bill"], result.cost["resource_cost"]
         table.add_row("user bill (USD)", f"{bill['usd']:.8f}")
         table.add_row("billed vCPU-s", f"{bill['vcpu_s']:.3f}")
-        table.add_row("resource cost (USD)", f"{res['usd']:.8f}")
+        table.add_row("resource cost (USD)", f"{res['usd']:.8f}" if res else f"not visible on {result.backend}")
     else:
         table.add_row("cost", f"not metered by the {result.backend} back end")
     console.print(table)

@@ -76,8 +76,17 @@ class StateStore(Protocol):
 
     def counter(self, key: str) -> int: ...
 
-    def arrive(self, key: str, member: int) -> int:
-        """Mark ``member`` arrived at barrier ``key`` (idempotent: twice counts once); returns how many have."""
+    def arrive(self, key: str, member: int, parties: int = 0) -> int:
+        """Mark ``member`` arrived at barrier ``key`` (idempotent: twice counts once); returns how many have. With
+        ``parties``, the arrival that completes the barrier wakes whoever waits in :meth:`barrier`."""
+        ...
+
+    def notify(self, key: str, waiters: int) -> None:
+        """Wake up to ``waiters`` callers of :meth:`wait_change` on ``key`` (now or when they next wait)."""
+        ...
+
+    def wait_change(self, key: str, timeout_s: float) -> None:
+        """Block until :meth:`notify` on ``key`` or ``timeout_s``: a wait without polling (callers re-check)."""
         ...
 
     def barrier(self, key: str, member: int, parties: int, timeout_s: float = 60.0) -> None:
@@ -189,12 +198,20 @@ class LocalStore:
         with self._cond:
             return self._counters.get(key, 0)
 
-    def arrive(self, key: str, member: int) -> int:
+    def arrive(self, key: str, member: int, parties: int = 0) -> int:
         with self._cond:
             s = self._sets.setdefault(key, set())
             s.add(member)
             self._cond.notify_all()
             return len(s)
+
+    def notify(self, key: str, waiters: int) -> None:
+        with self._cond:
+            self._cond.notify_all()
+
+    def wait_change(self, key: str, timeout_s: float) -> None:
+        with self._cond:
+            self._cond.wait(timeout_s)
 
     def barrier(self, key: str, member: int, parties: int, timeout_s: float = 60.0) -> None:
         self.arrive(key, member)
@@ -223,7 +240,8 @@ class RedisStore:
     """A store on a real Redis server (redis-py). Usable from any process that can reach the server.
 
     Counters are ``INCRBY``; barriers are a set per barrier (``SADD`` is idempotent, so a re-invoked worker that
-    arrives again counts once) polled with ``SCARD`` under a growing back-off. :meth:`checkpoint` runs ``SAVE``.
+    arrives again counts once); waiters block in ``BLPOP`` on a wake list that the completing arrival fills.
+    :meth:`checkpoint` runs ``SAVE``.
 
     A restart of the server is detected by its ``run_id``: the first call that finds the server changed raises
     :class:`StoreRestarted` (once per restart, after the call itself has run), and the worker resumes from its last
@@ -316,23 +334,42 @@ class RedisStore:
         v = self._call(self._r.get, self._k(key))
         return 0 if v is None else int(v)
 
-    def arrive(self, key: str, member: int) -> int:
+    def arrive(self, key: str, member: int, parties: int = 0) -> int:
         def sadd_scard() -> int:
             pipe = self._r.pipeline(transaction=True)
             pipe.sadd(self._k(key), member)
             pipe.scard(self._k(key))
-            return int(pipe.execute()[1])
+            added, n = pipe.execute()
+            if parties > 1 and added and int(n) == parties:  # this arrival completes it: wake the waiters
+                self._wake(key, parties)
+            return int(n)
 
         return int(self._call(sadd_scard))
 
+    def _wake(self, key: str, waiters: int) -> None:
+        pipe = self._r.pipeline(transaction=True)
+        pipe.rpush(self._k(f"wake:{key}"), *([b"1"] * waiters))
+        pipe.expire(self._k(f"wake:{key}"), 600)  # tokens nobody took (a waiter that had left) go by themselves
+        pipe.execute()
+
+    def notify(self, key: str, waiters: int) -> None:
+        if waiters > 0:
+            self._call(self._wake, key, waiters)
+
+    def wait_change(self, key: str, timeout_s: float) -> None:
+        if timeout_s > 0:
+            self._call(self._r.blpop, [self._k(f"wake:{key}")], timeout_s)
+
     def barrier(self, key: str, member: int, parties: int, timeout_s: float = 60.0) -> None:
+        """Waiters block in ``BLPOP`` on a wake list that the completing arrival fills (one token per party), and
+        re-check the count at least every 0.1 s; no polling back-off, so no wake-up late by up to 10 ms."""
         deadline = time.monotonic() + timeout_s
-        n = self.arrive(key, member)
-        sleeps = _poll_sleeps()
+        n = self.arrive(key, member, parties)
         while n < parties:
-            if time.monotonic() > deadline:
+            left = deadline - time.monotonic()
+            if left <= 0:
                 raise BarrierTimeout(f"barrier {key!r} of job {self.job!r}: {n}/{parties} arrived in {timeout_s:g} s")
-            time.sleep(next(sleeps))
+            self.wait_change(key, min(left, 0.1))
             n = int(self._call(self._r.scard, self._k(key)))
 
     def checkpoint(self) -> None:

@@ -30,7 +30,8 @@ from typing import Any
 
 import numpy as np
 
-from shoal.train.algorithms import Algorithm, make_algorithm
+from shoal.train.algorithms import Algorithm, Cores, make_algorithm
+from shoal.train.algorithms._parallel import PARALLEL, ProcessCores, one_blas_thread
 from shoal.train.store import BarrierTimeout, StateStore, StoreRestarted, StoreSpec, open_store
 
 __all__ = ["COMMS", "SYNCS", "JobAborted", "JobSpec", "barrier", "load_shard", "run_worker", "shard_bounds"]
@@ -51,6 +52,8 @@ class JobSpec:
     store: StoreSpec
     data_y: str = ""
     cores: int = 1
+    #: How the C cores are used: ``threads`` over row blocks, or ``processes`` sharing the shard (shared memory).
+    parallel: str = "threads"
     params: dict[str, Any] = field(default_factory=dict)
     comm: str = "allreduce"
     sync: str = "bsp"
@@ -76,6 +79,13 @@ class JobSpec:
             raise ValueError(f"unknown sync {self.sync!r}: use one of {', '.join(SYNCS)}")
         if self.staleness < 0:
             raise ValueError("staleness must be >= 0")
+        if self.sync != "bsp" and self.comm != "allreduce":
+            raise ValueError(
+                f"--comm {self.comm} is BSP-only: under SSP/ASP each worker reads the others' published updates "
+                "directly (docs/training.md says why); use --comm allreduce, or --sync bsp"
+            )
+        if self.parallel not in PARALLEL:
+            raise ValueError(f"unknown parallel {self.parallel!r}: use one of {', '.join(PARALLEL)}")
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -146,18 +156,20 @@ class _Sync:
 
     def step(self, tag: str, part: np.ndarray, model: np.ndarray, algo: Algorithm) -> tuple[np.ndarray, float]:
         """One BSP round: the next model and the round's loss, from this worker's contribution."""
-        if self.spec.comm != "ps" or self.W == 1:
+        if self.W == 1 or (self.spec.comm != "ps" and not getattr(algo, "stateful_apply", False)):
             return algo.apply(model, self.allreduce(tag, part))
-        # Parameter server (Cirrus): worker 0 is the server. Workers push their contribution and pull the model the
-        # server made from all of them; only the server reads contributions and applies the update.
+        # Parameter server (Cirrus), and any algorithm whose update keeps state (L-BFGS, whatever the comm): worker 0
+        # is the server. Workers push their contribution and pull the model the server made from all of them; only
+        # the server reads contributions and applies the update.
         self.store.put(f"part:{tag}:{self.w}", part)
         if self.w == 0:
             self._barrier(f"bar:{tag}")
             total = _sum_in_order(self.store.get_many([f"part:{tag}:{j}" for j in range(self.W)]), tag)
             model, loss = algo.apply(model, total)
             self.store.put(f"model:{tag}", np.concatenate([[loss], model]))
+            self.store.notify(f"model:{tag}", self.W - 1)
             return model, loss
-        self.store.arrive(f"bar:{tag}", self.w)
+        self.store.arrive(f"bar:{tag}", self.w, self.W)
         pulled = _wait_for(self.store, f"model:{tag}", self.spec.barrier_timeout_s)
         return pulled[1:], float(pulled[0])
 
@@ -196,17 +208,16 @@ def barrier(store: StateStore, key: str, w: int, parties: int, timeout_s: float)
 
 
 def _wait_for(store: StateStore, key: str, timeout_s: float) -> np.ndarray:
+    """Wait for ``key`` to be written (its writer notifies ``key``; re-checked at least every 0.1 s)."""
     deadline = time.monotonic() + timeout_s
     next_check = time.monotonic() + ABORT_CHECK_S
-    sleep = 2e-4
     while (value := store.get(key)) is None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"{key!r} did not appear in the store within {timeout_s:g} s")
         if time.monotonic() > next_check:
             _check_abort(store)
             next_check += ABORT_CHECK_S
-        time.sleep(sleep)
-        sleep = min(0.01, sleep * 1.5)
+        store.wait_change(key, 0.1)
     return value
 
 
@@ -226,21 +237,30 @@ def run_worker(job: dict[str, Any], worker: int) -> dict[str, Any]:
     w = int(worker)
     X, y = load_shard(spec, w)
     algo = make_algorithm(spec.algorithm, spec.params, X.shape[1])
+    X = algo.prepare(X, cache=False)  # the kernels' layout, made once per shard (the raw copy is dropped)
+    pool = None
+    cores: Cores = spec.cores
+    if spec.parallel == "processes" and spec.cores > 1:
+        pool = cores = ProcessCores(algo, X, y, spec.cores, algo.block_width())
+        X, y = pool.X, pool.y  # the shared copies: the pool recognises them
     store = open_store(spec.store)
     restarts = 0
     try:
         while True:
             try:
                 fn = _train if spec.sync == "bsp" else _train_async
-                return fn(spec, w, algo, store, X, y) | {"store_restarts": restarts}
+                with one_blas_thread():  # the worker's C cores are its own threads or processes, not BLAS's
+                    return fn(spec, w, algo, store, X, y, cores) | {"store_restarts": restarts}
             except StoreRestarted:
                 restarts += 1  # the server lost what came after its last SAVE: start again from our checkpoint there
     finally:
         store.close()
+        if pool is not None:
+            pool.close()
 
 
 def _train(
-    spec: JobSpec, w: int, algo: Algorithm, store: StateStore, X: np.ndarray, y: np.ndarray | None
+    spec: JobSpec, w: int, algo: Algorithm, store: StateStore, X: np.ndarray, y: np.ndarray | None, cores: Cores
 ) -> dict[str, Any]:
     sync = _Sync(store, spec, w)
     ck = store.get(f"ckpt:{w}")
@@ -257,7 +277,7 @@ def _train(
         t0 = time.perf_counter()
         rows = _batch_rows(len(X), algo.batch_size, spec.round0 + r, spec.seed, w)
         Xb, yb = (X, y) if rows is None else (X[rows], None if y is None else y[rows])
-        part = algo.partial(model, Xb, yb, spec.cores)
+        part = algo.partial(model, Xb, yb, cores)
         t1 = time.perf_counter()
         model, loss = sync.step(str(r), part, model, algo)
         t2 = time.perf_counter()
@@ -276,7 +296,7 @@ def _train(
             early = {"worker": w, "resumed_from": start, "compute_s": t_compute, "sync_s": t_sync, "metrics": {},
                      "round_s": round_s}  # fmt: skip
             return early | ({"stopped_at": r + 1, "model": model} if w == 0 else {"stopped_at": r + 1})
-    total = sync.allreduce("final", algo.score_partial(model, X, y, spec.cores))
+    total = sync.allreduce("final", algo.score_partial(model, X, y, cores))
     return _result(w, start, t_compute, t_sync, model, algo.score(model, total), round_s=round_s)
 
 
@@ -298,7 +318,7 @@ def _stop_round(store: StateStore, w: int, r: int) -> int:
 
 
 def _train_async(
-    spec: JobSpec, w: int, algo: Algorithm, store: StateStore, X: np.ndarray, y: np.ndarray | None
+    spec: JobSpec, w: int, algo: Algorithm, store: StateStore, X: np.ndarray, y: np.ndarray | None, cores: Cores
 ) -> dict[str, Any]:
     """SSP / ASP: each worker owns ``state:{w}`` = [its clock when written, the running sum of its updates] and
     ``clock:{w}`` = [rounds done]. The model a worker uses is the initial model plus everyone's published updates
@@ -327,7 +347,7 @@ def _train_async(
         model = algo.model_from(init, others + own)
         rows = _batch_rows(len(X), algo.batch_size, r, spec.seed, w)
         Xb, yb = (X, y) if rows is None else (X[rows], None if y is None else y[rows])
-        step, loss = algo.delta(model, algo.partial(model, Xb, yb, spec.cores))
+        step, loss = algo.delta(model, algo.partial(model, Xb, yb, cores))
         own = own + step
         last = r == spec.rounds - 1
         if last or spec.significance <= 0 or _significant(algo, init, others, own, published, spec.significance):
@@ -345,7 +365,7 @@ def _train_async(
     barrier(store, "async-done", w, spec.workers, spec.barrier_timeout_s)
     final = [s for s in store.get_many([f"state:{j}" for j in range(spec.workers)]) if s is not None]
     model = algo.model_from(init, _sum_in_order([s[1:] for s in final], "async-done"))  # same order everywhere
-    total = _Sync(store, spec, w).allreduce("final", algo.score_partial(model, X, y, spec.cores))
+    total = _Sync(store, spec, w).allreduce("final", algo.score_partial(model, X, y, cores))
     return _result(w, start, t_compute, t_sync, model, algo.score(model, total), published=publishes)
 
 

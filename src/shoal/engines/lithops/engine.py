@@ -15,6 +15,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from shoal.engines.billing import CallMeter, timed_call
+
 __all__ = ["LithopsEngine", "localhost_config"]
 
 
@@ -41,6 +43,7 @@ class LithopsEngine:
         # log_level=None: a library leaves logging set-up to its application (and Lithops would open a handler).
         self._fexec = lithops.FunctionExecutor(config=cfg, runtime_memory=memory_mb, log_level=None)
         self._threads: list[threading.Thread] = []
+        self.meter = CallMeter(cores, memory_mb)
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
         return self.submit_many(fn, [(args, kwargs)])[0]
@@ -51,10 +54,9 @@ class LithopsEngine:
         """One Lithops ``map`` for all the calls, so that they run at once (BSP workers must)."""
         iterdata = []
         for args, kwargs in calls:
-            if args and kwargs:
-                raise ValueError("the Lithops engine takes positional or keyword arguments in one call, not both")
-            iterdata.append(kwargs if kwargs else args)
-        lfs = self._fexec.map(fn, iterdata) if len(iterdata) > 1 else [self._fexec.call_async(fn, iterdata[0])]
+            iterdata.append((fn, tuple(args), dict(kwargs)))  # each call timed inside, for the cost report
+        lfs = (self._fexec.map(timed_call, iterdata) if len(iterdata) > 1
+               else [self._fexec.call_async(timed_call, iterdata[0])])  # fmt: skip
         outs: list[Future[Any]] = [Future() for _ in lfs]
 
         def collect() -> None:
@@ -66,7 +68,8 @@ class LithopsEngine:
                     o.set_exception(e)
                 return
             for o, r in zip(outs, results, strict=True):
-                o.set_result(r)
+                self.meter.add(r["seconds"])
+                o.set_result(r["result"])
 
         t = threading.Thread(target=collect, name="shoal-lithops-collect", daemon=True)
         t.start()
@@ -74,7 +77,11 @@ class LithopsEngine:
         return outs
 
     def cost(self) -> dict[str, Any] | None:
-        return None  # Lithops' back ends bill on their own; their price is not Shoal's to guess
+        """Billed call-seconds x the calls' resources at Shoal's prices (:mod:`shoal.engines.billing`)."""
+        return self.meter.cost()
+
+    def resize(self, workers: int) -> list[str]:
+        return []  # a Lithops call holds nothing once it returns
 
     def close(self) -> None:
         for t in self._threads:

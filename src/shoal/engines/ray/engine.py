@@ -10,6 +10,8 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from typing import Any
 
+from shoal.engines.billing import CallMeter, timed_call
+
 __all__ = ["RayEngine"]
 
 
@@ -34,13 +36,24 @@ class RayEngine:
             else:
                 num_cpus = int(cfg.get("num_cpus", max(1, round(workers * cores))))
                 ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
-        self._remotes: dict[Callable[..., Any], Any] = {}
+        self._remote = ray.remote(num_cpus=cores, max_retries=0)(timed_call)
+        self.meter = CallMeter(cores, memory_mb)
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Future[Any]:
-        remote = self._remotes.get(fn)
-        if remote is None:
-            remote = self._remotes[fn] = self._ray.remote(num_cpus=self.cores, max_retries=0)(fn)
-        return remote.remote(*args, **kwargs).future()  # type: ignore[no-any-return]
+        inner = self._remote.remote(fn, tuple(args), dict(kwargs)).future()
+        out: Future[Any] = Future()
+
+        def done(f: Future[Any]) -> None:
+            err = f.exception()
+            if err is not None:
+                out.set_exception(err)
+                return
+            r = f.result()
+            self.meter.add(r["seconds"])
+            out.set_result(r["result"])
+
+        inner.add_done_callback(done)
+        return out
 
     def submit_many(
         self, fn: Callable[..., Any], calls: Sequence[tuple[tuple[Any, ...], dict[str, Any]]]
@@ -48,7 +61,11 @@ class RayEngine:
         return [self.submit(fn, a, k) for a, k in calls]
 
     def cost(self) -> dict[str, Any] | None:
-        return None
+        """Billed call-seconds x the calls' resources at Shoal's prices (:mod:`shoal.engines.billing`)."""
+        return self.meter.cost()
+
+    def resize(self, workers: int) -> list[str]:
+        return []  # a Ray task holds its cores only while it runs
 
     def close(self) -> None:
         if self._owns and self._ray.is_initialized():
