@@ -17,8 +17,15 @@ cold start = load + measured spawn overhead, hops). Then, for every plan and loa
 
 Two synthetic applications, so that stage times are well defined: ``sleepy`` (two stages that sleep a lognormal
 time: I/O- or accelerator-bound work, no CPU contention) and ``spin`` (two stages that run a lognormal number of
-Python loop iterations: CPU-bound, so instances on shared cores slow each other down, which the simulator does not
-model).
+Python loop iterations: CPU-bound, so instances on shared cores slow each other down; each stage reports its own
+thread CPU time, so that the driver can tell a slower stage from one that waited for a core).
+
+The simulator runs four CPU models (``SIM_MODELS``): none (the default), contention from the profile alone
+(``shoal.sim.cpu``: pinned instances, processor sharing, the platform's per-call CPU work measured by the
+profiler), that plus the other work measured on the node while the runtime ran (other processes' CPU time less the
+instances' own stage CPU time, as ``NodeSpec.background_cores``; the table's model), and that plus the speed of the
+cores against the profile's (the CPU reference loop in a child process every 0.25 s, as ``NodeSpec.cpu_speed``).
+``--resim RUN.json`` runs the models again on a saved run's runtime figures.
 
     .venv/bin/python benchmarks/sim_validation.py            # about 8 minutes; results/sim_validation.json
     .venv/bin/python benchmarks/sim_validation.py --seconds 8 --only sleepy   # a quick look
@@ -28,10 +35,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import math
 import os
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -50,7 +59,9 @@ from shoal.runtime.errors import ServeError
 from shoal.runtime.host import HostConfig
 from shoal.runtime.orchestrator import invoke
 from shoal.runtime.profiler import ProfileOptions, profile_app
-from shoal.sim import ClusterSpec, Deployment, NodeSpec, SimConfig, Simulator, calibrate
+from shoal.sim import ClusterSpec, Deployment, NodeSpec, SimConfig, Simulator, StageModel, calibrate
+from shoal.sim.calibrate import Calibration
+from shoal.sim.cluster import Network
 from shoal.workload import generators
 
 PRELOAD = ("numpy",)
@@ -59,6 +70,16 @@ KEEP_ALIVE_S, MAX_INSTANCES = 5.0, 4
 OVERCOMMIT = 1.0
 DRAIN_S = 3.0  # cost and instances are compared over [0, last arrival time + DRAIN_S]
 SIM_SEEDS = tuple(range(1, 21))
+#: The simulator's CPU models compared: "plain", none (the default: stage times as profiled); "pinned", CPU
+#: contention (shoal.sim.cpu: instances pinned to cores as the runtime pins them, processor sharing of each core, the
+#: platform's per-call CPU work from the profile); "pinned+node", that and what was measured of the node during the
+#: run: other work on it (NodeSpec.background_cores) and its cores' speed against the profile's
+#: (NodeSpec.cpu_speed, from the CPU reference loop); "pinned+bg", the same without the speed.
+SIM_MODELS = ("plain", "pinned", "pinned+bg", "pinned+node")
+#: The model of the table's simulator column: "pinned+node" without the speed, which did not predict the stages' CPU
+#: time on this machine (BENCHMARKS.md, section 7).
+MAIN_MODEL = "pinned+bg"
+REFERENCE_PERIOD_S = 0.25
 ITERS_PER_MS = 20_000  # Python loop iterations per millisecond, roughly, on the development machine
 
 # -- the applications -----------------------------------------------------------------------------------------------
@@ -74,11 +95,14 @@ def _lognormal(median_ms: float, cv: float) -> float:
     return median_ms * math.exp(math.sqrt(math.log1p(cv * cv)) * rng.gauss(0.0, 1.0))
 
 
-def _spin(n: int) -> int:
+def _spin(n: int) -> float:
+    """Run ``n`` loop iterations; the thread's CPU time (ms) they took. The stage passes it on, so that the driver can
+    tell a stage that ran slower (CPU time grew) from one that waited for a core (wall time grew, CPU time did not)."""
+    c0 = time.thread_time()
     acc = 0
     for i in range(n):
         acc += i
-    return acc
+    return (time.thread_time() - c0) * 1e3
 
 
 def make_sleepy() -> shoal.App:
@@ -102,13 +126,11 @@ def make_spin() -> shoal.App:
 
     @app.stage(vcpu=0.5, memory_mb=256)
     def parse(x: Any) -> Any:
-        _spin(int(_lognormal(3.0, 0.3) * ITERS_PER_MS))
-        return x
+        return [_spin(int(_lognormal(3.0, 0.3) * ITERS_PER_MS))]
 
     @app.stage(after=parse, vcpu=0.5, memory_mb=256)
     def score(x: Any) -> Any:
-        _spin(int(_lognormal(12.0, 0.3) * ITERS_PER_MS))
-        return x
+        return [*x, _spin(int(_lognormal(12.0, 0.3) * ITERS_PER_MS))]
 
     return app
 
@@ -143,11 +165,14 @@ async def _drive(svc: Any, app: str, times: np.ndarray, end_s: float) -> dict[st
     dep = host.deployment(app)
     base = loop.time() + 0.3
     out: list[tuple[float, int]] = [(math.nan, 0)] * len(times)
+    cpu_ms: list[float] = []  # spin: the stages' own CPU time per request
 
     async def one(i: int, t_sched: float) -> None:
         try:
-            await invoke(host, app, 1.0)
+            res = await invoke(host, app, 1.0)
             out[i] = (loop.time() - t_sched, 200)
+            if isinstance(res.output, list):
+                cpu_ms.append(sum(res.output))
         except ServeError as e:
             out[i] = (loop.time() - t_sched, e.status)
 
@@ -180,9 +205,38 @@ async def _drive(svc: Any, app: str, times: np.ndarray, end_s: float) -> dict[st
         "cost_usd": cost,
         "bill_usd": host.meter.user_bill().usd,
         "cold_starts": sum(p.cold_starts for p in dep.pools.values()),
-        "breakdown_ms": {k: v * 1e3 for k, v in (host.meter.latency_summary(app)["mean_breakdown_s"] or {}).items()},
+        "breakdown_ms": {
+            **{k: v * 1e3 for k, v in (host.meter.latency_summary(app)["mean_breakdown_s"] or {}).items()},
+            **({"exec_cpu": statistics.fmean(cpu_ms)} if cpu_ms else {}),
+        },
+        "stage_cpu_s": sum(cpu_ms) / 1e3,
         "sampler_lag_ms_p99": float(np.percentile(lag, 99) * 1e3) if lag else 0.0,
     }
+
+
+_MONITOR = f"""
+import time
+from shoal.runtime.profiler.machine import cpu_reference_ms
+while True:
+    print(cpu_reference_ms(5), flush=True)
+    time.sleep({REFERENCE_PERIOD_S})
+"""
+
+
+class SpeedMonitor:
+    """The CPU reference loop (``shoal.runtime.profiler.machine.cpu_reference_ms``, median of 5 back to back, as the
+    profiler's is of 30: the first after a sleep runs on cold caches) every 0.25 s in a child process while the
+    runtime runs: how fast the cores ran Python code meanwhile (about 3 % of a core)."""
+
+    def __enter__(self) -> SpeedMonitor:
+        self.proc = subprocess.Popen([sys.executable, "-c", _MONITOR], stdout=subprocess.PIPE, text=True)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.proc.terminate()
+        out, _ = self.proc.communicate(timeout=10)
+        self.samples = [float(x) for x in out.split()]
+        self.median_ms = statistics.median(self.samples) if self.samples else None
 
 
 def run_runtime(app: shoal.App, plan: str, times: np.ndarray, end_s: float) -> dict[str, Any]:
@@ -198,9 +252,29 @@ def run_runtime(app: shoal.App, plan: str, times: np.ndarray, end_s: float) -> d
 
 
 # -- the simulator --------------------------------------------------------------------------------------------------
-def run_sim(app: shoal.App, plan: str, times: np.ndarray, end_s: float, cal: Any, seed: int) -> dict[str, Any]:
+def run_sim(
+    app: shoal.App,
+    plan: str,
+    times: np.ndarray,
+    end_s: float,
+    cal: Any,
+    seed: int,
+    model: str,
+    node_env: tuple[float, float],
+) -> dict[str, Any]:
     cores = len(os.sched_getaffinity(0))
-    cluster = ClusterSpec((NodeSpec(cpus=cores * OVERCOMMIT, memory_mb=1 << 20),), cal.network)
+    node = NodeSpec(cpus=cores * OVERCOMMIT, memory_mb=1 << 20)
+    if model != "plain":
+        node = NodeSpec(
+            cpus=cores * OVERCOMMIT,
+            memory_mb=1 << 20,
+            cpu_contention=True,
+            shared_cores=float(cores),
+            platform_cpu_ms=cal.platform_cpu_s * 1e3,
+            cpu_speed=node_env[0] if model == "pinned+node" else 1.0,
+            background_cores=node_env[1] if model in ("pinned+bg", "pinned+node") else 0.0,
+        )
+    cluster = ClusterSpec((node,), cal.network)
     config = SimConfig(
         tick_s=TICK_S,
         stable_window_s=STABLE_S,
@@ -247,6 +321,7 @@ def figures(run: dict[str, Any], slo_s: float) -> dict[str, float]:
         "bill_usd": float(run["bill_usd"]),
         "cold_starts": int(run["cold_starts"]),
         **{f"{k}_ms": float(v) for k, v in run.get("breakdown_ms", {}).items()},
+        "stage_cpu_s": float(run.get("stage_cpu_s", 0.0)),
     }
 
 
@@ -258,11 +333,12 @@ def markdown(doc: dict[str, Any]) -> str:
     """The comparison as a Markdown table: runtime -> simulator (relative error); * where the runtime's figure lies
     outside the simulator's range over its seeds."""
     fmt = {"p50_ms": ".1f", "p99_ms": ".1f", "slo_hit_rate": ".3f", "mean_instances": ".2f", "max_instances": ".0f"}
-    head = ["app", "plan", "load", "n", "other cores", "p50 ms", "p99 ms", "SLO hit", "mean inst.", "max inst."]
-    head += ["cost (USD 1e-4)", "bill (USD 1e-4)"]
+    head = ["app", "plan", "load", "n", "other cores", "bg cores", "speed", "p50 ms", "p99 ms", "SLO hit", "mean inst."]
+    head += ["max inst.", "cost (USD 1e-4)", "bill (USD 1e-4)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in doc["rows"]:
         cells = [r["app"], r["plan"], r["load"], str(r["requests"]), f"{r['other_cores']:.2f}"]
+        cells += [f"{r['background_cores']:.2f}", f"{r['cpu_speed']:.3f}"]
         for k in METRICS:
             f = fmt.get(k)
             rt, sim = r["runtime"][k], r["sim"][k]
@@ -271,7 +347,80 @@ def markdown(doc: dict[str, Any]) -> str:
             mark = "" if r["runtime_in_seed_range"][k] else "*"
             cells.append(f"{rt:{f}} → {sim:{f}} ({r['rel_error'][k]:+.0%}){mark}")
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "p50 and p99 error of each simulator CPU model:", ""]
+    lines += ["| app | plan | load | " + " | ".join(f"{m} p50 | {m} p99" for m in SIM_MODELS) + " |"]
+    lines += ["|" + "---|" * (3 + 2 * len(SIM_MODELS))]
+    for r in doc["rows"]:
+        errs = [r["models"][m]["rel_error"] for m in SIM_MODELS]
+        cells = [r["app"], r["plan"], r["load"], *(f"{e[k]:+.0%}" for e in errs for k in ("p50_ms", "p99_ms"))]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def compare(
+    app: shoal.App, plan: str, times: np.ndarray, end_s: float, cal: Any, env: tuple[float, float], rt: dict
+) -> dict[str, Any]:
+    """The simulator's figures for one row under every CPU model, against the runtime's ``rt``."""
+    slo_s = app.slo.latency_s
+    by_model = {}
+    for model in SIM_MODELS:
+        by_model[model] = [figures(run_sim(app, plan, times, end_s, cal, s, model, env), slo_s) for s in SIM_SEEDS]
+    sims = by_model[MAIN_MODEL]
+    sim = {k: statistics.median(s[k] for s in sims) for k in sims[0]}
+    # the seeds' range: how far the sampling noise of one run of this many requests reaches
+    spread = {k: [min(s[k] for s in sims), max(s[k] for s in sims)] for k in METRICS}
+    return {
+        "sim_model": MAIN_MODEL,
+        "sim": sim,
+        "sim_seed_spread": spread,
+        "rel_error": {k: rel(sim[k], rt[k]) for k in METRICS},
+        # (1 % of slack: the instance figures of seeds that all did the same differ in the last digit)
+        "runtime_in_seed_range": {k: spread[k][0] * 0.99 <= rt[k] <= spread[k][1] * 1.01 for k in METRICS},
+        # every model's median and relative error, for the comparison of the models
+        "models": {
+            m: {
+                "sim": (med := {k: statistics.median(s[k] for s in runs) for k in runs[0]}),
+                "rel_error": {k: rel(med[k], rt[k]) for k in METRICS},
+            }
+            for m, runs in by_model.items()
+        },
+    }
+
+
+def calibration_of(d: dict[str, Any]) -> Calibration:
+    """The calibration a run saved (its ``apps.*.calibration``), rebuilt for :func:`resimulate`."""
+    stages = {
+        s: StageModel.cpu(
+            m["mean_ms"] / 1e3,
+            cv=m["cv"],
+            cpu_fraction=m.get("cpu_fraction", 1.0),
+            load_s=m["load_ms"] / 1e3,
+            output_bytes=m["out_bytes"],
+        )
+        for s, m in d["stages"].items()
+    }
+    net = Network(local_latency_s=d["local_hop_latency_ms"] / 1e3)
+    return Calibration(
+        stages, d["cold_start_ms"] / 1e3, d["dispatch_ms"] / 1e3, net, d.get("platform_cpu_ms", 0.0) / 1e3
+    )
+
+
+def resimulate(path: Path) -> None:
+    """Run the simulator models again on a saved run's rows (the same arrivals, calibration and measured node),
+    without the runtime: to compare CPU models on the runtime figures already taken."""
+    doc = json.loads(path.read_text())
+    seconds, seed = doc["settings"]["seconds"], doc["settings"].get("seed", 7)
+    for r in doc["rows"]:
+        app = APPS[r["app"]]()
+        cal = calibration_of(doc["apps"][r["app"]]["calibration"])
+        times = loads(r["app"], seconds, seed)[r["load"]]
+        end_s = round(seconds + DRAIN_S, 1)
+        r.update(compare(app, r["plan"], times, end_s, cal, (r["cpu_speed"], r["background_cores"]), r["runtime"]))
+    doc["resimulated"] = f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}: models {list(SIM_MODELS)}"
+    out = path.with_name(path.stem + "_resim.json")
+    out.write_text(json.dumps(doc, indent=1))
+    out.with_suffix(".md").write_text(markdown(doc))
+    console.print(f"wrote {out} and its .md")
 
 
 def main() -> None:
@@ -280,12 +429,17 @@ def main() -> None:
     ap.add_argument("--only", choices=sorted(APPS), action="append", help="apps to run (default: all)")
     ap.add_argument("--repeats", type=int, default=150, help="profile repeats per stage")
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--resim", type=Path, help="only re-run the simulator models on this saved run's rows")
     args = ap.parse_args()
+    if args.resim:
+        resimulate(args.resim)
+        return
     doc: dict[str, Any] = {
         "machine": machine_info(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "settings": {
             "seconds": args.seconds,
+            "seed": args.seed,
             "tick_s": TICK_S,
             "stable_window_s": STABLE_S,
             "panic_window_s": PANIC_S,
@@ -323,12 +477,20 @@ def main() -> None:
             "profile_other_cores": inter.other_cores,
             "calibration": {
                 "stages": {
-                    s: {"mean_ms": m.mean_s * 1e3, "cv": m.cv, "load_ms": m.load_s * 1e3, "out_bytes": m.output_bytes}
+                    s: {
+                        "mean_ms": m.mean_s * 1e3,
+                        "cv": m.cv,
+                        "cpu_fraction": m.cpu_fraction,
+                        "load_ms": m.load_s * 1e3,
+                        "out_bytes": m.output_bytes,
+                    }
                     for s, m in cal.stages.items()
                 },
                 "cold_start_ms": cal.cold_start_s * 1e3,
                 "dispatch_ms": cal.dispatch_s * 1e3,
                 "local_hop_latency_ms": cal.network.local_latency_s * 1e3,
+                "platform_cpu_ms": cal.platform_cpu_s * 1e3,
+                "cpu_reference_ms": cal.cpu_reference_ms,
             },
         }
         console.print(f"[bold]{name}[/]: calibration {doc['apps'][name]['calibration']}")
@@ -336,34 +498,36 @@ def main() -> None:
         for load, times in loads(name, args.seconds, args.seed).items():
             end_s = round(args.seconds + DRAIN_S, 1)
             for plan in ("fine", "coarse"):
-                with Interference() as inter:
+                t0 = time.monotonic()
+                with Interference() as inter, SpeedMonitor() as mon:
                     rt = figures(run_runtime(app, plan, times, end_s), slo_s)
-                sims = [figures(run_sim(app, plan, times, end_s, cal, seed), slo_s) for seed in SIM_SEEDS]
-                sim = {k: statistics.median(s[k] for s in sims) for k in sims[0]}
-                # the seeds' range: how far the sampling noise of one run of this many requests reaches
-                spread = {k: [min(s[k] for s in sims), max(s[k] for s in sims)] for k in METRICS}
+                speed = cal.cpu_speed(mon.median_ms)
+                # other work on the node: what Interference counts (everything outside this process, so the
+                # instances too) less the instances' own stage CPU time (spin reports it; sleepy's is about 0)
+                background = max(0.0, inter.other_cores - rt["stage_cpu_s"] / (time.monotonic() - t0))
                 row = {
                     "app": name,
                     "plan": plan,
                     "load": load,
                     "requests": len(times),
                     "other_cores": inter.other_cores,
+                    "cpu_reference_ms": mon.median_ms,
+                    "cpu_speed": speed,
+                    "background_cores": background,
                     "runtime": rt,
-                    "sim": sim,
-                    "sim_seed_spread": spread,
-                    "rel_error": {k: rel(sim[k], rt[k]) for k in METRICS},
-                    # (1 % of slack: the instance figures of seeds that all did the same differ in the last digit)
-                    "runtime_in_seed_range": {k: spread[k][0] * 0.99 <= rt[k] <= spread[k][1] * 1.01 for k in METRICS},
+                    **compare(app, plan, times, end_s, cal, (speed, background), rt),
                 }
                 doc["rows"].append(row)
+                sim = row["sim"]
                 err = row["rel_error"]
                 console.print(
-                    f"{name} {plan:6} {load:18} n={len(times):5} other={inter.other_cores:.2f}  "
+                    f"{name} {plan:6} {load:18} n={len(times):5} other={inter.other_cores:.2f} "
+                    f"bg={background:.2f} speed={speed:.3f}  "
                     + "  ".join(f"{k}={rt[k]:.4g}/{sim[k]:.4g} ({err[k]:+.0%})" for k in METRICS)
                     + "  breakdown rt/sim: "
                     + " ".join(
                         f"{b}={rt.get(b + '_ms', math.nan):.1f}/{sim.get(b + '_ms', math.nan):.1f}"
-                        for b in ("queue", "cold", "exec", "hop")
+                        for b in ("queue", "cold", "exec", "exec_cpu", "hop")
                     )
                 )
     doc["wall_s"] = round(time.monotonic() - t_start, 1)
@@ -381,6 +545,10 @@ def main() -> None:
             ]
         )
     table("runtime / simulator (relative error)", ["run", "n", "other cores", *METRICS], rows)
+    for m in SIM_MODELS:
+        p50 = " ".join(f"{r['models'][m]['rel_error']['p50_ms']:+.0%}" for r in doc["rows"])
+        p99 = " ".join(f"{r['models'][m]['rel_error']['p99_ms']:+.0%}" for r in doc["rows"])
+        console.print(f"model {m:13}: p50 errors {p50}; p99 errors {p99}")
     within = {k: sum(abs(r["rel_error"][k]) <= 0.10 for r in doc["rows"]) for k in METRICS}
     in_range = {k: sum(r["runtime_in_seed_range"][k] for r in doc["rows"]) for k in METRICS}
     console.print(f"within 10 %: {within} of {len(doc['rows'])} rows; wall {doc['wall_s']} s")

@@ -2,6 +2,7 @@
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,7 +11,18 @@ from typer.testing import CliRunner
 import shoal
 from shoal.app import Plan
 from shoal.cli import cli
-from shoal.predict import AppInfo, HopPoint, Point, Profile, ProfileError, Settings, Spread, StageInfo, write_profile
+from shoal.predict import (
+    AppInfo,
+    HopPoint,
+    Point,
+    Profile,
+    ProfileError,
+    Settings,
+    Spread,
+    StageInfo,
+    read_profile,
+    write_profile,
+)
 from shoal.sim import ClusterSpec, Deployment, NodeSpec, SimConfig, Simulator, calibrate, read_calibration
 
 
@@ -109,3 +121,53 @@ def test_read_calibration_and_the_cli_option(tmp_path):
     doc = json.loads(r.output)
     assert doc["summary"]["latency_ms"]["p50"] > 30  # 10 + 20 ms of stage time, not the default 2 x 10 ms
     assert doc["meta"]["profile"] == str(path)
+
+
+def _with_machine(**machine) -> Profile:
+    p = _profile()
+    return Profile(p.created, {**p.machine, **machine}, p.app, p.settings, stages=p.stages, hops=p.hops)
+
+
+def test_platform_cpu_and_cpu_reference_are_optional(tmp_path):
+    """Profiles written before the two fields existed still load and calibrate: no platform work, no speed."""
+    path = write_profile(_profile(), tmp_path / "old.json")
+    doc = json.loads(path.read_text())
+    assert "platform_cpu_ms" not in doc["machine"] and "cpu_reference_ms" not in doc["machine"]
+    cal = read_calibration(path)
+    assert cal.platform_cpu_s == 0.0 and cal.cpu_reference_ms is None
+    assert cal.cpu_speed(1.5) == 1.0
+
+
+def test_platform_cpu_and_cpu_speed_come_from_the_profile(tmp_path):
+    path = write_profile(_with_machine(platform_cpu_ms=0.25, cpu_reference_ms=1.2), tmp_path / "new.json")
+    cal = read_calibration(path)
+    assert cal.platform_cpu_s == pytest.approx(0.25e-3)
+    assert cal.cpu_speed(2.4) == pytest.approx(0.5)  # the loop takes twice as long here: cores half as fast
+    assert cal.cpu_speed(None) == 1.0
+    node = NodeSpec(cpu_contention=True, platform_cpu_ms=cal.platform_cpu_s * 1e3, cpu_speed=cal.cpu_speed(2.4))
+    assert node.cpu_speed == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("machine", "match"),
+    [({"platform_cpu_ms": -1.0}, "platform_cpu_ms must be a number >= 0"), ({"cpu_reference_ms": 0}, "> 0")],
+)
+def test_bad_platform_cpu_or_reference_is_refused(machine, match):
+    with pytest.raises(ProfileError, match=match):
+        calibrate(_with_machine(**machine))
+
+
+def test_cpu_fraction_comes_from_the_rows_cpu_time(tmp_path):
+    """A row with cpu_ms: the stage's share on a core is cpu_ms over its mean busy time (capped at 1); rows
+    without it (older profiles) are CPU-bound. cpu_ms survives the file; a file without it still loads."""
+    p = _profile()
+    a_mean_ms = 10.0 * math.sqrt(1 + 0.2**2)
+    rows = tuple(replace(r, cpu_ms=a_mean_ms / 4) if r.name == "a" else r for r in p.stages)
+    prof = Profile(p.created, p.machine, p.app, p.settings, stages=rows, hops=p.hops)
+    path = write_profile(prof, tmp_path / "cpu.json")
+    cal = read_calibration(path)
+    assert cal.stages["a"].cpu_fraction == pytest.approx(0.25)
+    assert cal.stages["b"].cpu_fraction == 1.0
+    old = write_profile(_profile(), tmp_path / "old.json")
+    assert "cpu_ms" not in old.read_text()
+    assert all(r.cpu_ms is None for r in read_profile(old).stages)

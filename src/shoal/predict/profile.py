@@ -105,7 +105,9 @@ class Point:
     ``batching`` says how a batch was made: ``"rows"``, one request carrying ``batch`` rows (stages declared
     ``batch=True``); ``"requests"``, ``batch`` requests sent at once and run as one batch by the runtime's dynamic
     batching (functions). ``latency_ms`` is a request's latency through the runtime (for a batch, its slowest
-    request's); ``busy_ms`` the instance's time on the call (the whole batch).
+    request's); ``busy_ms`` the instance's time on the call (the whole batch); ``cpu_ms``, optional (None in
+    profiles written before it), the instance's CPU time per call, mean over the repeats: with ``busy_ms`` it tells
+    CPU-bound stages from ones that sleep or wait, which the simulator's CPU-contention model needs.
     """
 
     kind: str  # "stage" | "function"
@@ -123,10 +125,13 @@ class Point:
     load_ms: float
     cold_start_ms: float
     peak_rss_mb: float
+    cpu_ms: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         rest = _as_dict(self)
         del rest["kind"], rest["name"]
+        if rest["cpu_ms"] is None:
+            del rest["cpu_ms"]
         return {self.kind: self.name, **rest}
 
     @classmethod
@@ -151,6 +156,7 @@ class Point:
             load_ms=num_field(d, "load_ms", where, lo=0),
             cold_start_ms=num_field(d, "cold_start_ms", where, lo=0),
             peak_rss_mb=num_field(d, "peak_rss_mb", where, lo=0),
+            cpu_ms=num_field(d, "cpu_ms", where, lo=0) if "cpu_ms" in d else None,
         )
 
 

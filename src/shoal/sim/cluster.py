@@ -14,6 +14,12 @@ A cluster is written as TOML (``shoal sim --cluster CLUSTER.toml``)::
     memory_gb = 128
     gpus = 4
     gpu_memory_gb = 16
+    cpu_contention = false       # optional: processor sharing of the cores (shoal.sim.cpu); these are the defaults
+    shared_cores = 0             # cores the running calls share (0: cpus)
+    cpu_speed = 1.0              # how fast these cores run CPU stages, relative to where they were profiled
+    platform_cpu_ms = 0.0        # the platform's CPU work per function call on the node
+    cpu_quota = false            # vCPU shares enforced as quotas (else instances are pinned to ceil(vcpu) cores)
+    background_cores = 0.0       # CPU demand of work outside the platform (other tenants), spread over the cores
 
 Placement (which node and GPU an instance goes to) is next-fit over nodes (start where the last placement
 succeeded), and on a node best-fit over its GPUs under FaST-GShare admission (the fullest GPU that still admits the
@@ -27,11 +33,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoal.sim.cpu import NodeCpu
 from shoal.sim.gpu import GpuDevice, GpuShare
+from shoal.sim.kernel import Kernel
 
 __all__ = ["Cluster", "ClusterError", "ClusterSpec", "Network", "NodeSpec"]
 
 _EPS = 1e-9
+_CPU_KEYS = ("cpu_contention", "shared_cores", "cpu_speed", "platform_cpu_ms", "cpu_quota", "background_cores")
 
 
 class ClusterError(ValueError):
@@ -40,14 +49,42 @@ class ClusterError(ValueError):
 
 @dataclass(frozen=True)
 class NodeSpec:
+    """One node. ``cpus`` is what placement hands out (vCPU; cores x overcommit); the CPU fields below say how
+    running calls share the cores (``shoal.sim.cpu``). The default, no contention, keeps the simulator at its full
+    speed and is right while a node's cores are not all busy; turn it on for CPU-bound stages on busy nodes."""
+
     cpus: float = 16.0
     memory_mb: int = 64 * 1024
     gpus: int = 0
     gpu_memory_mb: int = 16 * 1024
+    #: Model processor sharing of the node's cores among its running calls and the platform's per-call work.
+    cpu_contention: bool = False
+    #: Cores the running work shares; 0: ``cpus`` (no overcommit).
+    shared_cores: float = 0.0
+    #: Speed of these cores on CPU stages relative to where the stage times were measured (2: twice as fast); with
+    #: ``cpu_contention`` only, as the other fields below.
+    cpu_speed: float = 1.0
+    #: The platform's own CPU time per function call on this node (in the runtime: the parent process), ms.
+    platform_cpu_ms: float = 0.0
+    #: vCPU shares are enforced as CPU quotas: a call uses at most its share of the pooled cores. Else (the
+    #: runtime's rule) an instance is pinned to ``ceil(vcpu)`` cores and a call has one of them to itself or shares it.
+    cpu_quota: bool = False
+    #: CPU demand (cores) of work on the node outside the platform: other tenants, a load generator.
+    background_cores: float = 0.0
 
     def __post_init__(self) -> None:
         if self.cpus <= 0 or self.memory_mb <= 0 or self.gpus < 0 or self.gpu_memory_mb < 0:
             raise ClusterError(f"a node needs cpus > 0, memory > 0, gpus >= 0 and GPU memory >= 0: {self}")
+        if self.shared_cores < 0 or not self.cpu_speed > 0 or self.platform_cpu_ms < 0 or self.background_cores < 0:
+            raise ClusterError(
+                "a node needs shared_cores >= 0 (0: cpus), cpu_speed > 0, platform_cpu_ms >= 0 and "
+                f"background_cores >= 0: {self}"
+            )
+
+    @property
+    def cpu_modelled(self) -> bool:
+        """Whether calls on this node go through the CPU model (``shoal.sim.cpu``)."""
+        return self.cpu_contention
 
 
 @dataclass(frozen=True)
@@ -110,7 +147,7 @@ class ClusterSpec:
         nodes: list[NodeSpec] = []
         for group in data.get("nodes", []):
             g = dict(group)
-            keys = {"count", "cpus", "memory_gb", "gpus", "gpu_memory_gb"}
+            keys = {"count", "cpus", "memory_gb", "gpus", "gpu_memory_gb", *_CPU_KEYS}
             if set(g) - keys:
                 raise ClusterError(f"{where}: unknown [[nodes]] key(s) {sorted(set(g) - keys)}")
             spec = NodeSpec(
@@ -118,6 +155,12 @@ class ClusterSpec:
                 memory_mb=int(g.get("memory_gb", 64) * 1024),
                 gpus=int(g.get("gpus", 0)),
                 gpu_memory_mb=int(g.get("gpu_memory_gb", 16) * 1024),
+                cpu_contention=bool(g.get("cpu_contention", False)),
+                shared_cores=float(g.get("shared_cores", 0.0)),
+                cpu_speed=float(g.get("cpu_speed", 1.0)),
+                platform_cpu_ms=float(g.get("platform_cpu_ms", 0.0)),
+                cpu_quota=bool(g.get("cpu_quota", False)),
+                background_cores=float(g.get("background_cores", 0.0)),
             )
             nodes.extend([spec] * int(g.get("count", 1)))
         if not nodes:
@@ -145,7 +188,8 @@ class Cluster:
         self.gpu_count = sum(len(n.gpus) for n in self.nodes)
         self._where: dict[str, tuple[int, int, float, int]] = {}  # key -> (node, gpu or -1, vcpu, memory_mb)
         self._next = 0
-        self.gpu_used = 0.0  # sum over devices of sm * quota in use
+        self.gpu_used = 0.0
+        self.cpus: list[NodeCpu | None] | None = None  # set by cpu_models  # sum over devices of sm * quota in use
 
     def place(self, key: str, vcpu: float, memory_mb: int, share: GpuShare | None) -> int | None:
         """Reserve room for an instance; the node index, or None if no node has room."""
@@ -165,6 +209,8 @@ class Cluster:
                 self.gpu_used += share.fraction
             node.cpus_free -= vcpu
             node.memory_free -= memory_mb
+            if self.cpus is not None and (cpu := self.cpus[i]) is not None:
+                cpu.assign(key, vcpu)
             self._where[key] = (i, g, vcpu, memory_mb)
             self._next = i
             return i
@@ -175,10 +221,32 @@ class Cluster:
         node = self.nodes[i]
         node.cpus_free += vcpu
         node.memory_free += memory_mb
+        if self.cpus is not None and (cpu := self.cpus[i]) is not None:
+            cpu.release(key)
         if g >= 0:
             frac = node.gpus[g].shares[key].fraction
             node.gpus[g].release(key)
             self.gpu_used = max(0.0, self.gpu_used - frac)
+
+    def cpu_models(self, kernel: Kernel) -> list[NodeCpu | None] | None:
+        """A :class:`NodeCpu` per node whose calls go through the CPU model (None for the others), or None when no
+        node's do: then the engine keeps its plain path. Call it before placing any instance."""
+        if not any(n.spec.cpu_modelled for n in self.nodes):
+            return None
+        self.cpus = [
+            NodeCpu(
+                kernel,
+                n.spec.shared_cores or n.spec.cpus,
+                speed=n.spec.cpu_speed,
+                platform_s=n.spec.platform_cpu_ms / 1e3,
+                quota=n.spec.cpu_quota,
+                background=n.spec.background_cores,
+            )
+            if n.spec.cpu_modelled
+            else None
+            for n in self.nodes
+        ]
+        return self.cpus
 
     def gpu_occupancy(self) -> float:
         """Share of all GPU capacity (sum of sm x quota over devices / devices) held by instances."""

@@ -131,6 +131,10 @@ class _Pool:
             raise ModelError(f"function {self.key!r} runs a GPU stage model but no GPU table was loaded")
         self.share = share
         self.table = table
+        # the node's CPU model, where one is on (shoal.sim.cpu); functions with a GPU stage stay out of it
+        self.cpu_of = None if needs_gpu else sim.cpus
+        cpu_time = sum(m.mean_s for m in models)
+        self.cpu_frac = sum(m.mean_s * m.cpu_fraction for m in models) / cpu_time if cpu_time > 0 else 1.0
         self.cold_s = c.cold_start_s + sum(m.load_s for m in models)
         self.dispatch = c.dispatch_s
         self.out_bytes = sum(m.output_bytes for s, m in zip(fn.stages, models, strict=True) if s in fn.outputs)
@@ -280,7 +284,42 @@ class _Pool:
                 req.queue_s += now - t_enq - cold
                 req.hop_s += h + self.dispatch
                 req.exec_s += ex
-            kernel.at(now + hop + ex + self.dispatch, self._on_done, (inst, batch, ex / take))
+            cpu = self.cpu_of[inst.node] if self.cpu_of is not None else None
+            if cpu is None:
+                kernel.at(now + hop + ex + self.dispatch, self._on_done, (inst, batch, ex / take))
+            else:  # the platform's CPU work, the call's, each as long as the node's cores let them; then the rest
+                state = [inst, batch, ex, now, hop + max(0.0, self.dispatch - cpu.platform_s), cpu]
+                if cpu.platform_s > 0:
+                    cpu.platform(self._on_dispatched, state)
+                else:
+                    self._on_dispatched(state)
+
+    def _on_dispatched(self, state: list[Any]) -> None:
+        """Under the CPU model: the platform's part of the dispatch is done (later than alone if the cores were
+        busy: the delay counts as hop time); the call starts."""
+        now = self.sim.kernel.now
+        late = now - state[3] - state[5].platform_s
+        if late > 0:
+            for req, _, _ in state[1]:
+                req.hop_s += late
+        state[3] = now
+        work = state[2] * self.cpu_frac  # the part of the call on a core; the rest (sleep, I/O) takes its time
+        if work > 0:
+            state[5].run(state[0].id, work, self._on_ran, state)
+        else:
+            self._on_ran(state)
+
+    def _on_ran(self, state: list[Any]) -> None:
+        """Under the CPU model: the call has had its CPU time, in ``ran`` (``ex * cpu_frac`` alone); its time off
+        the CPU follows."""
+        inst, batch, ex, t0, after, _ = state
+        now = self.sim.kernel.now
+        off = ex * (1.0 - self.cpu_frac)
+        took = now - t0 + off
+        if took != ex:
+            for req, _, _ in batch:
+                req.exec_s += took - ex
+        self.sim.kernel.at(now + off + after, self._on_done, (inst, batch, took / len(batch)))
 
     def _on_wake(self, _: object) -> None:
         self.wake_pending = False
@@ -365,6 +404,7 @@ class Simulator:
         self.deployments = list(deployments)
         self.kernel = Kernel()
         self.cluster = Cluster(cluster)
+        self.cpus = self.cluster.cpu_models(self.kernel)  # None unless some node models CPU contention
         self.meter = SimMeter(self.config.prices)
         self.rng = random.Random(self.config.seed)
         self.tick_index = 0

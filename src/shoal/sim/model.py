@@ -32,6 +32,8 @@ class StageModel:
     takes ``mean_s * b ** batch_exponent`` (1: no gain from batching). GPU: the table's latency of ``model`` at the
     batch size and the function's (sm, quota). A stage not marked ``batch`` runs the items of a batch one after
     another. ``output_bytes`` is what its output puts on the data plane; ``load_s`` adds to an instance's cold start.
+    ``cpu_fraction`` is the share of a CPU stage's time spent on a core (1: CPU-bound; less for a stage that sleeps,
+    does I/O or waits for a device): only that share is slowed down by CPU contention (``shoal.sim.cpu``).
     """
 
     kind: str = "cpu"
@@ -41,6 +43,7 @@ class StageModel:
     batch_exponent: float = 1.0
     output_bytes: int = 0
     load_s: float = 0.0
+    cpu_fraction: float = 1.0
 
     def __post_init__(self) -> None:
         if self.kind not in ("cpu", "gpu"):
@@ -51,6 +54,8 @@ class StageModel:
             raise ModelError(f"need mean_s > 0 and cv >= 0, got {self.mean_s!r}, {self.cv!r}")
         if self.output_bytes < 0 or self.load_s < 0 or self.batch_exponent < 0:
             raise ModelError("output_bytes, load_s and batch_exponent must be >= 0")
+        if not 0.0 <= self.cpu_fraction <= 1.0:
+            raise ModelError(f"cpu_fraction is a share of the stage's time, in [0, 1]; got {self.cpu_fraction!r}")
 
     @classmethod
     def cpu(cls, mean_s: float, cv: float = 0.0, **kw: Any) -> StageModel:
@@ -98,6 +103,7 @@ def read_stage_models(path: str | Path) -> tuple[dict[str, StageModel], dict[str
     model = "resnet50"
     output_kb = 4
     load_ms = 800
+    cpu_fraction = 1.0    # share of its time on a core (CPU stages; for the CPU-contention model)
 
     [functions.backbone]  # optional: the GPU share of a function of the plan
     sm = 0.3
@@ -112,7 +118,7 @@ def read_stage_models(path: str | Path) -> tuple[dict[str, StageModel], dict[str
     stages: dict[str, StageModel] = {}
     for name, d in data.get("stages", {}).items():
         d = dict(d)
-        known = {"kind", "mean_ms", "cv", "model", "batch_exponent", "output_kb", "load_ms"}
+        known = {"kind", "mean_ms", "cv", "model", "batch_exponent", "output_kb", "load_ms", "cpu_fraction"}
         if set(d) - known:
             raise ModelError(f"{p}: stage {name!r} has unknown key(s) {sorted(set(d) - known)}")
         stages[name] = StageModel(
@@ -123,6 +129,7 @@ def read_stage_models(path: str | Path) -> tuple[dict[str, StageModel], dict[str
             batch_exponent=d.get("batch_exponent", 1.0),
             output_bytes=int(d.get("output_kb", 0) * 1024),
             load_s=d.get("load_ms", 0.0) / 1e3,
+            cpu_fraction=d.get("cpu_fraction", 1.0),
         )
     shares = {
         name: GpuShare(sm=d.get("sm", 1.0), quota=d.get("quota", 1.0), memory_mb=int(d.get("memory_mb", 0)))

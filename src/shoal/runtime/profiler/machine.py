@@ -12,7 +12,15 @@ from typing import Any
 from shoal.runtime import devices
 from shoal.runtime.dataplane import encode
 
-__all__ = ["OtherWork", "data_bytes", "machine_info", "peak_rss_mb", "reset_peak_rss"]
+__all__ = [
+    "OtherWork",
+    "cpu_reference_ms",
+    "data_bytes",
+    "machine_info",
+    "peak_rss_mb",
+    "process_cpu_s",
+    "reset_peak_rss",
+]
 
 
 def peak_rss_mb(pid: int) -> float | None:
@@ -25,6 +33,41 @@ def peak_rss_mb(pid: int) -> float | None:
     except (OSError, ValueError, IndexError):
         return None
     return None
+
+
+def process_cpu_s(pid: int) -> float | None:
+    """CPU time (s) of all threads of process ``pid`` so far, to the nanosecond (``/proc/PID/task/*/schedstat``;
+    ``/proc/PID/stat`` counts in 10-ms ticks), or None if it cannot be read."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total / 1e9
+
+
+#: Python loop iterations of the CPU reference: about 1.3 ms on the development machine.
+REFERENCE_ITERS = 40_000
+
+
+def cpu_reference_ms(repeats: int = 30) -> float:
+    """Median thread CPU time (ms) of a fixed pure-Python loop: how fast this machine's cores run Python code now.
+
+    A profile records it (``machine.cpu_reference_ms``) so that a simulation of another machine, or of this one at
+    another time, can scale CPU stage times by the ratio (``NodeSpec.cpu_speed``): on shared virtual machines the
+    same loop's CPU time moves by several per cent over minutes. Thread CPU time, so that waiting for a core (other
+    work on it) does not count, only how fast the core runs."""
+    times = []
+    for _ in range(repeats):
+        c0 = time.thread_time()
+        acc = 0
+        for i in range(REFERENCE_ITERS):
+            acc += i
+        times.append(time.thread_time() - c0)
+    times.sort()
+    return round(times[len(times) // 2] * 1e3, 4)
 
 
 def reset_peak_rss(pid: int) -> bool:

@@ -19,7 +19,7 @@ from shoal.runtime.host import Host, HostConfig
 from shoal.runtime.orchestrator import Result, invoke
 from shoal.runtime.pool import Instance
 from shoal.runtime.profiler.groups import Group
-from shoal.runtime.profiler.machine import OtherWork, data_bytes, peak_rss_mb, reset_peak_rss
+from shoal.runtime.profiler.machine import OtherWork, data_bytes, peak_rss_mb, process_cpu_s, reset_peak_rss
 from shoal.runtime.profiler.options import OnPoint, ProfileOptions
 from shoal.runtime.zygote import Zygote
 
@@ -70,6 +70,8 @@ class Run:
         self.total = 0
         self.zygote: Zygote | None = None
         self.other: OtherWork | None = None
+        #: The parent's CPU time per call (ms) of every stage point: the platform's own work on a call.
+        self.parent_cpu_ms: list[float] = []
 
     def note(self, text: str) -> None:
         if text not in self.notes:
@@ -125,8 +127,9 @@ class Run:
 
     async def sample(
         self, host: Host, app: str, payload: Any, n: int
-    ) -> tuple[Instance, list[float], list[float], list[Result]]:
-        """Warm up, then measure: the instance, latencies and busy times (ms), and the last call's results."""
+    ) -> tuple[Instance, list[float], list[float], list[Result], float | None]:
+        """Warm up, then measure: the instance, latencies and busy times (ms), the last call's results, and the
+        instance's mean CPU time per repeat (ms; None where /proc cannot tell)."""
         t_end, done = time.perf_counter() + self.opts.warmup_s, 0
         while done < self.opts.warmup or time.perf_counter() < t_end:
             await self.call(host, app, payload, n)
@@ -135,11 +138,17 @@ class Run:
         if not reset_peak_rss(inst.pid or 0):
             self.note("cannot reset an instance's peak memory (/proc/PID/clear_refs): peak_rss_mb is since its start")
         lat, busy, rs = [], [], []
+        cpu0 = time.process_time()  # this process: the event loop, orchestrator and framing of every call
+        inst0 = process_cpu_s(inst.pid or 0)
         for _ in range(self.opts.repeats):
             rs = await self.call(host, app, payload, n)
             lat.append(max(r.timing["total_ms"] for r in rs))
             busy.append(sum(f["busy_ms"] * f["batch"] for f in rs[0].timing["functions"].values()))
-        return inst, lat, busy, rs
+        if n == 1:
+            self.parent_cpu_ms.append((time.process_time() - cpu0) * 1e3 / self.opts.repeats)
+        inst1 = process_cpu_s(inst.pid or 0)
+        inst_ms = None if inst0 is None or inst1 is None else round((inst1 - inst0) * 1e3 / self.opts.repeats, 4)
+        return inst, lat, busy, rs, inst_ms
 
     async def point(self, host: Host, job: Job, b: int, size: str, values: Mapping[str, Any]) -> Point | None:
         g = job.group
@@ -152,7 +161,7 @@ class Run:
         n = 1 if by_rows else b
         try:
             with no_gc():
-                inst, lat, busy, rs = await self.sample(host, g.app.name, payload, n)
+                inst, lat, busy, rs, cpu_ms = await self.sample(host, g.app.name, payload, n)
         except ServeError as e:
             self.notes.append(f"{g.kind} {g.name} at vcpu {job.vcpu:g}, batch {b}, {size}: {e}; point skipped")
             return None
@@ -173,6 +182,7 @@ class Run:
             load_ms=round(inst.load_s * 1e3, 3),
             cold_start_ms=round(((inst.ready_at or inst.started_at) - inst.started_at) * 1e3, 3),
             peak_rss_mb=round(rss, 2) if rss is not None else 0.0,
+            cpu_ms=cpu_ms,
         )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import statistics
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
@@ -13,7 +14,7 @@ from shoal.app import App, Plan
 from shoal.predict import AppInfo, GpuPoint, HopPoint, Point, Profile, Settings, StageInfo, read_gpu_table, table_model
 from shoal.runtime.profiler.groups import make_groups
 from shoal.runtime.profiler.hops import hop_app, measure_hops
-from shoal.runtime.profiler.machine import OtherWork, machine_info
+from shoal.runtime.profiler.machine import OtherWork, cpu_reference_ms, machine_info
 from shoal.runtime.profiler.measure import Run, make_jobs
 from shoal.runtime.profiler.options import InputsFn, OnPoint, ProfileOptions, ProfilerError
 from shoal.runtime.profiler.targets import reference_values
@@ -74,6 +75,11 @@ def profile_app(
             "vCPU shares below 1 are pinned to a whole core but not held to a quota: they measure as 1 vCPU"
         )
     machine["other_work_cores"] = run.other.cores() if run.other is not None else 0.0
+    # optional fields (older profiles lack them): what shoal.sim.calibrate reads for the platform's CPU work per call
+    # and for the speed of these cores
+    if run.parent_cpu_ms:
+        machine["platform_cpu_ms"] = round(statistics.median(run.parent_cpu_ms), 4)
+    machine["cpu_reference_ms"] = cpu_reference_ms()
     if machine["other_work_cores"] > 0.1:
         run.notes.append(
             f"other processes kept {machine['other_work_cores']:.2f} cores busy on average while this profile was "
