@@ -22,17 +22,20 @@ A cluster is written as TOML (``shoal sim --cluster CLUSTER.toml``)::
     background_cores = 0.0       # CPU demand of work outside the platform (other tenants), spread over the cores
 
 Placement (which node and GPU an instance goes to) is next-fit over nodes (start where the last placement
-succeeded), and on a node best-fit over its GPUs under FaST-GShare admission (the fullest GPU that still admits the
-share), so that small shares pack onto few devices. policy/ holds no cluster-level placement yet; when it does, this
-is the function to replace with it.
+succeeded), and on a node the runtime's own GPU placement policy (``policy/gpu_placement.py``): FaST-GShare admission
+and best fit (the fullest GPU that still admits the share), so that small shares pack onto few devices. A function's
+second and later instances are refused a GPU when they would take the room the first instance of another function of
+the same plan still needs (the same policy's guard; ``SimConfig.plan_aware_placement``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from shoal.policy.gpu_placement import DeviceLoad, ShareRequest, leaves_room, pick_device
 from shoal.sim.cpu import NodeCpu
 from shoal.sim.gpu import GpuDevice, GpuShare
 from shoal.sim.kernel import Kernel
@@ -168,6 +171,10 @@ class ClusterSpec:
         return cls(tuple(nodes), network)
 
 
+def _load(d: GpuDevice) -> DeviceLoad:
+    return DeviceLoad(d.used, d.used_memory_mb, d.memory_mb)
+
+
 class _Node:
     __slots__ = ("cpus_free", "gpus", "memory_free", "spec")
 
@@ -188,23 +195,40 @@ class Cluster:
         self.gpu_count = sum(len(n.gpus) for n in self.nodes)
         self._where: dict[str, tuple[int, int, float, int]] = {}  # key -> (node, gpu or -1, vcpu, memory_mb)
         self._next = 0
-        self.gpu_used = 0.0
-        self.cpus: list[NodeCpu | None] | None = None  # set by cpu_models  # sum over devices of sm * quota in use
+        self.gpu_used = 0.0  # sum over devices of sm * quota in use
+        self.refused_for_waiting = 0  # placements refused to keep room for another function's first instance
+        self.cpus: list[NodeCpu | None] | None = None  # set by cpu_models
 
-    def place(self, key: str, vcpu: float, memory_mb: int, share: GpuShare | None) -> int | None:
-        """Reserve room for an instance; the node index, or None if no node has room."""
+    def place(
+        self,
+        key: str,
+        vcpu: float,
+        memory_mb: int,
+        share: GpuShare | None,
+        waiting: Sequence[ShareRequest] = (),
+    ) -> int | None:
+        """Reserve room for an instance; the node index, or None if no node has room.
+
+        The GPU is chosen by ``policy.gpu_placement.pick_device`` (FaST-GShare admission, best fit). With ``waiting``
+        (the first instances other functions of the same plan still need), a placement that would leave no room for
+        them is refused (``policy.gpu_placement.leaves_room``) and counted in ``refused_for_waiting``.
+        """
         n = len(self.nodes)
+        want = ShareRequest(share.fraction, share.memory_mb) if share is not None else None
         for step in range(n):
             i = (self._next + step) % n
             node = self.nodes[i]
             if node.cpus_free + _EPS < vcpu or node.memory_free < memory_mb:
                 continue
             g = -1
-            if share is not None:
-                fits = [(d.used, j) for j, d in enumerate(node.gpus) if d.admits(share)]
-                if not fits:
+            if want is not None and share is not None:
+                found = pick_device([_load(d) for d in node.gpus], want)
+                if found is None:
                     continue
-                g = max(fits, key=lambda f: (f[0], -f[1]))[1]
+                g = found
+                if waiting and not self._leaves_room(i, g, want, waiting):
+                    self.refused_for_waiting += 1
+                    continue
                 node.gpus[g].admit(key, share)
                 self.gpu_used += share.fraction
             node.cpus_free -= vcpu
@@ -215,6 +239,16 @@ class Cluster:
             self._next = i
             return i
         return None
+
+    def _leaves_room(self, i: int, g: int, want: ShareRequest, waiting: Sequence[ShareRequest]) -> bool:
+        loads = []
+        for ni, node in enumerate(self.nodes):
+            for gi, d in enumerate(node.gpus):
+                load = _load(d)
+                if (ni, gi) == (i, g):
+                    load = DeviceLoad(load.used + want.fraction, load.memory_used_mb + want.memory_mb, load.memory_mb)
+                loads.append(load)
+        return leaves_room(loads, waiting)
 
     def release(self, key: str) -> None:
         i, g, vcpu, memory_mb = self._where.pop(key)

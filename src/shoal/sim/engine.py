@@ -26,6 +26,7 @@ import numpy as np
 from shoal.app import INPUT
 from shoal.policy.autoscale import AutoscalerConfig, KpaAutoscaler, ScaleObservation
 from shoal.policy.batching import decide_batch
+from shoal.policy.gpu_placement import ShareRequest
 from shoal.policy.keepalive import IdleInstance, instances_to_retire
 from shoal.sim.cluster import Cluster, ClusterSpec
 from shoal.sim.gpu import GpuShare, GpuTable, sm_quota_for
@@ -55,6 +56,9 @@ class SimConfig:
     #: Let a pool with nothing to do leave the tick loop (and replay the skipped zero observations when it wakes).
     #: Off, every pool is observed on every tick, as in the runtime; results are the same either way (tests/sim).
     skip_idle_ticks: bool = True
+    #: Keep GPU room for the first instance of every function of a plan before giving one function more instances
+    #: (the runtime's placement policy). Off: plain best fit, where one function can starve the others (BENCHMARKS §8).
+    plan_aware_placement: bool = True
     prices: Prices | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
@@ -189,7 +193,8 @@ class _Pool:
         self.n += 1
         iid = f"{self.key}#{self.n:08d}"
         r = self.fn.resources
-        node = sim.cluster.place(iid, r.vcpu, r.memory_mb, self.share)
+        waiting = self._waiting() if self.share is not None and self.instances else ()
+        node = sim.cluster.place(iid, r.vcpu, r.memory_mb, self.share, waiting)
         if node is None:
             self.unplaced += 1
             return False
@@ -202,6 +207,17 @@ class _Pool:
         sim.kernel.at(now + self.cold_s, self._on_ready, inst)
         self._activate()
         return True
+
+    def _waiting(self) -> list[ShareRequest]:
+        """GPU shares of the other functions of this plan that have no instance yet: room the policy keeps for them
+        before this function gets another instance (``policy.gpu_placement.leaves_room``)."""
+        if not self.sim.config.plan_aware_placement:
+            return []
+        return [
+            ShareRequest(p.share.fraction, p.share.memory_mb)
+            for p in self.sim.pools[self.dep]
+            if p is not self and p.share is not None and not p.instances
+        ]
 
     def _on_ready(self, inst: _Inst) -> None:
         if inst.state != 0 or inst.id not in self.instances:

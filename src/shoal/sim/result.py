@@ -81,6 +81,7 @@ class SimResult:
             "events": sim.kernel.events,
             "cold_starts": cold,
             "placements_refused": unplaced,
+            "placements_held_for_other_functions": sim.cluster.refused_for_waiting,
             "instances_alive_at_end": sim.live,
             **sim.meter.summary(live),
         }
