@@ -92,13 +92,14 @@ def one(
     table_: GpuTable,
     cfg: FunctionConfig,
     tight_s: float,
+    plan_aware: bool = True,
 ) -> dict[str, Any]:
     plan = Plan.parse(app, plan_text, default=cfg)
     node = NodeSpec(cpus=16, memory_mb=64 * 1024, gpus=gpus, gpu_memory_mb=16 * 1024)
     sim = Simulator(
         ClusterSpec.uniform(nodes, node),
         [Deployment(app, plan, models)],
-        SimConfig(seed=seed, sample_s=1.0),
+        SimConfig(seed=seed, sample_s=1.0, plan_aware_placement=plan_aware),
         gpu_table=table_,
     )
     t0 = time.perf_counter()
@@ -157,6 +158,12 @@ def main() -> None:
         "--max-instances", type=int, nargs="+", default=[8, 32], help="per-function caps (8: FunctionConfig's default)"
     )
     ap.add_argument("--keep-alive", type=float, default=60.0)
+    ap.add_argument(
+        "--placement",
+        choices=["plan-aware", "best-fit"],
+        default="plan-aware",
+        help="GPU placement: the runtime's policy (keeps room for each function's first instance) or plain best fit",
+    )
     args = ap.parse_args()
     table_ = GpuTable.load()
     app, models = build_app(args.slo_ms)
@@ -169,7 +176,20 @@ def main() -> None:
             for label, text in PLANS.items():
                 for seed in range(args.seeds):
                     t = base.rate_scaled(load, seed=seed) if load != 1.0 else base
-                    r = one(app, models, text, t.times, t.span_s, args.nodes, args.gpus, seed, table_, cfg, tight)
+                    r = one(
+                        app,
+                        models,
+                        text,
+                        t.times,
+                        t.span_s,
+                        args.nodes,
+                        args.gpus,
+                        seed,
+                        table_,
+                        cfg,
+                        tight,
+                        plan_aware=args.placement == "plan-aware",
+                    )
                     r.update(cap=cap, load=load, plan=label, plan_groups=text, rate_per_s=len(t) / t.span_s)
                     runs.append(r)
                     console.print(
@@ -248,7 +268,7 @@ def main() -> None:
         rows,
     )
     save(
-        "sim_gpu_plans",
+        "sim_gpu_plans" if args.placement == "plan-aware" else "sim_gpu_plans_best_fit",
         {
             "machine": machine_info(),
             "settings": vars(args),

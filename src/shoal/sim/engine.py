@@ -209,14 +209,15 @@ class _Pool:
         return True
 
     def _waiting(self) -> list[ShareRequest]:
-        """GPU shares of the other functions of this plan that have no instance yet: room the policy keeps for them
-        before this function gets another instance (``policy.gpu_placement.leaves_room``)."""
+        """One more instance's GPU share for each other function of this plan that needs one: it has none yet, or
+        its autoscaler wants more than it has. The placement policy keeps that room before this function gets
+        another instance (``policy.gpu_placement.leaves_room``), so the functions of a plan scale in turn."""
         if not self.sim.config.plan_aware_placement:
             return []
         return [
             ShareRequest(p.share.fraction, p.share.memory_mb)
             for p in self.sim.pools[self.dep]
-            if p is not self and p.share is not None and not p.instances
+            if p is not self and p.share is not None and (not p.instances or p.desired > p.ready + p.starting)
         ]
 
     def _on_ready(self, inst: _Inst) -> None:
