@@ -9,6 +9,7 @@ node has 32 cores, 128 GiB and 4 GPUs of 16 GiB. Ticks every 0.1 s as in the run
     .venv/bin/python benchmarks/sim_speed.py                     # 1 h, 3 h, 6 h of the day on 100 nodes; 1 h on 25..400
     .venv/bin/python benchmarks/sim_speed.py --hours 24 --nodes 100 --skip-cluster-sweep    # the whole day
     .venv/bin/python benchmarks/sim_speed.py --hot     # the per-invocation path alone: 10 functions at 500 req/s
+    .venv/bin/python benchmarks/sim_speed.py --functions 250 --hours 1 --skip-cluster-sweep --out sim_speed_f250
 
 Runs on one core (the simulator is single-threaded). Writes ``results/sim_speed.json``.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -111,12 +113,16 @@ def main() -> None:
     ap.add_argument("--skip-cluster-sweep", action="store_true")
     ap.add_argument("--tick", type=float, default=0.1)
     ap.add_argument("--hot", action="store_true", help="measure only the per-invocation path")
+    ap.add_argument("--out", default="sim_speed", help="name of the JSON file under results/")
     args = ap.parse_args()
     if args.hot:
         runs = [hot(s, args.tick) for s in (50.0, 200.0)]
         rows = [[r["seconds"], f"{r['invocations']:,}", f"{r['wall_s']:.2f}", f"{r['per_s']:,.0f}"] for r in runs]
         table(f"simulator hot path, tick {args.tick} s", ["sim s", "invocations", "wall s", "inv/s"], rows)
-        save("sim_speed_hot", {"machine": machine_info(), "settings": vars(args), "runs": runs})
+        save(
+            f"{args.out}_hot",
+            {"machine": machine_info(), "settings": vars(args), "load": os.getloadavg(), "runs": runs},
+        )
         return
     table_ = GpuTable.load()
     t0 = time.perf_counter()
@@ -150,7 +156,7 @@ def main() -> None:
         for r in runs
     ]
     table(f"simulator speed, {n} functions, tick {args.tick} s", cols, rows)
-    save("sim_speed", {"machine": machine_info(), "settings": vars(args), "runs": runs})
+    save(args.out, {"machine": machine_info(), "settings": vars(args), "load": os.getloadavg(), "runs": runs})
 
 
 if __name__ == "__main__":

@@ -104,7 +104,8 @@ def test_longer_keep_alive_than_the_window_holds_instances_longer():
 
 
 def test_skipping_idle_ticks_changes_nothing():
-    """Dormant pools leave the tick loop and replay their zero observations on waking: same run as ticking all."""
+    """Pools looked at only when their observation or their policies' decision could change: same run as ticking
+    every pool on every tick (tests/sim/test_sim_tick_skipping.py checks random workloads the same way)."""
     app = one_stage()
     plan = Plan.coarse(app, default=FunctionConfig(keep_alive_s=5.0))
     dep = Deployment(app, plan, {"work": StageModel.cpu(0.02, cv=0.5)})

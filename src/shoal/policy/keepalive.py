@@ -11,7 +11,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["IdleInstance", "instances_to_retire"]
+__all__ = ["IdleInstance", "first_expiry_tick", "instances_to_retire"]
 
 # Slack for float time arithmetic, so an instance idle for 9.999999999 s of a 10 s keep-alive still counts as expired.
 _EPS = 1e-9
@@ -54,3 +54,18 @@ def instances_to_retire(
     expired = [i for i in idle if now - i.idle_since >= keep_alive_s - _EPS]
     expired.sort(key=lambda i: (i.idle_since, i.instance_id))
     return [i.instance_id for i in expired[:room]]
+
+
+def first_expiry_tick(idle_since: float, keep_alive_s: float, after_tick: int, tick_s: float) -> int:
+    """The first tick m >= after_tick (time m * tick_s) at which an instance idle since `idle_since` counts as
+    expired for `instances_to_retire`. Decided by the very comparison `instances_to_retire` makes, so a caller that
+    sleeps until this tick retires on exactly the tick it would have by calling on every tick."""
+    if not (tick_s > 0 and math.isfinite(keep_alive_s) and keep_alive_s >= 0):
+        raise ValueError(f"need tick_s > 0 and a finite keep_alive_s >= 0, got {tick_s!r}, {keep_alive_s!r}")
+    x = (idle_since + keep_alive_s) / tick_s
+    m = max(math.ceil(x) if math.isfinite(x) else after_tick, after_tick)
+    while m > after_tick and (m - 1) * tick_s - idle_since >= keep_alive_s - _EPS:
+        m -= 1
+    while not m * tick_s - idle_since >= keep_alive_s - _EPS:
+        m += 1
+    return m

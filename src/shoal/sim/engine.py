@@ -6,9 +6,15 @@ start and stay warm, and on every tick (``tick_s``, 0.1 s like the runtime's) an
 ``decide_batch`` when a function batches; with ``max_batch_size == 1`` that policy always answers "send the oldest
 request now", so the pool does that without the call (tests/sim check the two agree).
 
-A pool with no instance, no request and a zero decision outside panic is *dormant*: it leaves the tick loop. When a
-request wakes it, the ticks it skipped within the last stable window are replayed to the autoscaler as the zero
-observations they would have been, so its windows hold exactly what continuous ticking would have left there.
+Ticks are skipped exactly (``skip_idle_ticks``, on by default): a pool is looked at on a tick only when something
+touched it since its last look (an arrival, a completion, an instance starting, ready or retired), or when its
+policies said their decision could change then. After each decision the pool asks the autoscaler's ``next_change``
+(the first tick at which its decision could differ if the observation stays as it is) and the keep-alive's
+``first_expiry_tick`` (when its oldest idle instance may go), and sleeps until the earlier of the two. When it is
+looked at again it catches up the ticks it slept through with ``decide_ticks`` (the same observation on each, added
+to the windows as one run), so the autoscaler's state and every decision are those of ticking every pool on every
+tick, which is what ``skip_idle_ticks=False`` does (tests/sim and tests/policy check they agree). A busy pool whose
+observation changes on every tick is simply decided on every tick.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from shoal.app import INPUT
 from shoal.policy.autoscale import AutoscalerConfig, KpaAutoscaler, ScaleObservation
 from shoal.policy.batching import decide_batch
 from shoal.policy.gpu_placement import ShareRequest
-from shoal.policy.keepalive import IdleInstance, instances_to_retire
+from shoal.policy.keepalive import IdleInstance, first_expiry_tick, instances_to_retire
 from shoal.sim.cluster import Cluster, ClusterSpec
 from shoal.sim.gpu import GpuShare, GpuTable, sm_quota_for
 from shoal.sim.kernel import Kernel
@@ -53,8 +59,8 @@ class SimConfig:
     #: Period of the time series in the result (instances, GPU occupancy, cost, SLO hit rate).
     sample_s: float = 60.0
     seed: int = 0
-    #: Let a pool with nothing to do leave the tick loop (and replay the skipped zero observations when it wakes).
-    #: Off, every pool is observed on every tick, as in the runtime; results are the same either way (tests/sim).
+    #: Look at a pool only on the ticks where its observation changed or its policies' decision could (exact; see
+    #: the module docstring). Off, every pool is observed on every tick, as in the runtime; results are the same.
     skip_idle_ticks: bool = True
     #: Keep GPU room for the first instance of every function of a plan before giving one function more instances
     #: (the runtime's placement policy). Off: plain best fit, where one function can starve the others (BENCHMARKS §8).
@@ -151,8 +157,11 @@ class _Pool:
         self.starting = 0
         self.desired = cfg.min_instances
         self.panic = False
-        self.active = False
+        self.order = 0  # index among all pools: the order in which pools act within a tick (placement depends on it)
         self.last_tick = -1  # index of the last tick this pool was observed on
+        self.seen: tuple[int, int, int, int] | None = None  # (in_flight, queued, ready, starting) then
+        self.wake = -1  # a tick at which the policies must look again though nothing touched the pool; -1: none
+        self.dirty = False  # touched since the last look (queued in sim.dirty)
         self.n = 0
         self.cold_starts = 0
         self.unplaced = 0
@@ -202,10 +211,10 @@ class _Pool:
         self.instances[iid] = inst
         self.starting += 1
         self.cold_starts += 1
+        self.touch()
         sim.meter.instance_started(self.key, now)
         sim.live += 1
         sim.kernel.at(now + self.cold_s, self._on_ready, inst)
-        self._activate()
         return True
 
     def _waiting(self) -> list[ShareRequest]:
@@ -227,12 +236,14 @@ class _Pool:
         inst.ready_at = inst.idle_since = self.sim.kernel.now
         self.starting -= 1
         self.ready += 1
+        self.touch()
         self.pump()
 
     def retire(self, inst: _Inst) -> None:
         sim = self.sim
         del self.instances[inst.id]
         self.ready -= 1
+        self.touch()
         sim.cluster.release(inst.id)
         sim.meter.instance_stopped(self.key, inst.started_at, sim.kernel.now)
         sim.live -= 1
@@ -242,8 +253,9 @@ class _Pool:
         if len(self.queue) >= self.queue_limit:
             self.sim.fail(req)
             return
-        if not self.active:
-            self._activate()
+        if not self.dirty:
+            self.dirty = True
+            self.sim.dirty.append(self)
         if self.ready + self.starting == 0:
             self.start()  # scale from zero at once, as the runtime's activator path does
         self.queue.append((req, self.sim.kernel.now, hop_s))
@@ -340,11 +352,15 @@ class _Pool:
 
     def _on_wake(self, _: object) -> None:
         self.wake_pending = False
+        self.touch()
         self.pump()
 
     def _on_done(self, arg: tuple[_Inst, list[tuple[_Req, float, float]], float]) -> None:
         inst, batch, billed = arg
         sim = self.sim
+        if not self.dirty:
+            self.dirty = True
+            sim.dirty.append(self)
         self.in_flight -= len(batch)
         inst.in_flight -= 1
         if inst.in_flight == 0:
@@ -363,29 +379,81 @@ class _Pool:
         self.pump()
 
     # -- scaling --------------------------------------------------------------------------------------------------
-    def _activate(self, replay: bool = True) -> None:
-        if self.active:
-            return
-        self.active = True
-        sim = self.sim
-        k_now = sim.tick_index
-        back = math.ceil(sim.config.stable_window_s / sim.config.tick_s) + 1
-        for k in range(max(self.last_tick + 1, k_now - back), k_now + 1 if replay else 0):
-            self.scaler.decide(ScaleObservation(k * sim.config.tick_s, 0, 0, 0, 0))
-            self.last_tick = k
-        sim.active.append(self)
+    def touch(self) -> None:
+        """Something the autoscaler observes (or the keep-alive's idle set) may have changed: look on the next tick."""
+        if not self.dirty:
+            self.dirty = True
+            self.sim.dirty.append(self)
 
-    def tick(self, k: int, now: float) -> bool:
-        """The runtime's ``Pool.tick``. Returns False when the pool has gone dormant."""
+    def tick(self, k: int, now: float) -> None:
+        """The runtime's ``Pool.tick``, every tick (``skip_idle_ticks=False``): the reference the skipping matches."""
         self.last_tick = k
         ready, starting = self.ready, self.starting
         d = self.scaler.decide(ScaleObservation(now, self.in_flight, len(self.queue), ready, starting))
-        self.desired, self.panic = d.desired, d.panic
-        live = ready + starting
-        for _ in range(d.desired - live):
+        self._act(d.desired, d.panic, now)
+
+    def look(self, k: int, now: float) -> None:
+        """``tick`` with skipping: decide only if the observation changed or the policies asked to look now."""
+        if self.last_tick == k:
+            return
+        ready, starting = self.ready, self.starting
+        seen = (self.in_flight, len(self.queue), ready, starting)
+        old = self.seen
+        if seen == old and k != self.wake:
+            if self.desired < ready + starting:  # the idle set may have changed: when may the oldest idle one go?
+                self._plan_retire(k)
+            return
+        scaler = self.scaler
+        tick_s = self.sim.tick_s
+        if old is not None and self.last_tick < k - 1:  # the ticks slept through, each with the old observation
+            scaler.decide_ticks(ScaleObservation((k - 1) * tick_s, *old), self.last_tick + 1, k - 1, tick_s)
+        obs = ScaleObservation(now, *seen)
+        d = scaler.decide_ticks(obs, k, k, tick_s)
+        busy = old != seen and self.last_tick == k - 1
+        self.last_tick = k
+        self.seen = seen
+        started_all = self._act(d.desired, d.panic, now)
+        if busy or not started_all:
+            # The observation moved on two ticks in a row (or a start was refused): look again next tick, as the
+            # runtime would; a busy pool does not pay for next_change on every tick.
+            wake: int | None = k + 1
+        else:
+            wake = scaler.next_change(obs, k, tick_s)
+        self._schedule(wake)
+        if self.desired < self.ready + self.starting:
+            self._plan_retire(k)
+
+    def _schedule(self, wake: int | None) -> None:
+        if wake is None:
+            self.wake = -1
+            return
+        self.wake = wake
+        wakes = self.sim.wakes
+        due = wakes.get(wake)
+        if due is None:
+            wakes[wake] = [self]
+        else:
+            due.append(self)
+
+    def _plan_retire(self, k: int) -> None:
+        """Wake when the longest-idle instance passes its keep-alive (the first tick instances_to_retire could act)."""
+        if self.ready + self.starting - max(self.desired, self.min_instances) <= 0:
+            return
+        oldest = min((i.idle_since for i in self.instances.values() if i.state == 1 and not i.in_flight), default=None)
+        if oldest is None:
+            return
+        m = first_expiry_tick(oldest, self.keep_alive, k + 1, self.sim.tick_s)
+        if self.wake < 0 or m < self.wake:
+            self._schedule(m)
+
+    def _act(self, desired: int, panic: bool, now: float) -> bool:
+        """Carry a decision out. False when the cluster refused a start (then the pool tries again next tick)."""
+        self.desired, self.panic = desired, panic
+        live = self.ready + self.starting
+        for _ in range(desired - live):
             if not self.start():
-                break
-        if d.desired < live:
+                return False
+        if desired < live:
             idle = [
                 IdleInstance(i.id, i.idle_since) for i in self.instances.values() if i.state == 1 and not i.in_flight
             ]
@@ -395,14 +463,15 @@ class _Pool:
                     now=now,
                     keep_alive_s=self.keep_alive,
                     total=live,
-                    desired=d.desired,
+                    desired=desired,
                     min_instances=self.min_instances,
                 ):
                     self.retire(self.instances[iid])
-        nothing = not self.instances and not self.queue and not self.in_flight
-        if nothing and d.desired == 0 and not d.panic and self.sim.config.skip_idle_ticks:
-            self.active = False
-        return self.active
+        return True
+
+
+def _order(p: _Pool) -> int:
+    return p.order
 
 
 class Simulator:
@@ -425,8 +494,10 @@ class Simulator:
         self.meter = SimMeter(self.config.prices)
         self.rng = random.Random(self.config.seed)
         self.tick_index = 0
+        self.tick_s = self.config.tick_s
         self.live = 0
-        self.active: list[_Pool] = []
+        self.dirty: list[_Pool] = []  # pools touched since the last tick
+        self.wakes: dict[int, list[_Pool]] = {}  # tick -> pools whose policies asked to look then (stale ones skip)
         self.pools: list[list[_Pool]] = []
         self._templates: list[list[int] | None] = []
         self._sources: list[list[int]] = []
@@ -445,10 +516,11 @@ class Simulator:
             self.pools.append(pools)
             self._templates.append([len(f.upstream) for f in fns] if len(fns) > 1 else None)
             self._sources.append([i for i, f in enumerate(fns) if set(f.inputs) == {INPUT}])
-        for pools in self.pools:
-            for p in pools:
-                if p.min_instances or not self.config.skip_idle_ticks:
-                    p._activate(replay=False)
+        self.all_pools = [p for pools in self.pools for p in pools]
+        for i, p in enumerate(self.all_pools):
+            p.order = i
+            p.dirty = True  # every pool is decided on tick 0, as in the runtime
+        self.dirty = list(self.all_pools)
         self.slo_s = [d.app.slo.latency_s for d in self.deployments]
         self.out = SimResult.empty(self)
 
@@ -487,8 +559,21 @@ class Simulator:
     def _tick(self, k: int) -> None:
         self.tick_index = k
         now = self.kernel.now
-        if self.active:
-            self.active = [p for p in self.active if p.tick(k, now)]
+        if not self.config.skip_idle_ticks:
+            for p in self.all_pools:
+                p.tick(k, now)
+        else:
+            todo = self.dirty
+            due = self.wakes.pop(k, None)
+            if due:
+                todo.extend(p for p in due if p.wake == k and not p.dirty)
+            if todo:
+                self.dirty = []
+                if len(todo) > 1:
+                    todo.sort(key=_order)  # pools act in the same order as when all tick (placement depends on it)
+                for p in todo:
+                    p.dirty = False
+                    p.look(k, now)
         if k % self._per_sample == 0:
             self.out.sample(self, now)
         self.kernel.at((k + 1) * self.config.tick_s, self._tick, k + 1)
