@@ -9,6 +9,7 @@ from typing import Any
 # isort: off
 from shoal.cli import serving  # noqa: F401
 from shoal.cli import profiling, simulating, training  # noqa: F401
+from shoal.cli import predicting  # noqa: F401
 from shoal.cli._app import cli
 
 # isort: on
