@@ -8,7 +8,7 @@ from typing import Any
 # Importing a module registers its commands; --help lists them in this order, the everyday ones first.
 # isort: off
 from shoal.cli import serving  # noqa: F401
-from shoal.cli import loading, planning, profiling, simulating, training  # noqa: F401
+from shoal.cli import loading, planning, predicting, profiling, simulating, training  # noqa: F401
 from shoal.cli._app import cli
 
 # isort: on
