@@ -107,6 +107,11 @@ def plan_command(
     measured: Annotated[
         Path | None, typer.Option(help="A `shoal measure` table: the empirical predictor scores its plans.")
     ] = None,
+    profile: Annotated[
+        Path | None, typer.Option(help="A `shoal profile` JSON: the analytical predictor scores every plan.")
+    ] = None,
+    vcpus: Annotated[str | None, typer.Option(help="vCPU shares to weigh per function (analytical), e.g. 1,2.")] = None,
+    batches: Annotated[str, typer.Option(help="Batch sizes to weigh for batchable functions, e.g. 1,4,8.")] = "1",
     top: Annotated[int, typer.Option(help="How many candidates to show.")] = 12,
     output: Annotated[str, typer.Option(help="table | json")] = "table",
 ) -> None:
@@ -133,19 +138,26 @@ def plan_command(
         objective = SLO.parse(slo) if slo else application.slo
     except (AppError, SpecError, ValueError) as e:
         _fail(str(e))
-    if measured is None:
-        _fail("give a predictor: --measured TABLE.json (from `shoal measure`)")
-    try:
-        predictor = MeasuredPredictor.load(measured)
-    except MeasuredError as e:
-        _fail(str(e))
-    if predictor.slo is not None and predictor.slo != str(objective):
-        _fail(f"{measured} was scored against {predictor.slo}, not {objective}; measure again with --slo {objective}")
-    planner = Planner(application, predictor.predict, slo_target=target)
+    if (measured is None) == (profile is None):
+        _fail("give one predictor: --profile PROFILE.json (analytical, from `shoal profile`) or --measured TABLE.json")
+    vcpu_options: list[float | None] = [None] if vcpus is None else list(_floats(vcpus, "--vcpus"))
+    batch_options = [int(b) for b in _floats(batches, "--batches")]
+    if measured is not None:
+        try:
+            table = MeasuredPredictor.load(measured)
+        except MeasuredError as e:
+            _fail(str(e))
+        if table.slo is not None and table.slo != str(objective):
+            _fail(f"{measured} was scored against {table.slo}, not {objective}; measure again with --slo {objective}")
+        score, source = table.predict, f"measured plans: {', '.join(table.plans)}"
+    else:
+        assert profile is not None
+        score, source = _analytical(profile, objective), f"profile {profile}"
+    planner = Planner(application, score, slo_target=target, vcpu_options=vcpu_options, batch_options=batch_options)
     load = SimpleNamespace(rate=rate, scv=scv)
     choices = planner.search(load)
     if not choices:
-        _fail(f"the predictor could score none of the plans; measured plans: {', '.join(predictor.plans)}")
+        _fail(f"the predictor could score none of the plans ({source})")
     best = choices[0]
     meets = best.score.slo_hit >= target
     why = (
@@ -192,5 +204,29 @@ def plan_command(
     console.print(f"chosen: [bold]{best.label}[/], {why}")
     if planner.skipped:
         console.print(
-            f"[dim]{len(planner.skipped)} plans not scored (not in {measured}): measure them to weigh them[/]"
+            f"[dim]{len(planner.skipped)} plans not scored ({source}): measure or profile them to weigh them[/]"
         )
+
+
+def _analytical(profile: Path, slo: Any) -> Any:
+    """The analytical predictor over a profile, as the planner's score function."""
+    from shoal.predict.analytical import AnalyticalPredictor
+    from shoal.predict.app_model import Load, PredictError
+    from shoal.predict.planner import CannotPredict, Score
+    from shoal.predict.profile import ProfileError
+    from shoal.predict.profile_io import read_profile
+
+    try:
+        measured = read_profile(profile)
+    except (ProfileError, OSError) as e:
+        _fail(f"cannot read profile {profile}: {e}")
+    predictor = AnalyticalPredictor(samples=5000)
+
+    def score(plan: Any, load: Any) -> Score:
+        try:
+            p = predictor.predict(measured, plan, Load(load.rate, load.scv), slo)
+        except PredictError as e:
+            raise CannotPredict(str(e)) from None
+        return Score(p.slo_hit_rate, p.cost_per_s, {"p99_ms": p.latency_s[99] * 1e3, "predictor": "analytical"})
+
+    return score
