@@ -25,7 +25,17 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Candidate", "ControllerConfig", "GranularityController", "GranularityDecision", "best_candidate"]
+import numpy as np
+
+__all__ = [
+    "Candidate",
+    "ControllerConfig",
+    "GranularityController",
+    "GranularityDecision",
+    "ObservedLoad",
+    "best_candidate",
+    "observe_load",
+]
 
 
 @dataclass(frozen=True)
@@ -152,3 +162,28 @@ class GranularityController:
             if saving / here.cost_per_s >= cfg.min_cost_saving and saving * cfg.min_dwell_s >= best.switch_cost:
                 return f"{best.plan} meets the target {100 * saving / here.cost_per_s:.0f}% cheaper than {here.plan}"
         return None
+
+
+@dataclass(frozen=True)
+class ObservedLoad:
+    """Arrivals of one window: ``rate`` per second, ``scv`` the squared coefficient of variation of the gaps between
+    arrivals (1 for a Poisson process, above 1 for bursty load; NaN with fewer than three arrivals)."""
+
+    rate: float
+    scv: float
+    count: int
+    window_s: float
+
+
+def observe_load(arrivals: Sequence[float] | np.ndarray, now: float, window_s: float) -> ObservedLoad:
+    """The load of the window ``(now - window_s, now]`` from arrival times (seconds, any order)."""
+    if not window_s > 0:
+        raise ValueError(f"window_s must be > 0, got {window_s!r}")
+    t = np.asarray(arrivals, dtype=np.float64)
+    t = np.sort(t[(t > now - window_s) & (t <= now)])
+    scv = math.nan
+    if t.size >= 3:
+        gaps = np.diff(t)
+        mean = float(gaps.mean())
+        scv = float(gaps.var(ddof=1) / (mean * mean)) if mean > 0 else math.nan
+    return ObservedLoad(t.size / window_s, scv, int(t.size), window_s)

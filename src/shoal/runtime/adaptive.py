@@ -14,47 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from shoal.app import Plan
-from shoal.policy.granularity import Candidate, GranularityController
+from shoal.policy.granularity import Candidate, GranularityController, ObservedLoad, observe_load
 
 if TYPE_CHECKING:
     from shoal.runtime.host import Host
 
-__all__ = ["AdaptiveLoop", "ObservedLoad", "observe_load"]
+__all__ = ["AdaptiveLoop", "ObservedLoad", "observe_load"]  # the last two re-exported from policy.granularity
 
 log = logging.getLogger("shoal.adaptive")
-
-
-@dataclass(frozen=True)
-class ObservedLoad:
-    """Arrivals of one window: ``rate`` per second, ``scv`` the squared coefficient of variation of the gaps between
-    arrivals (1 for a Poisson process, above 1 for bursty load; NaN with fewer than three arrivals)."""
-
-    rate: float
-    scv: float
-    count: int
-    window_s: float
-
-
-def observe_load(arrivals: Sequence[float] | np.ndarray, now: float, window_s: float) -> ObservedLoad:
-    """The load of the window ``(now - window_s, now]`` from arrival times (seconds, any order)."""
-    if not window_s > 0:
-        raise ValueError(f"window_s must be > 0, got {window_s!r}")
-    t = np.asarray(arrivals, dtype=np.float64)
-    t = np.sort(t[(t > now - window_s) & (t <= now)])
-    scv = math.nan
-    if t.size >= 3:
-        gaps = np.diff(t)
-        mean = float(gaps.mean())
-        scv = float(gaps.var(ddof=1) / (mean * mean)) if mean > 0 else math.nan
-    return ObservedLoad(t.size / window_s, scv, int(t.size), window_s)
 
 
 class AdaptiveLoop:

@@ -1,10 +1,12 @@
 """A discrete-event simulator that drives Shoal's own policies at cluster scale (docs/simulator.md).
 
 The runtime and the simulator are two environments around the same pure policies (DESIGN.md, idea 3): the pools
-here feed ``KpaAutoscaler``, ``instances_to_retire`` and ``decide_batch`` exactly as ``runtime/pool.py`` does, on a
+here feed ``KpaAutoscaler``, ``instances_to_retire`` and ``decide_batch`` exactly as ``runtime/pool.py`` does, GPU
+shares are placed by ``policy.gpu_placement``, and ``SimAdaptive`` runs the ``GranularityController``, all on a
 virtual clock. GPU latency comes from the measured table in ``../shared/gpu-profiles/``.
 """
 
+from shoal.sim.adaptive import SimAdaptive
 from shoal.sim.calibrate import Calibration, calibrate, read_calibration
 from shoal.sim.cluster import Cluster, ClusterError, ClusterSpec, Network, NodeSpec
 from shoal.sim.engine import SimConfig, Simulator
@@ -27,6 +29,7 @@ __all__ = [
     "ModelError",
     "Network",
     "NodeSpec",
+    "SimAdaptive",
     "SimConfig",
     "SimResult",
     "Simulator",

@@ -87,11 +87,27 @@ class _Inst:
         self.in_flight = 0
 
 
-class _Req:
-    __slots__ = ("cold_s", "dep", "exec_s", "failed", "hop_s", "nodes", "queue_s", "t0", "wait")
+class _Gen:
+    """One plan of one deployment: its pools, and how many requests walk them (a switch retires a generation; its
+    pools close when the last of its requests is done, as ``Host.switch_plan`` closes the old plan's pools)."""
 
-    def __init__(self, dep: int, t0: float, wait: list[int] | None, n_fn: int) -> None:
+    __slots__ = ("active", "label", "pools", "retired", "sources", "template")
+
+    def __init__(self, label: str, pools: list[_Pool], template: list[int] | None, sources: list[int]) -> None:
+        self.label = label
+        self.pools = pools
+        self.template = template
+        self.sources = sources
+        self.active = 0
+        self.retired = False
+
+
+class _Req:
+    __slots__ = ("cold_s", "dep", "exec_s", "failed", "gen", "hop_s", "nodes", "queue_s", "t0", "wait")
+
+    def __init__(self, dep: int, t0: float, wait: list[int] | None, n_fn: int, gen: _Gen | None = None) -> None:
         self.dep = dep
+        self.gen = gen
         self.t0 = t0
         self.wait = wait
         self.nodes = [-1] * n_fn if n_fn > 1 else None
@@ -102,12 +118,16 @@ class _Req:
 class _Pool:
     """One function of one deployment."""
 
-    def __init__(self, sim: Simulator, dep: int, idx: int, d: Deployment, table: GpuTable | None) -> None:
+    def __init__(
+        self, sim: Simulator, dep: int, idx: int, d: Deployment, table: GpuTable | None, generation: int = 0
+    ) -> None:
         fn = d.plan.functions[idx]
         self.sim = sim
         self.dep = dep
         self.idx = idx
-        self.key = f"{d.label}/{fn.name}"
+        self.key = f"{d.label}/{fn.name}" if generation == 0 else f"{d.label}@{generation}/{fn.name}"
+        self.siblings: list[_Pool] = []  # the pools of this plan, by function index
+        self.closed = False  # its plan was switched away from and its last request is done
         self.fn = fn
         cfg = fn.config
         self.limit = fn.resources.max_concurrency
@@ -225,7 +245,7 @@ class _Pool:
             return []
         return [
             ShareRequest(p.share.fraction, p.share.memory_mb)
-            for p in self.sim.pools[self.dep]
+            for p in self.siblings
             if p is not self and p.share is not None and (not p.instances or p.desired > p.ready + p.starting)
         ]
 
@@ -236,6 +256,9 @@ class _Pool:
         inst.ready_at = inst.idle_since = self.sim.kernel.now
         self.starting -= 1
         self.ready += 1
+        if self.closed:  # warmed for a plan that has been switched away from and drained meanwhile
+            self.retire(inst)
+            return
         self.touch()
         self.pump()
 
@@ -304,7 +327,7 @@ class _Pool:
             for req, t_enq, h in batch:
                 if req.nodes is not None and self.up:
                     h = max(
-                        (self.sim.hop(req.nodes[u], inst.node, self.sim.pools[self.dep][u].out_bytes) for u in self.up),
+                        (self.sim.hop(req.nodes[u], inst.node, self.siblings[u].out_bytes) for u in self.up),
                         default=0.0,
                     )
                 hop = max(hop, h)
@@ -448,6 +471,8 @@ class _Pool:
 
     def _act(self, desired: int, panic: bool, now: float) -> bool:
         """Carry a decision out. False when the cluster refused a start (then the pool tries again next tick)."""
+        if self.closed:
+            desired, panic = 0, False
         self.desired, self.panic = desired, panic
         live = self.ready + self.starting
         for _ in range(desired - live):
@@ -499,23 +524,15 @@ class Simulator:
         self.dirty: list[_Pool] = []  # pools touched since the last tick
         self.wakes: dict[int, list[_Pool]] = {}  # tick -> pools whose policies asked to look then (stale ones skip)
         self.pools: list[list[_Pool]] = []
-        self._templates: list[list[int] | None] = []
-        self._sources: list[list[int]] = []
+        self.gpu_table = gpu_table
+        self.gens: list[_Gen] = []
+        self._generations = 0
+        self.arrivals: dict[int, deque[float]] = {}  # deployments whose arrival times are kept (adaptive loops)
+        self.switching: set[int] = set()  # deployments whose new plan is warming
         for di, d in enumerate(self.deployments):
-            fns = d.plan.functions
-            pools = [_Pool(self, di, i, d, gpu_table) for i in range(len(fns))]
-            index = {f.name: i for i, f in enumerate(fns)}
-            for i, f in enumerate(fns):
-                pools[i].up = [index[u] for u in f.upstream]
-                for u in f.upstream:
-                    pools[index[u]].down.append(i)
-                pools[i].sink = d.app.sink in f.stages
-                p = pools[i]
-                self.meter.register(p.key, f.resources, p.share.fraction if p.share else 0.0)
-                p.account = self.meter.account(p.key)
-            self.pools.append(pools)
-            self._templates.append([len(f.upstream) for f in fns] if len(fns) > 1 else None)
-            self._sources.append([i for i, f in enumerate(fns) if set(f.inputs) == {INPUT}])
+            gen = self._generation(di, d, 0)
+            self.gens.append(gen)
+            self.pools.append(gen.pools)
         self.all_pools = [p for pools in self.pools for p in pools]
         for i, p in enumerate(self.all_pools):
             p.order = i
@@ -523,6 +540,76 @@ class Simulator:
         self.dirty = list(self.all_pools)
         self.slo_s = [d.app.slo.latency_s for d in self.deployments]
         self.out = SimResult.empty(self)
+
+    def _generation(self, di: int, d: Deployment, generation: int) -> _Gen:
+        fns = d.plan.functions
+        pools = [_Pool(self, di, i, d, self.gpu_table, generation) for i in range(len(fns))]
+        index = {f.name: i for i, f in enumerate(fns)}
+        for i, f in enumerate(fns):
+            p = pools[i]
+            p.siblings = pools
+            p.up = [index[u] for u in f.upstream]
+            for u in f.upstream:
+                pools[index[u]].down.append(i)
+            p.sink = d.app.sink in f.stages
+            self.meter.register(p.key, f.resources, p.share.fraction if p.share else 0.0)
+            p.account = self.meter.account(p.key)
+        template = [len(f.upstream) for f in fns] if len(fns) > 1 else None
+        return _Gen(d.plan.label, pools, template, [i for i, f in enumerate(fns) if set(f.inputs) == {INPUT}])
+
+    # -- plan switches --------------------------------------------------------------------------------------------
+    def switch(self, dep: int, new: Deployment, warm: dict[str, int] | None = None) -> float:
+        """Serve deployment ``dep`` under ``new`` (same app, another plan) from now on, as ``Host.switch_plan`` does:
+        the new plan's functions start ``warm`` instances (default: as many as the old plan runs for the busiest of
+        their stages, at least one), traffic moves when the slowest of them is ready, requests under way finish on
+        the old pools, which close when the last one is done. Unlike the runtime, no pool is carried over (functions
+        both plans share are warmed anew). Returns the time traffic moves."""
+        old = self.gens[dep]
+        if dep in self.switching:
+            raise ModelError(f"deployment {dep} is already switching plans; switch again once it is done")
+        if new.app is not self.deployments[dep].app:
+            raise ModelError(f"switch of deployment {dep}: the new plan is for another app ({new.app.name!r})")
+        self._generations += 1
+        gen = self._generation(dep, new, self._generations)
+        now = self.kernel.now
+        ready_at = now
+        for p in gen.pools:
+            p.order = len(self.all_pools)
+            self.all_pools.append(p)
+            stages = set(p.fn.stages)
+            busy = max((q.ready + q.starting for q in old.pools if stages & set(q.fn.stages)), default=1)
+            n = (warm or {}).get(p.fn.name, max(1, busy))
+            for _ in range(max(1, min(n, p.fn.config.max_instances))):
+                if p.start():
+                    ready_at = max(ready_at, now + p.cold_s)
+            p.touch()
+        self.switching.add(dep)
+        self.kernel.at(ready_at, self._move, (dep, gen))
+        return ready_at
+
+    def _move(self, arg: tuple[int, _Gen]) -> None:
+        dep, gen = arg
+        self.switching.discard(dep)
+        old = self.gens[dep]
+        self.gens[dep] = gen
+        self.pools[dep] = gen.pools
+        old.retired = True
+        self._drain(old)
+
+    def _drain(self, gen: _Gen) -> None:
+        if not gen.retired or gen.active:
+            return
+        for p in gen.pools:
+            if p.closed:
+                continue
+            p.closed = True
+            for inst in list(p.instances.values()):
+                if inst.state == 1 and not inst.in_flight:
+                    p.retire(inst)
+            p.touch()
+
+    def current_plan(self, dep: int) -> str:
+        return self.gens[dep].label
 
     # -- the request path -----------------------------------------------------------------------------------------
     def hop(self, src: int, dst: int, nbytes: int) -> float:
@@ -532,15 +619,20 @@ class Simulator:
         self.arrive(self._deps[k])
 
     def arrive(self, dep: int) -> None:
-        tpl = self._templates[dep]
-        pools = self.pools[dep]
-        req = _Req(dep, self.kernel.now, None if tpl is None else list(tpl), len(pools))
-        for i in self._sources[dep]:
+        gen = self.gens[dep]
+        tpl = gen.template
+        pools = gen.pools
+        req = _Req(dep, self.kernel.now, None if tpl is None else list(tpl), len(pools), gen)
+        gen.active += 1
+        kept = self.arrivals.get(dep)
+        if kept is not None:
+            kept.append(self.kernel.now)
+        for i in gen.sources:
             pools[i].submit(req, 0.0)
 
     def forward(self, req: _Req, done: _Pool) -> None:
         wait = req.wait
-        pools = self.pools[req.dep]
+        pools = done.siblings
         assert wait is not None
         for j in done.down:
             wait[j] -= 1
@@ -549,11 +641,20 @@ class Simulator:
 
     def finish(self, req: _Req) -> None:
         self.out.add(req, self.kernel.now - req.t0, OK)
+        self._done(req)
 
     def fail(self, req: _Req) -> None:
         if not req.failed:  # a request fails once, whichever branch of the DAG refused it first
             req.failed = True
             self.out.add(req, self.kernel.now - req.t0, REJECTED)
+            self._done(req)
+
+    def _done(self, req: _Req) -> None:
+        gen = req.gen
+        if gen is not None:
+            gen.active -= 1
+            if gen.retired and not gen.active:
+                self._drain(gen)
 
     # -- ticks ----------------------------------------------------------------------------------------------------
     def _tick(self, k: int) -> None:

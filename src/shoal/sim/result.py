@@ -66,12 +66,11 @@ class SimResult:
     def finish(self, sim: Simulator, until: float, wall_s: float, arrivals: int) -> None:
         live: dict[str, float] = {}
         cold = unplaced = 0
-        for pools in sim.pools:
-            for p in pools:
-                cold += p.cold_starts
-                unplaced += p.unplaced
-                for inst in p.instances.values():
-                    live[p.key] = live.get(p.key, 0.0) + until - inst.started_at
+        for p in sim.all_pools:  # every plan's pools, those switched away from included
+            cold += p.cold_starts
+            unplaced += p.unplaced
+            for inst in p.instances.values():
+                live[p.key] = live.get(p.key, 0.0) + until - inst.started_at
         self.sample(sim, until)
         self.totals = {
             "simulated_s": until,

@@ -1,0 +1,78 @@
+"""Adaptive granularity in the simulator: the runtime's granularity controller, unmodified, on simulated time.
+
+Every ``window_s`` of simulated time the loop measures the deployment's arrivals over the last window
+(``policy.granularity.observe_load``, as the runtime's ``AdaptiveLoop`` does), asks ``candidates_for(load, labels)``
+for candidate plans with their predicted SLO hit rate and cost, lets the same ``GranularityController`` decide, and
+carries a switch out with ``Simulator.switch`` (warm, move, drain). ``history`` keeps every window.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from shoal.policy.granularity import Candidate, GranularityController, ObservedLoad, observe_load
+from shoal.sim.engine import Simulator
+from shoal.sim.model import Deployment, ModelError
+
+__all__ = ["SimAdaptive"]
+
+
+class SimAdaptive:
+    """Adapt deployment ``dep`` of ``sim`` among ``plans`` (plan label -> a Deployment of the same app)."""
+
+    def __init__(
+        self,
+        sim: Simulator,
+        dep: int,
+        plans: Mapping[str, Deployment],
+        candidates_for: Callable[[ObservedLoad, Sequence[str]], Sequence[Candidate]],
+        controller: GranularityController | None = None,
+        window_s: float = 10.0,
+    ) -> None:
+        if not window_s > 0:
+            raise ValueError(f"window_s must be > 0, got {window_s!r}")
+        if not 0 <= dep < len(sim.deployments):
+            raise ValueError(f"no deployment {dep}; the simulator has {len(sim.deployments)}")
+        for label, d in plans.items():
+            if d.app is not sim.deployments[dep].app:
+                raise ModelError(f"plan {label!r} is a deployment of another app ({d.app.name!r})")
+        self.sim = sim
+        self.dep = dep
+        self.plans = dict(plans)
+        self.candidates_for = candidates_for
+        self.controller = controller or GranularityController()
+        self.window_s = window_s
+        self.history: list[dict[str, Any]] = []
+        self.switches = 0
+        sim.arrivals[dep] = deque()
+        sim.kernel.at(window_s, self._window, None)
+
+    def _window(self, _: object) -> None:
+        sim = self.sim
+        now = sim.kernel.now
+        arrivals = sim.arrivals[self.dep]
+        while arrivals and arrivals[0] <= now - self.window_s:
+            arrivals.popleft()
+        load = observe_load(list(arrivals), now, self.window_s)
+        current = sim.current_plan(self.dep)
+        if self.dep in sim.switching:  # the last switch is still warming its functions: decide next window
+            self.history.append({"t": now, "load": asdict(load), "plan": current, "reason": "a switch is under way"})
+            sim.kernel.at(now + self.window_s, self._window, None)
+            return
+        decision = self.controller.decide(now, current, self.candidates_for(load, list(self.plans)))
+        entry: dict[str, Any] = {
+            "t": now,
+            "load": asdict(load),
+            "plan": current,
+            "best": decision.best,
+            "switch_to": decision.switch_to,
+            "reason": decision.reason,
+        }
+        if decision.switch_to is not None:
+            entry["moves_at"] = sim.switch(self.dep, self.plans[decision.switch_to])
+            self.switches += 1
+        self.history.append(entry)
+        sim.kernel.at(now + self.window_s, self._window, None)

@@ -1,0 +1,87 @@
+"""Plan switches and adaptive granularity in the simulator: the runtime's controller on simulated time."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import shoal
+from shoal.app import FunctionConfig, Plan
+from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController
+from shoal.sim import ClusterSpec, Deployment, ModelError, SimAdaptive, SimConfig, Simulator, StageModel
+from shoal.workload import generators
+
+
+def chain() -> shoal.App:
+    app = shoal.App("chain", slo="p99:500ms")
+    a = app.stage(lambda x: x, name="a", vcpu=1.0)
+    b = app.stage(lambda x: x, name="b", after=a, vcpu=1.0)
+    app.stage(lambda x: x, name="c", after=b, vcpu=1.0)
+    return app
+
+
+def deployments(app: shoal.App) -> dict[str, Deployment]:
+    models = {s: StageModel.cpu(0.01) for s in app.stages}
+    cfg = FunctionConfig(keep_alive_s=5.0, max_instances=20)
+    return {label: Deployment(app, Plan.parse(app, label, default=cfg), models) for label in ("fine", "coarse")}
+
+
+def config() -> SimConfig:
+    return SimConfig(stable_window_s=4.0, panic_window_s=1.0, sample_s=1.0)
+
+
+def test_a_switch_moves_traffic_after_warming_and_closes_the_old_pools_when_drained():
+    app = chain()
+    plans = deployments(app)
+    sim = Simulator(ClusterSpec.uniform(2), [plans["fine"]], config())
+    times = generators.poisson(50.0, 20.0, seed=1)
+    sim.kernel.at(5.0, lambda _: sim.switch(0, plans["coarse"]), None)
+    result = sim.run(times, until=40.0)
+    s = result.summary()
+    assert s["rejected"] == 0 and len(result.latencies()) == len(times)
+    assert sim.current_plan(0) == "coarse"
+    old = [p for p in sim.all_pools if "@" not in p.key]
+    assert all(p.closed and not p.instances for p in old)  # drained, then closed
+    new = [p for p in sim.all_pools if "@1/" in p.key]
+    assert len(new) == 1 and new[0].cold_starts >= 1
+    with pytest.raises(ModelError, match="another app"):
+        other = shoal.App("other")
+        other.stage(lambda x: x, name="z")
+        sim.switch(0, Deployment(other, Plan.coarse(other)))
+
+
+def rule(load, labels):
+    """Coarse is the cheap plan and meets the SLO up to 40 req/s; above it only fine does."""
+    busy = load.rate >= 40
+    return [Candidate("coarse", 0.9 if busy else 0.999, 1.0), Candidate("fine", 0.999, 3.0)]
+
+
+def test_the_controller_follows_the_load_and_no_request_is_lost():
+    app = chain()
+    plans = deployments(app)
+    sim = Simulator(ClusterSpec.uniform(4), [plans["coarse"]], config())
+    ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=10.0))
+    loop = SimAdaptive(sim, 0, plans, rule, ctl, window_s=2.0)
+    low = generators.poisson(10.0, 30.0, seed=2)
+    high = 30.0 + generators.poisson(80.0, 30.0, seed=3)
+    back = 60.0 + generators.poisson(10.0, 60.0, seed=4)
+    times = np.concatenate([low, high, back])
+    result = sim.run(times, until=130.0)
+    assert result.summary()["rejected"] == 0 and len(result.latencies()) == len(times)
+    switches = [e for e in loop.history if e.get("switch_to")]
+    assert [e["switch_to"] for e in switches] == ["fine", "coarse"]
+    assert 30.0 <= switches[0]["t"] <= 40.0  # two windows of heavy load confirm it
+    assert switches[1]["t"] >= 60.0 and "cheaper" in switches[1]["reason"]
+    assert sim.current_plan(0) == "coarse"
+
+
+def test_the_same_run_gives_the_same_history():
+    def once():
+        app = chain()
+        plans = deployments(app)
+        sim = Simulator(ClusterSpec.uniform(4), [plans["coarse"]], config())
+        loop = SimAdaptive(sim, 0, plans, rule, window_s=2.0)
+        sim.run(np.concatenate([generators.poisson(10.0, 20.0, 1), 20 + generators.poisson(90.0, 20.0, 2)]))
+        return [(e["t"], e.get("switch_to")) for e in loop.history]
+
+    assert once() == once()
