@@ -35,6 +35,7 @@ __all__ = [
     "ObservedLoad",
     "best_candidate",
     "observe_load",
+    "window_record",
 ]
 
 
@@ -187,3 +188,15 @@ def observe_load(arrivals: Sequence[float] | np.ndarray, now: float, window_s: f
         mean = float(gaps.mean())
         scv = float(gaps.var(ddof=1) / (mean * mean)) if mean > 0 else math.nan
     return ObservedLoad(t.size / window_s, scv, int(t.size), window_s)
+
+
+def window_record(now: float, load: ObservedLoad, current: str, decision: GranularityDecision) -> dict[str, object]:
+    """One window of an adaptive loop, as the runtime's and the simulator's ``history`` keep it."""
+    return {
+        "t": round(now, 3),
+        "load": {"rate": load.rate, "scv": load.scv, "count": load.count, "window_s": load.window_s},
+        "plan": current,
+        "best": decision.best,
+        "switch_to": decision.switch_to,
+        "reason": decision.reason,
+    }

@@ -15,11 +15,10 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from shoal.app import Plan
-from shoal.policy.granularity import Candidate, GranularityController, ObservedLoad, observe_load
+from shoal.policy.granularity import Candidate, GranularityController, ObservedLoad, observe_load, window_record
 
 if TYPE_CHECKING:
     from shoal.runtime.host import Host
@@ -88,14 +87,7 @@ class AdaptiveLoop:
         current = self.host.deployment(self.app).plan.label
         cands = await asyncio.to_thread(self.candidates_for, load, self.plans)
         decision = self.controller.decide(now, current, cands)
-        entry: dict[str, Any] = {
-            "t": round(now, 3),
-            "load": asdict(load),
-            "plan": current,
-            "best": decision.best,
-            "switch_to": decision.switch_to,
-            "reason": decision.reason,
-        }
+        entry: dict[str, Any] = window_record(now, load, current, decision)
         if decision.switch_to is not None:
             target = self.plans.get(decision.switch_to)
             if target is None and self.resolve is not None:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from shoal.policy.granularity import Candidate, GranularityController, ObservedLoad, observe_load
+from shoal.policy.granularity import Candidate, GranularityController, ObservedLoad, observe_load, window_record
 from shoal.sim.engine import Simulator
 from shoal.sim.model import Deployment, ModelError
 
@@ -63,14 +63,7 @@ class SimAdaptive:
             sim.kernel.at(now + self.window_s, self._window, None)
             return
         decision = self.controller.decide(now, current, self.candidates_for(load, list(self.plans)))
-        entry: dict[str, Any] = {
-            "t": now,
-            "load": asdict(load),
-            "plan": current,
-            "best": decision.best,
-            "switch_to": decision.switch_to,
-            "reason": decision.reason,
-        }
+        entry: dict[str, Any] = window_record(now, load, current, decision)
         if decision.switch_to is not None:
             entry["moves_at"] = sim.switch(self.dep, self.plans[decision.switch_to])
             self.switches += 1
