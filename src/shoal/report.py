@@ -61,6 +61,14 @@ def print_status(doc: dict[str, Any], console: Console | None = None) -> None:
             if f.get("last_error"):
                 console.print(f"[red]{f['function']}: {f['last_error']}[/red]")
         console.print(t)
+        if app.get("draining"):
+            console.print(f"draining after a plan switch: {', '.join(app['draining'])}")
+        windows = [w for w in app.get("adaptive") or [] if "reason" in w]
+        if windows:
+            w = windows[-1]
+            load = w.get("load", {})
+            rate = f"{load['rate']:.1f} req/s" if "rate" in load else "load unknown"
+            console.print(f"adaptive: at t={w['t']:.0f} s, {rate}, plan {w['plan']}: {w['reason']}")
     meter = doc.get("meter", {})
     bill = meter.get("user_bill", {}).get("total", {})
     cost = meter.get("resource_cost", {}).get("total", {})
