@@ -68,3 +68,15 @@ def test_tables_round_trip_as_json_and_bad_files_are_refused(tmp_path):
         MeasuredPredictor.load(tmp_path / "bad2.json")
     with pytest.raises(MeasuredError, match="slo_hit"):
         Measurement("x", 1, 1, 1.5, 1, 1)
+
+
+def test_poisson_rows_whose_measured_scv_scatters_are_one_group():
+    """SCVs measured over short Poisson runs (1.16, 0.89, 0.82) are all Poisson: interpolate in rate across them."""
+    rows = [
+        Measurement("coarse", 2, 1.161, 1.0, 1.0, 40),
+        Measurement("coarse", 8, 0.889, 1.0, 1.0, 70),
+        Measurement("coarse", 16, 0.824, 0.96, 1.6, 230),
+    ]
+    p = MeasuredPredictor(rows)
+    assert p.predict("coarse", load(7.0, scv=0.82)).slo_hit == 1.0
+    assert p.predict("coarse", load(12.0, scv=1.3)).slo_hit == pytest.approx(0.98)

@@ -3,7 +3,8 @@
 Where the analytical predictor reasons from a profile, this one only remembers: each row is a run of the real runtime
 (a plan under an open-loop load of some rate and burstiness, ``runtime.replay``) with the SLO hit rate, resource cost
 per second and p99 it gave. A plan's score at a new load is interpolated between the rows of that plan, linearly in
-the arrival rate, within the rows of the nearest burstiness (SCV of the inter-arrival gaps, compared on a log scale).
+the arrival rate, within the rows of the nearest burstiness class (SCV of the inter-arrival gaps, in classes a
+factor of two wide).
 It is as RaPP is over its GPU tables: exact at measured points, and honest about where it has no data:
 
 - below the lowest measured rate, the lowest row's figures (an idle plan costs at least what its warm instances do);
@@ -70,7 +71,7 @@ class MeasuredPredictor:
             raise MeasuredError("a measured table needs at least one row")
         self._by_plan: dict[str, dict[float, list[Measurement]]] = {}
         for r in self.rows:
-            self._by_plan.setdefault(r.plan, {}).setdefault(r.scv, []).append(r)
+            self._by_plan.setdefault(r.plan, {}).setdefault(_burstiness_class(r.scv), []).append(r)
 
     @property
     def plans(self) -> list[str]:
@@ -87,7 +88,8 @@ class MeasuredPredictor:
         rate = float(load.rate)
         scv = getattr(load, "scv", 1.0)
         scv = 1.0 if scv is None or not math.isfinite(scv) or scv <= 0 else float(scv)
-        nearest = min(groups, key=lambda s: (abs(math.log(s) - math.log(scv)), s))
+        want = _burstiness_class(scv)
+        nearest = min(groups, key=lambda s: (abs(math.log(s) - math.log(want)), s))
         rows = _mean_per_rate(groups[nearest])
         rates = np.array([r[0] for r in rows])
         hit, cost, p99, extrapolated = _interpolate(rates, rows, rate)
@@ -123,6 +125,13 @@ class MeasuredPredictor:
         except (OSError, ValueError) as e:
             raise MeasuredError(f"cannot read measured table {str(p)!r}: {e}") from None
         return cls.from_dict(doc, str(p))
+
+
+def _burstiness_class(scv: float) -> float:
+    """Rows are grouped by burstiness within a factor of two (SCV rounded to a power of 2 on a log scale): the SCV
+    measured over a Poisson run scatters around 1 (0.8-1.2 over 10-20 s), and each such row must count as Poisson,
+    or no two rows of a plan would share a group and nothing would be interpolated in rate."""
+    return float(2.0 ** round(math.log2(scv)))
 
 
 def _mean_per_rate(rows: Sequence[Measurement]) -> list[tuple[float, float, float, float]]:
