@@ -54,3 +54,25 @@ def run_configs(
         return summary([r[field] for r in runs[key]])
 
     return runs, s
+
+
+def save_results(
+    name: str, args: Any, settings: dict[str, Any], runs: dict[str, Any], ratios: dict[str, float], stat: Callable
+) -> None:
+    """Write results/NAME.json the way both training benchmarks report: command, settings, machine, runs, medians."""
+    import sys
+
+    from _common import machine_info, save
+
+    save(
+        name,
+        {
+            "benchmark": name,
+            "command": " ".join([".venv/bin/python", *sys.argv]),
+            "settings": vars(args) | settings,
+            "machine": machine_info(),
+            "runs": runs,
+            "summary": {k: {f: stat(k, f) for f in ("iter_ms", "to_target_s", "vcpu_s")} for k in runs},
+            "ratios": ratios,
+        },
+    )

@@ -41,9 +41,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import console, fmt, machine_info, save, table
+from _common import console, fmt, table
 from _lithops import executor, map_retrying
-from _train import run_configs
+from _train import run_configs, save_results
 
 from shoal.predict.prices import DEFAULT_PRICES
 from shoal.train import make_blobs, train
@@ -205,16 +205,14 @@ def main() -> None:
                 ratios[f"{lk} / {key}"] = s(lk, "iter_ms")["median"] / s(key, "iter_ms")["median"]
     for name, v in ratios.items():
         console.print(f"{name}: {v:.2f}x per iteration")
-    save("train_kmeans", {
-        "benchmark": "train_kmeans",
-        "command": " ".join([".venv/bin/python", *sys.argv]),
-        "settings": vars(args) | {"target_inertia": target, "updates_to_target": hit, "rounds": rounds,
-                                  "reference_losses": ref},
-        "machine": machine_info(),
-        "runs": runs,
-        "summary": {k: {f: s(k, f) for f in ("iter_ms", "to_target_s", "vcpu_s")} for k in runs},
-        "ratios": ratios,
-    })  # fmt: skip
+    save_results(
+        "train_kmeans",
+        args,
+        {"target_inertia": target, "updates_to_target": hit, "rounds": rounds, "reference_losses": ref},
+        runs,
+        ratios,
+        s,
+    )
 
 
 if __name__ == "__main__":

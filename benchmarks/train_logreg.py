@@ -30,9 +30,9 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import console, fmt, machine_info, save, table
+from _common import console, fmt, table
 from _lithops import executor, map_retrying
-from _train import run_configs
+from _train import run_configs, save_results
 
 from shoal.train import make_logistic, train
 from shoal.train.algorithms.logreg import LogReg, log_loss_terms
@@ -224,16 +224,20 @@ def main() -> None:
                 )
     for name, v in ratios.items():
         console.print(f"{name}: {v:.2f}x")
-    save("train_logreg", {
-        "benchmark": "train_logreg",
-        "command": " ".join([".venv/bin/python", *sys.argv]),
-        "settings": vars(args) | {"optimum": opt, "target_loss": target, "rounds": rounds,
-                                  "lbfgs_rounds": lbfgs_rounds, "lbfgs_losses": ref_lbfgs[:lbfgs_rounds]},
-        "machine": machine_info(),
-        "runs": runs,
-        "summary": {k: {f: s(k, f) for f in ("iter_ms", "to_target_s", "vcpu_s")} for k in runs},
-        "ratios": ratios,
-    })  # fmt: skip
+    save_results(
+        "train_logreg",
+        args,
+        {
+            "optimum": opt,
+            "target_loss": target,
+            "rounds": rounds,
+            "lbfgs_rounds": lbfgs_rounds,
+            "lbfgs_losses": ref_lbfgs[:lbfgs_rounds],
+        },
+        runs,
+        ratios,
+        s,
+    )
 
 
 if __name__ == "__main__":
