@@ -76,3 +76,40 @@ def lithops_session() -> Iterator[None]:
             os.environ["TMPDIR"] = old
         tempfile.tempdir = None
         shutil.rmtree(private_tmp, ignore_errors=True)
+
+
+def run_rounds(
+    workers: int,
+    partial: Callable[..., Any],
+    model: Any,
+    payload: Callable[[Any], Any],
+    apply: Callable[[Any, Any], tuple[Any, float]],
+    paths: list[str],
+    rounds: int,
+) -> dict[str, Any]:
+    """What a Lithops user writes: one ``map`` per round over the shards, reduced and applied in the driver.
+
+    Returns the final model and loss, per-round wall times (a lost map's timeout left out), the calls' execution
+    seconds (what a FaaS bills), the lost maps and the wall time from before the executor was made."""
+    import numpy as np
+
+    t = time.perf_counter()
+    fexec = executor(workers)  # one per W for all repeats: see executor()
+    lost: list[float] = []
+    loss, iter_s, call_s = 0.0, [], 0.0
+    for _ in range(rounds):
+        t1 = time.perf_counter()
+        fs, lost_s = map_retrying(fexec, partial, [(p, payload(model)) for p in paths], lost)
+        parts = fexec.get_result(fs)
+        t += lost_s  # a lost map's timeout is not Lithops' speed: left out of the time to target (counted in `lost`)
+        iter_s.append(time.perf_counter() - t1 - lost_s)
+        call_s += sum(float(f.stats.get("worker_exec_time", 0.0)) for f in fs)
+        model, loss = apply(model, np.sum(parts, axis=0))
+    return {
+        "model": model,
+        "loss": loss,
+        "iter_s": iter_s,
+        "call_s": call_s,
+        "lost": lost,
+        "wall": time.perf_counter() - t,
+    }

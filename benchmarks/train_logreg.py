@@ -31,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import console, fmt, table
-from _lithops import executor, map_retrying
+from _lithops import run_rounds
 from _train import run_configs, save_results
 
 from shoal.train import make_logistic, train
@@ -121,19 +121,8 @@ def run_lithops(X: np.ndarray, y: np.ndarray, w: int, rounds: int, lr: float, al
         paths.append(os.path.join(tmp, f"lr-shard{w}-{j}.npy"))
         np.save(paths[-1], part)
     algo = LogReg(n_features=X.shape[1], lr=lr, alpha=alpha)
-    t = time.perf_counter()
-    fexec = executor(w)  # one per W for all repeats: see _lithops
-    lost: list[float] = []
-    model, loss, iter_s, call_s = algo.initial_model(), 0.0, [], 0.0
-    for _ in range(rounds):
-        t1 = time.perf_counter()
-        fs, lost_s = map_retrying(fexec, lithops_partial, [(p, model) for p in paths], lost)
-        parts = fexec.get_result(fs)
-        t += lost_s  # a lost map's timeout is not Lithops' speed: left out of the time to target (counted in `lost`)
-        iter_s.append(time.perf_counter() - t1 - lost_s)
-        call_s += sum(float(f.stats.get("worker_exec_time", 0.0)) for f in fs)
-        model, loss = algo.apply(model, np.sum(parts, axis=0))
-    wall = time.perf_counter() - t
+    r = run_rounds(w, lithops_partial, algo.initial_model(), lambda m: m, algo.apply, paths, rounds)
+    iter_s, lost, wall, loss, call_s = r["iter_s"], r["lost"], r["wall"], r["loss"], r["call_s"]
     return {"iter_ms": float(np.median(iter_s[1:] or iter_s)) * 1e3, "first_iter_ms": iter_s[0] * 1e3,
             "lost_maps": len(lost),
             "measured_s": wall, "measured_rounds": rounds, "loss": loss, "vcpu_s_measured": call_s}  # fmt: skip
