@@ -16,12 +16,15 @@ Per application:
     .venv/bin/python benchmarks/granularity.py --apps image --loads steady --seconds 30 --repeats 1   # a smoke run
     .venv/bin/python benchmarks/granularity.py                                                         # everything
 
-Writes results/granularity.json, results/granularity.md and results/granularity_*.png.
+Writes results/granularity.json, results/granularity.md and results/granularity_*.png; every run (calibration,
+fixed, adaptive) is kept whole under results/granularity_runs/APP/ (``ReplayResult.to_dict`` with what was run), for
+``benchmarks/predict_heldout.py``, which scores the three predictors on the runs none of them was fitted on.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import time
 from dataclasses import dataclass
@@ -73,6 +76,10 @@ APPS = {
 }
 SLO_TARGET = 0.99
 WINDOW_S = 5.0
+# Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
+CONTROLLER = ControllerConfig(
+    slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=15, payback_s=30, slo_tolerance=0.01
+)
 
 
 def loads(subject: Subject, name: str, seconds: float, seed: int) -> np.ndarray:
@@ -97,6 +104,18 @@ def fn_config() -> FunctionConfig:
     return FunctionConfig(keep_alive_s=10.0, max_instances=4)
 
 
+RUNS = RESULTS / "granularity_runs"
+
+
+def keep_run(name: str, subject: Subject, app: shoal.App, res: ReplayResult, seconds: float, **what: Any) -> None:
+    """Save one run whole, with what was run, as JSON (never pickled)."""
+    slug = "-".join(str(v) for v in what.values()).replace(",", "_").replace("+", "-").replace(" ", "")
+    out = RUNS / name / f"{slug}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    doc = {"app": name, "ref": subject.ref, "slo": str(app.slo), "seconds": seconds, **what, "run": res.to_dict()}
+    out.write_text(json.dumps(doc))
+
+
 def run_once(app: shoal.App, plan: Plan, times: np.ndarray, inputs: list[Any], adapt: Any = None) -> ReplayResult:
     with shoal.local(app, plan, host_config()) as svc:
         svc.invoke(inputs[0])  # one warm instance per function before the clock starts, for every arm alike
@@ -115,6 +134,9 @@ def calibrate(name: str, subject: Subject, app: shoal.App, inputs: list[Any], se
         plan = Plan.parse(app, label, default=fn_config())
         for rate in subject.rates:
             res = run_once(app, plan, generators.poisson(rate, seconds, seed=99), inputs)
+            keep_run(
+                name, subject, app, res, seconds, kind="calibrate", load="poisson", rate=rate, repeat=0, plan=label
+            )
             row = res.measurement(app.slo.latency_s, 0.0, seconds)
             rows.append(row)
             console.print(
@@ -138,7 +160,7 @@ def adaptive_arm(app: shoal.App, table: MeasuredPredictor) -> Any:
     loops: list[AdaptiveLoop] = []
 
     def start(svc: Any) -> None:
-        controller = GranularityController(ControllerConfig(slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=15))
+        controller = GranularityController(CONTROLLER)
         loops.append(svc.adapt([], candidates_for, controller, window_s=WINDOW_S, resolve=made.__getitem__))
 
     return start, loops
@@ -204,11 +226,17 @@ def main() -> None:
                 fixed = {}
                 for label in subject.plans:
                     fixed[label] = run_once(app, Plan.parse(app, label, default=fn_config()), times, inputs)
+                    keep_run(
+                        name, subject, app, fixed[label], args.seconds, kind="fixed", load=load, repeat=rep, plan=label
+                    )
                 start, loops = adaptive_arm(app, table)
                 # adaptive starts where the planner puts the first window's load (a deployment knows its expected load)
                 first = SimpleNamespace(rate=float((times < WINDOW_S).sum()) / WINDOW_S, scv=1.0)
                 initial = Planner(app, table.predict, slo_target=SLO_TARGET, default=fn_config()).best(first).plan
                 adaptive = run_once(app, initial, times, inputs, start)
+                keep_run(
+                    name, subject, app, adaptive, args.seconds, kind="adaptive", load=load, repeat=rep, plan="adaptive"
+                )
                 results = {f"fixed {k}": v for k, v in fixed.items()} | {"adaptive": adaptive}
                 for arm, res in results.items():
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})

@@ -68,6 +68,20 @@ def test_a_plan_that_meets_the_target_replaces_one_that_does_not():
     assert d.switch_to == FINE and "meets the SLO target" in d.reason
 
 
+def test_a_current_plan_predicted_within_the_tolerance_of_the_target_is_kept():
+    """Prediction noise (0.985 against 0.99) is not a reason to move to a dearer plan; a real miss (0.97) is."""
+    ctl = GranularityController(ControllerConfig(confirm_windows=1, min_dwell_s=0, slo_tolerance=0.01))
+    noisy = cands(coarse=(0.985, 1.0))
+    d = ctl.decide(0, COARSE, noisy)
+    assert d.switch_to is None and d.best == FINE and "not by enough" in d.reason
+    assert ctl.decide(10, COARSE, cands(coarse=(0.97, 1.0))).switch_to == FINE
+    # with no tolerance the same noise moves it
+    strict = GranularityController(ControllerConfig(confirm_windows=1, min_dwell_s=0, slo_tolerance=0.0))
+    assert strict.decide(0, COARSE, noisy).switch_to == FINE
+    # and a plan that meets the target only within the tolerance still gives way to a cheaper one that meets it
+    assert ctl.decide(20, FINE, cands(fine=(0.985, 2.0))).switch_to == COARSE
+
+
 def test_bad_input_is_refused():
     ctl = GranularityController()
     with pytest.raises(ValueError, match="not among the candidates"):

@@ -123,3 +123,23 @@ def test_switch_over_http_is_an_admin_action_when_a_token_is_set() -> None:
         assert httpx.post(url, json={"plan": "coarse"}, timeout=10).status_code == 401
         auth = {"authorization": "Bearer s3cret"}
         assert httpx.post(url, json={"plan": "coarse"}, headers=auth, timeout=30).status_code == 200
+
+
+def test_a_switch_warms_instances_for_the_recent_work_not_the_old_plans_count() -> None:
+    """The coarse pool runs 3 instances, but one request at a time keeps well under one instance busy: each new
+    function starts one. Without recent requests to time, the old plan's count is the guide."""
+    with shoal.local(paced, "coarse", HostConfig(tick_s=600)) as svc:  # no autoscaler tick while the test runs
+        pool = svc.host.deployment("paced").pools["p_src+p_left+p_right+p_merge"]
+
+        async def three() -> None:
+            for _ in range(3):
+                pool.start_instance()
+
+        svc._run(three(), timeout=10)
+        wait_until(lambda: pool.count("ready") == 3, timeout=30)
+        fresh = svc.switch_plan("p_src+p_left,p_right+p_merge")
+        assert fresh["warmed"] == {"p_src+p_left": 3, "p_right+p_merge": 3}
+        for i in range(5):
+            assert svc.invoke([float(i)]).tolist() == paced_reference([i]).tolist()
+        summary = svc.switch_plan("fine")
+        assert summary["warmed"] == {"p_src": 1, "p_left": 1, "p_right": 1, "p_merge": 1}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from apps_for_tests import paced, paced_reference
 
 import shoal
 from shoal.runtime.host import HostConfig
-from shoal.runtime.replay import replay
+from shoal.runtime.replay import ReplayResult, replay
 from shoal.workload.generators import poisson
 
 
@@ -45,6 +46,9 @@ def test_replay_scores_every_request_and_tracks_a_switch_in_the_windows():
     row = res.measurement(slo_s=1.0, start=0.0, end=1.5)
     assert row.plan == "coarse" and row.slo_hit == 1.0 and row.cost_per_s > 0
     assert row.rate == pytest.approx(((times >= 0) & (times < 1.5)).sum() / 1.5)
+    again = ReplayResult.from_dict(json.loads(json.dumps(res.to_dict())))  # a run saved by a benchmark, read back
+    assert again.measurement(slo_s=1.0, start=0.0, end=1.5) == row
+    assert again.windows(1.0, slo_s=1.0) == wins
 
 
 def test_replay_outputs_are_the_apps_outputs():

@@ -6,6 +6,10 @@ plans with their predicted SLO hit rate and cost, lets the pure ``GranularityCon
 switch out with ``Host.switch_plan`` (warm, move, drain: no request lost). The candidates are computed in a worker
 thread, so a slow predictor never stalls the event loop that serves requests.
 
+A candidate that comes without a switch cost is given one: its cost per second over ``switch_overlap_s``, the time
+its fresh instances are paid for before they take traffic (cold starts) and the old pools drain. It starts at 2 s and
+follows the duration of the switches this loop has made, so the controller weighs what a switch costs here.
+
 Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
 """
 
@@ -15,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from shoal.app import Plan
@@ -41,6 +46,7 @@ class AdaptiveLoop:
         window_s: float = 10.0,
         keep: int = 1000,
         resolve: Callable[[str], Plan] | None = None,
+        switch_overlap_s: float = 2.0,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -54,6 +60,7 @@ class AdaptiveLoop:
         self.resolve = resolve
         self.controller = controller or GranularityController()
         self.window_s = window_s
+        self.switch_overlap_s = switch_overlap_s
         self.keep = keep
         self.history: list[dict[str, Any]] = []
         self.switches = 0
@@ -86,6 +93,7 @@ class AdaptiveLoop:
         load = observe_load(self.host.arrivals_of(self.app), now, self.window_s)
         current = self.host.deployment(self.app).plan.label
         cands = await asyncio.to_thread(self.candidates_for, load, self.plans)
+        cands = [self._with_switch_cost(c, current) for c in cands]
         decision = self.controller.decide(now, current, cands)
         entry: dict[str, Any] = window_record(now, load, current, decision)
         if decision.switch_to is not None:
@@ -97,9 +105,15 @@ class AdaptiveLoop:
             summary = await self.host.switch_plan(self.app, target)
             self.switches += 1
             entry["switch_s"] = summary["switch_s"]
+            self.switch_overlap_s = max(self.switch_overlap_s, float(summary["switch_s"]))
             log.info("%s: %s -> %s (%s)", self.app, current, decision.switch_to, decision.reason)
         self._remember(entry)
         return entry
+
+    def _with_switch_cost(self, c: Candidate, current: str) -> Candidate:
+        if c.plan == current or c.switch_cost > 0:
+            return c
+        return replace(c, switch_cost=c.cost_per_s * self.switch_overlap_s)
 
     def _remember(self, entry: dict[str, Any]) -> None:
         self.history.append(entry)

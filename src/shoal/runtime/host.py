@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import glob
 import logging
+import math
 import os
 import time
 from collections import deque
@@ -337,11 +338,33 @@ class Host:
             "switch_s": round(self.now() - t0, 4),
         }
 
-    @staticmethod
-    def _warm_count(old: Deployment, fn: Function) -> int:
-        """As many instances as the old plan runs for the busiest of the function's stages."""
+    def _warm_count(self, old: Deployment, fn: Function) -> int:
+        """How many instances of a new function to warm before traffic moves to it.
+
+        The work it will take on: the app's recent arrival rate times the mean execution time of its stages in
+        recent requests (busy instances, by Little's law), over the function's target concurrency. At most as many
+        as the old plan runs for the busiest of its stages (the old plan copes with this load), at least one. Warming
+        by the old plan's count alone would, for a coarse plan at its cap moving to a finer one, start the cap of
+        every new function: a burst of cold starts and idle instances billed until the autoscaler scales them down.
+        """
         overlap = [p for p in old.pools.values() if set(p.fn.stages) & set(fn.stages)]
-        return max((p.count("ready") + p.count("starting") for p in overlap), default=1)
+        ceiling = max((p.count("ready") + p.count("starting") for p in overlap), default=1)
+        work = self._recent_work(old.app.name, fn.stages)
+        if work is None:
+            return max(1, ceiling)
+        return max(1, min(ceiling, math.ceil(work / fn.target_concurrency)))
+
+    def _recent_work(self, app: str, stages: Sequence[str], horizon_s: float = 10.0) -> float | None:
+        """Mean number of requests executing ``stages`` at once over the last ``horizon_s`` (rate x exec time), or
+        None when recent requests did not time all of those stages."""
+        now = self.now()
+        recent = [r for r in self.meter.records(app) if r.ok and r.t_arrival > now - horizon_s]
+        if not recent:
+            return None
+        if any(s not in recent[-1].exec_s for s in stages):
+            return None
+        busy = sum(sum(r.exec_s.get(s, 0.0) for s in stages) for r in recent)
+        return busy / min(horizon_s, max(1e-3, now - recent[0].t_arrival))
 
     def drain(self, dep: Deployment) -> None:
         """Close a retired deployment's pools once no request walks it any more (called as requests finish)."""

@@ -197,13 +197,14 @@ class Meter:
 
     # -- latency ---------------------------------------------------------------------------------------------------
 
-    def _window(self, app: str | None) -> list[RequestRecord]:
+    def records(self, app: str | None = None) -> list[RequestRecord]:
+        """The kept requests (the last ``keep``), of one app or all, oldest first."""
         return [r for r in self._records if app is None or r.app == app]
 
     def latency_summary(self, app: str | None = None) -> dict[str, Any]:
         """Over the kept window: counts, p50/p90/p99 and the mean breakdown of *successful* requests (failures show
         in ``status`` and as SLO misses), in seconds. Percentiles are ``None`` when no request succeeded."""
-        recs = self._window(app)
+        recs = self.records(app)
         ok = [r for r in recs if r.ok]
         out: dict[str, Any] = {"count": len(recs), "ok": len(ok)}
         if ok:
@@ -226,7 +227,7 @@ class Meter:
     def slo_hit_rate(self, app: str, latency_s: float) -> float:
         """Fraction of the app's kept requests that succeeded within ``latency_s``; failures are misses.
         NaN when the window holds no request of the app (no data is not a 0% hit rate)."""
-        recs = self._window(app)
+        recs = self.records(app)
         if not recs:
             return float("nan")
         return sum(1 for r in recs if r.ok and r.latency_s <= latency_s) / len(recs)

@@ -99,6 +99,17 @@ class ReplayResult:
             "samples": self.samples,
         }
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> ReplayResult:
+        """The inverse of ``to_dict`` (a run saved as JSON by a benchmark, read back for analysis)."""
+        return cls(
+            arrival_s=np.asarray(doc["arrival_s"], dtype=np.float64),
+            latency_s=np.asarray([math.nan if x is None else x for x in doc["latency_s"]], dtype=np.float64),
+            status=np.asarray(doc["status"], dtype=np.int64),
+            plan=list(doc["plan"]),
+            samples=list(doc.get("samples", [])),
+        )
+
 
 async def replay(
     host: Host,
