@@ -57,21 +57,25 @@ class Subject:
     rates: tuple[float, float, float]  # low, mid, high req/s on this machine
 
 
+# Per app: fine, coarse and the middle plan that probing showed cheapest where coarse falls behind (the other
+# middle plans were never best in the probes: docs/granularity.md). Rates: low / mid / high on this 2-core machine,
+# chosen so that the high rate is where coarse stops being the cheapest plan that meets the SLO (text, image) or,
+# for multi, where no crossover was found below 50 req/s (coarse should win throughout).
 APPS = {
     "image": Subject(
         "examples/image_classification.py:resnet18",
-        ("fine", "coarse", "preprocess+backbone,head", "preprocess,backbone+head"),
+        ("fine", "coarse", "preprocess+backbone,head"),
         (2.0, 8.0, 16.0),
     ),
     "text": Subject(
         "examples/text_pipeline.py",
-        ("fine", "coarse", "tokenize+encode,classify", "tokenize,encode+classify"),
-        (2.0, 10.0, 20.0),
+        ("fine", "coarse", "tokenize+encode,classify"),
+        (4.0, 12.0, 24.0),
     ),
     "multi": Subject(
         "examples/multi_model.py",
-        ("fine", "coarse", "preprocess+backbone,detect,classify,merge", "preprocess+backbone,detect+classify+merge"),
-        (2.0, 6.0, 12.0),
+        ("fine", "coarse", "preprocess+backbone,detect+classify+merge"),
+        (8.0, 24.0, 48.0),
     ),
 }
 SLO_TARGET = 0.99
@@ -86,8 +90,8 @@ def loads(subject: Subject, name: str, seconds: float, seed: int) -> np.ndarray:
     low, mid, high = subject.rates
     if name == "steady":
         return generators.poisson(mid, seconds, seed=seed)
-    if name == "bursty":  # quiet phases of ~20 s, bursts of ~8 s
-        return generators.mmpp([low, high], [20.0, 8.0], seconds, seed=seed)
+    if name == "bursty":  # quiet phases of ~15 s, bursts of ~10 s
+        return generators.mmpp([low, high], [15.0, 10.0], seconds, seed=seed)
     if name == "trace":  # the Azure LLM conversation trace, its first hour squeezed into the run, at mean rate `mid`
         t = prepare(str(TRACE), seed=seed)
         t = t.window(0.0, 3600.0).compressed(3600.0 / seconds)
@@ -203,7 +207,11 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--calibrate", action="store_true", help="measure the plans again even if a table exists")
     ap.add_argument("--calibrate-seconds", type=float, default=20.0)
+    ap.add_argument("--report-only", action="store_true", help="redo the table and plots from results/granularity.json")
     args = ap.parse_args()
+    if args.report_only:
+        _report(json.loads((RESULTS / "granularity.json").read_text()))
+        return
     RESULTS.mkdir(exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     doc: dict[str, Any] = {"machine": machine_info(), "settings": vars(args), "started": started, "workloads": []}
@@ -286,9 +294,64 @@ def _report(doc: dict[str, Any]) -> None:
             lines.append(
                 f"| {w['app']} | {w['load']} | {arm}{mark} | {h:.3f} ± {hci:.3f} | {c * 1e4:.2f} ± {cci * 1e4:.2f} |"
             )
+    lines += ["", "Against the targets (means over repeats):", ""]
+    lines += ["| app | load | vs best static: SLO hit, cost | vs fine: SLO hit, cost | vs oracle: SLO hit, cost |"]
+    lines += ["|---|---|---|---|---|"]
+    for w in doc["workloads"]:
+        s = w["summary"]
+        ah, ac = s["adaptive"]["slo_hit"][0], s["adaptive"]["cost_usd"][0]
+
+        def versus(arm: str, ah: float = ah, ac: float = ac, s: dict[str, Any] = s) -> str:
+            h, c = s[arm]["slo_hit"][0], s[arm]["cost_usd"][0]
+            return f"{ah - h:+.3f}, {100 * (ac / c - 1):+.1f} %"
+
+        lines.append(
+            f"| {w['app']} | {w['load']} | {versus(w['best_static'])} ({w['best_static']}) | {versus('fixed fine')} "
+            f"| {versus('oracle')} |"
+        )
     (RESULTS / "granularity.md").write_text("\n".join(lines) + "\n")
     _plot(doc)
+    _timelines(doc)
     console.print("\n".join(lines))
+
+
+def _timelines(doc: dict[str, Any]) -> None:
+    """Per workload, the first repeat: the observed rate per window, the adaptive loop's plan and the oracle's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ws = [w for w in doc["workloads"] if w["timelines"]]
+    if not ws:
+        return
+    fig, axes = plt.subplots(len(ws), 1, figsize=(9, 2.2 * len(ws)), squeeze=False, sharex=True)
+    for ax, w in zip(axes.flat, ws, strict=True):
+        tl = w["timelines"][0]
+        hist = [e for e in tl["adaptive"] if "load" in e]
+        plans = sorted({a[len("fixed ") :] for a in w["summary"] if a.startswith("fixed ")})
+        level = {p: i for i, p in enumerate(plans)}
+        ts = [e["t"] for e in hist]
+        ax.step(ts, [level.get(e["plan"], -1) for e in hist], where="post", label="adaptive plan", color="C0")
+        oracle = tl["oracle"]
+        ax.step(
+            [WINDOW_S * (k + 1) for k in range(len(oracle))],
+            [level.get(p, -1) + 0.1 for p in oracle],
+            where="pre",
+            label="oracle plan",
+            color="C2",
+            ls="--",
+        )
+        ax.set_yticks(range(len(plans)), [p if len(p) < 28 else p[:25] + "…" for p in plans], fontsize=7)
+        ax.set_title(f"{w['app']} / {w['load']} (repeat 0)", fontsize=9)
+        rate = ax.twinx()
+        rate.plot(ts, [e["load"]["rate"] for e in hist], color="C1", alpha=0.6, label="rate")
+        rate.set_ylabel("req/s", fontsize=8)
+        ax.legend(fontsize=7, loc="upper left")
+    axes.flat[-1].set_xlabel("time (s)")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "granularity_timelines.png", dpi=110)
+    plt.close(fig)
 
 
 def _plot(doc: dict[str, Any]) -> None:

@@ -85,3 +85,30 @@ def test_the_same_run_gives_the_same_history():
         return [(e["t"], e.get("switch_to")) for e in loop.history]
 
     assert once() == once()
+
+
+def test_a_switch_warms_for_the_recent_work_where_arrivals_are_kept():
+    """As the runtime: fine at 20 req/s x 10 ms per stage keeps under one instance of each stage busy, so coarse
+    (30 ms per request, 0.6 busy) starts one instance, not the old plan's count; without kept arrivals the old
+    plan's count is the guide."""
+    app = chain()
+    plans = deployments(app)
+    for keep, expect in ((True, 1), (False, 3)):
+        sim = Simulator(ClusterSpec.uniform(2), [plans["fine"]], config())
+        if keep:
+            from collections import deque
+
+            sim.arrivals[0] = deque()
+
+        warmed: list[int] = []
+
+        def switch(_: object, sim: Simulator = sim, warmed: list[int] = warmed) -> None:
+            for p in sim.all_pools:  # the old plan runs three instances of every stage
+                while p.ready + p.starting < 3:
+                    p.start()
+            sim.switch(0, plans["coarse"])
+            warmed.extend(p.starting for p in sim.all_pools if "@1/" in p.key)
+
+        sim.kernel.at(5.0, switch, None)
+        sim.run(generators.poisson(20.0, 8.0, seed=3), until=6.0)
+        assert warmed == [expect], keep

@@ -198,6 +198,32 @@ def test_gpu_function_runs_at_its_measured_latency_and_is_admitted():
     assert r2.totals["resource_cost"]["gpu_s"] == pytest.approx(r2.totals["resource_cost"]["lifetime_s"] * 0.3)
 
 
+@pytest.mark.skipif(default_table_path() is None, reason="the shared GPU table is not on this machine")
+def test_a_function_of_two_gpu_models_takes_the_latency_of_both():
+    """A regression: the per-pool memo of table lookups was keyed by batch size only, so a function grouping two
+    models ran the first model's latency twice."""
+    table = GpuTable.load()
+    app = App("two_models", slo="p99:500ms")
+
+    @app.stage(gpu=0.5, gpu_memory_mb=2000)
+    def first(x):
+        return x
+
+    @app.stage(after=first, gpu=0.5, gpu_memory_mb=2000)
+    def second(x):
+        return x
+
+    plan = Plan.coarse(app, default=FunctionConfig(max_instances=1))
+    models = {"first": StageModel.gpu("resnet50"), "second": StageModel.gpu("mobilenet_v2")}
+    share = GpuShare(sm=0.5, quota=1.0)
+    dep = Deployment(app, plan, models, gpu_shares={"first+second": share})
+    cluster = ClusterSpec.uniform(1, NodeSpec(cpus=16, memory_mb=1 << 16, gpus=1, gpu_memory_mb=16_000))
+    r = Simulator(cluster, [dep], SimConfig(sample_s=1.0), gpu_table=table).run(np.array([1.0, 5.0]), until=10.0)
+    both = table.latency_s("resnet50", 1, 0.5, 1.0) + table.latency_s("mobilenet_v2", 1, 0.5, 1.0)
+    assert table.latency_s("resnet50", 1, 0.5, 1.0) != pytest.approx(table.latency_s("mobilenet_v2", 1, 0.5, 1.0))
+    assert r.latency[1] == pytest.approx(both)
+
+
 def test_many_deployments_share_one_cluster():
     app = one_stage()
     deps = [Deployment(app, Plan.coarse(app), {"work": StageModel.cpu(0.005)}, name=f"f{i}") for i in range(50)]

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,6 +39,7 @@ __all__ = [
     "ObservedLoad",
     "best_candidate",
     "observe_load",
+    "priced",
     "window_record",
 ]
 
@@ -107,6 +108,19 @@ def best_candidate(candidates: Sequence[Candidate], slo_target: float) -> Candid
     if meeting:
         return min(meeting, key=lambda c: c.cost_per_s)
     return min(candidates, key=lambda c: (-c.slo_hit, c.cost_per_s))
+
+
+def priced(candidates: Sequence[Candidate], current: str, overlap_s: float) -> list[Candidate]:
+    """The candidates, each plan other than ``current`` that came without a switch cost given one: its cost per
+    second over ``overlap_s``, the time its fresh instances are paid for before they take traffic (cold starts) while
+    the old plan still serves and drains. The runtime's and the simulator's loops pass the longest switch they have
+    seen, so the controller weighs what a switch costs where it runs."""
+    if not (math.isfinite(overlap_s) and overlap_s >= 0):
+        raise ValueError(f"overlap_s must be a finite number >= 0, got {overlap_s!r}")
+    return [
+        c if c.plan == current or c.switch_cost > 0 else replace(c, switch_cost=c.cost_per_s * overlap_s)
+        for c in candidates
+    ]
 
 
 class GranularityController:

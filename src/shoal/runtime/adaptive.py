@@ -6,9 +6,8 @@ plans with their predicted SLO hit rate and cost, lets the pure ``GranularityCon
 switch out with ``Host.switch_plan`` (warm, move, drain: no request lost). The candidates are computed in a worker
 thread, so a slow predictor never stalls the event loop that serves requests.
 
-A candidate that comes without a switch cost is given one: its cost per second over ``switch_overlap_s``, the time
-its fresh instances are paid for before they take traffic (cold starts) and the old pools drain. It starts at 2 s and
-follows the duration of the switches this loop has made, so the controller weighs what a switch costs here.
+A candidate that comes without a switch cost is given one (``policy.granularity.priced``): its cost per second over
+``switch_overlap_s``, which starts at 2 s and then is the longest switch this loop has made.
 
 Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
 """
@@ -19,11 +18,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from shoal.app import Plan
-from shoal.policy.granularity import Candidate, GranularityController, ObservedLoad, observe_load, window_record
+from shoal.policy.granularity import (
+    Candidate,
+    GranularityController,
+    ObservedLoad,
+    observe_load,
+    priced,
+    window_record,
+)
 
 if TYPE_CHECKING:
     from shoal.runtime.host import Host
@@ -93,7 +98,7 @@ class AdaptiveLoop:
         load = observe_load(self.host.arrivals_of(self.app), now, self.window_s)
         current = self.host.deployment(self.app).plan.label
         cands = await asyncio.to_thread(self.candidates_for, load, self.plans)
-        cands = [self._with_switch_cost(c, current) for c in cands]
+        cands = priced(cands, current, self.switch_overlap_s)
         decision = self.controller.decide(now, current, cands)
         entry: dict[str, Any] = window_record(now, load, current, decision)
         if decision.switch_to is not None:
@@ -109,11 +114,6 @@ class AdaptiveLoop:
             log.info("%s: %s -> %s (%s)", self.app, current, decision.switch_to, decision.reason)
         self._remember(entry)
         return entry
-
-    def _with_switch_cost(self, c: Candidate, current: str) -> Candidate:
-        if c.plan == current or c.switch_cost > 0:
-            return c
-        return replace(c, switch_cost=c.cost_per_s * self.switch_overlap_s)
 
     def _remember(self, entry: dict[str, Any]) -> None:
         self.history.append(entry)

@@ -3,7 +3,9 @@
 Every ``window_s`` of simulated time the loop measures the deployment's arrivals over the last window
 (``policy.granularity.observe_load``, as the runtime's ``AdaptiveLoop`` does), asks ``candidates_for(load, labels)``
 for candidate plans with their predicted SLO hit rate and cost, lets the same ``GranularityController`` decide, and
-carries a switch out with ``Simulator.switch`` (warm, move, drain). ``history`` keeps every window.
+carries a switch out with ``Simulator.switch`` (warm, move, drain). Candidates without a switch cost are priced as
+the runtime's loop prices them (``policy.granularity.priced``), over the longest warm-up of the switches made so far
+(``switch_overlap_s`` until the first). ``history`` keeps every window.
 """
 
 from __future__ import annotations
@@ -13,7 +15,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from shoal.policy.granularity import Candidate, GranularityController, ObservedLoad, observe_load, window_record
+from shoal.policy.granularity import (
+    Candidate,
+    GranularityController,
+    ObservedLoad,
+    observe_load,
+    priced,
+    window_record,
+)
 from shoal.sim.engine import Simulator
 from shoal.sim.model import Deployment, ModelError
 
@@ -31,6 +40,7 @@ class SimAdaptive:
         candidates_for: Callable[[ObservedLoad, Sequence[str]], Sequence[Candidate]],
         controller: GranularityController | None = None,
         window_s: float = 10.0,
+        switch_overlap_s: float = 2.0,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -45,6 +55,7 @@ class SimAdaptive:
         self.candidates_for = candidates_for
         self.controller = controller or GranularityController()
         self.window_s = window_s
+        self.switch_overlap_s = switch_overlap_s
         self.history: list[dict[str, Any]] = []
         self.switches = 0
         sim.arrivals[dep] = deque()
@@ -62,10 +73,12 @@ class SimAdaptive:
             self.history.append({"t": now, "load": asdict(load), "plan": current, "reason": "a switch is under way"})
             sim.kernel.at(now + self.window_s, self._window, None)
             return
-        decision = self.controller.decide(now, current, self.candidates_for(load, list(self.plans)))
+        cands = priced(self.candidates_for(load, list(self.plans)), current, self.switch_overlap_s)
+        decision = self.controller.decide(now, current, cands)
         entry: dict[str, Any] = window_record(now, load, current, decision)
         if decision.switch_to is not None:
             entry["moves_at"] = sim.switch(self.dep, self.plans[decision.switch_to])
+            self.switch_overlap_s = max(self.switch_overlap_s, entry["moves_at"] - now)
             self.switches += 1
         self.history.append(entry)
         sim.kernel.at(now + self.window_s, self._window, None)

@@ -38,7 +38,7 @@ from shoal.sim.cluster import Cluster, ClusterSpec
 from shoal.sim.gpu import GpuShare, GpuTable, sm_quota_for
 from shoal.sim.kernel import Kernel
 from shoal.sim.meter import Prices, SimMeter
-from shoal.sim.model import Deployment, ModelError
+from shoal.sim.model import Deployment, ModelError, StageModel
 from shoal.sim.result import SimResult
 
 __all__ = ["SimConfig", "Simulator"]
@@ -169,7 +169,7 @@ class _Pool:
         self.dispatch = c.dispatch_s
         self.out_bytes = sum(m.output_bytes for s, m in zip(fn.stages, models, strict=True) if s in fn.outputs)
         self._const = None if any(m.kind == "gpu" or m.cv > 0 for m in models) else sum(m.mean_s for m in models)
-        self._gpu_memo: dict[int, float] = {}
+        self._gpu_memo: dict[tuple[str, int], float] = {}  # (model, batch) -> latency at this pool's share
         self.instances: dict[str, _Inst] = {}
         self.queue: deque[tuple[_Req, float, float]] = deque()  # (request, time enqueued, hop in)
         self.in_flight = 0
@@ -192,6 +192,18 @@ class _Pool:
         self.account: Any = None
 
     # -- service times --------------------------------------------------------------------------------------------
+    def _gpu_latency(self, m: StageModel, size: int) -> float:
+        assert self.table is not None and self.share is not None and m.model is not None
+        key = (m.model, size)
+        t = self._gpu_memo.get(key)
+        if t is None:
+            t = self._gpu_memo[key] = self.table.latency_s(m.model, size, self.share.sm, self.share.quota)
+        return t
+
+    def mean_exec_s(self) -> float:
+        """Mean execution time of one request (no batch), without drawing from the random stream."""
+        return sum(self._gpu_latency(m, 1) if m.kind == "gpu" else m.mean_s for m in self.models)
+
     def exec_s(self, b: int) -> float:
         if self._const is not None and b == 1:
             return self._const
@@ -200,11 +212,7 @@ class _Pool:
         for m, batched in zip(self.models, self.batched, strict=True):
             reps, size = (1, b) if batched else (b, 1)
             if m.kind == "gpu":
-                t = self._gpu_memo.get(size)
-                if t is None:
-                    assert self.table is not None and self.share is not None and m.model is not None
-                    t = self._gpu_memo[size] = self.table.latency_s(m.model, size, self.share.sm, self.share.quota)
-                total += reps * t
+                total += reps * self._gpu_latency(m, size)
             else:
                 base = m.mean_s * (size**m.batch_exponent if size > 1 else 1.0)
                 if m.cv > 0:
@@ -560,10 +568,11 @@ class Simulator:
     # -- plan switches --------------------------------------------------------------------------------------------
     def switch(self, dep: int, new: Deployment, warm: dict[str, int] | None = None) -> float:
         """Serve deployment ``dep`` under ``new`` (same app, another plan) from now on, as ``Host.switch_plan`` does:
-        the new plan's functions start ``warm`` instances (default: as many as the old plan runs for the busiest of
-        their stages, at least one), traffic moves when the slowest of them is ready, requests under way finish on
-        the old pools, which close when the last one is done. Unlike the runtime, no pool is carried over (functions
-        both plans share are warmed anew). Returns the time traffic moves."""
+        the new plan's functions start ``warm`` instances (default: for the recent work, as the runtime does, capped
+        by what the old plan runs for the busiest of their stages; at least one), traffic moves when the slowest of
+        them is ready, requests under way finish on the old pools, which close when the last one is done. Unlike the
+        runtime, no pool is carried over (functions both plans share are warmed anew). Returns the time traffic
+        moves."""
         old = self.gens[dep]
         if dep in self.switching:
             raise ModelError(f"deployment {dep} is already switching plans; switch again once it is done")
@@ -573,12 +582,15 @@ class Simulator:
         gen = self._generation(dep, new, self._generations)
         now = self.kernel.now
         ready_at = now
+        rate = self._recent_rate(dep, now)
         for p in gen.pools:
             p.order = len(self.all_pools)
             self.all_pools.append(p)
             stages = set(p.fn.stages)
-            busy = max((q.ready + q.starting for q in old.pools if stages & set(q.fn.stages)), default=1)
-            n = (warm or {}).get(p.fn.name, max(1, busy))
+            busy = max(1, max((q.ready + q.starting for q in old.pools if stages & set(q.fn.stages)), default=1))
+            if rate is not None:  # as Host._warm_count: recent work (rate x mean execution), capped by the old count
+                busy = max(1, min(busy, math.ceil(rate * p.mean_exec_s() / p.fn.target_concurrency)))
+            n = (warm or {}).get(p.fn.name, busy)
             for _ in range(max(1, min(n, p.fn.config.max_instances))):
                 if p.start():
                     ready_at = max(ready_at, now + p.cold_s)
@@ -586,6 +598,15 @@ class Simulator:
         self.switching.add(dep)
         self.kernel.at(ready_at, self._move, (dep, gen))
         return ready_at
+
+    def _recent_rate(self, dep: int, now: float, horizon_s: float = 10.0) -> float | None:
+        """Arrivals per second over the last ``horizon_s``, where the deployment's arrivals are kept (an adaptive
+        loop keeps them); None otherwise."""
+        kept = self.arrivals.get(dep)
+        if not kept:
+            return None
+        recent = sum(1 for t in kept if t > now - horizon_s)
+        return recent / max(1e-3, min(horizon_s, now))
 
     def _move(self, arg: tuple[int, _Gen]) -> None:
         dep, gen = arg
