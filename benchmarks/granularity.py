@@ -208,6 +208,9 @@ def main() -> None:
     ap.add_argument("--calibrate", action="store_true", help="measure the plans again even if a table exists")
     ap.add_argument("--calibrate-seconds", type=float, default=20.0)
     ap.add_argument("--report-only", action="store_true", help="redo the table and plots from results/granularity.json")
+    ap.add_argument(
+        "--append", action="store_true", help="keep the other apps' workloads already in results/granularity.json"
+    )
     args = ap.parse_args()
     if args.report_only:
         _report(json.loads((RESULTS / "granularity.json").read_text()))
@@ -215,6 +218,10 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     doc: dict[str, Any] = {"machine": machine_info(), "settings": vars(args), "started": started, "workloads": []}
+    if args.append and (RESULTS / "granularity.json").exists():
+        before = json.loads((RESULTS / "granularity.json").read_text())
+        doc["workloads"] = [w for w in before["workloads"] if w["app"] not in args.apps]
+        doc["earlier"] = [*before.get("earlier", []), {k: before[k] for k in ("settings", "started", "machine")}]
     for name in args.apps:
         subject = APPS[name]
         target = load_target(str(ROOT / subject.ref))
