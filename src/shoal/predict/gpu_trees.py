@@ -34,7 +34,16 @@ from shoal.predict.gpu_latency import (
 )
 from shoal.predict.latency_table import LatencyTable
 
-__all__ = ["LearnedGpuPredictor", "features"]
+__all__ = [
+    "LearnedGpuPredictor",
+    "baseline_of",
+    "export_trees",
+    "features",
+    "fit_model",
+    "tree_sum",
+    "trees_from_json",
+    "trees_to_json",
+]
 
 _TREE_FIELDS = ("feature", "threshold", "left", "right", "value", "missing_left")
 
@@ -86,33 +95,16 @@ class LearnedGpuPredictor:
             xs.append(features(r, b, s, q))
             ys.append(np.log(t.latency_ms / r[0]))
         x, y = np.concatenate(xs), np.concatenate(ys)
-        # One thread: OpenMP workers that spin at each tree's barriers made a fit of 1,000 rows take 105 s instead of
-        # 0.1 s on the loaded 2-core development machine; one core fits the RaPP table's 47,000 rows in seconds.
-        # scikit-learn is imported first, so that its OpenMP runtime is loaded when the limit is set.
-        import sklearn.ensemble  # noqa: F401
-
-        with threadpool_limits(limits=1, user_api="openmp"):
-            model = _fit(x, y, max_iter, learning_rate, max_leaf_nodes, seed)
-        trees = [_export(pred[0].nodes) for pred in model._predictors]
+        model = fit_model(
+            x, y, max_iter=max_iter, learning_rate=learning_rate, max_leaf_nodes=max_leaf_nodes, seed=seed
+        )
+        trees = export_trees(model)
         meta = {"sklearn_params": model.get_params(), "models": table.models, "rows": len(y)}
-        return cls(trees, float(np.ravel(model._baseline_prediction)[0]), refs, meta, anchor)
+        return cls(trees, baseline_of(model), refs, meta, anchor)
 
     def log_ratio(self, x: np.ndarray) -> np.ndarray:
         """The trees' sum on feature rows ``x``: predicted log(latency / batch-1 reference)."""
-        out = np.full(len(x), self.baseline)
-        rows = np.arange(len(x))
-        for t in self.trees:
-            node = np.zeros(len(x), dtype=np.int64)
-            leaf = t["feature"][node] < 0
-            while not leaf.all():
-                f = np.where(leaf, 0, t["feature"][node])
-                v = x[rows, f]
-                go_left = np.where(np.isnan(v), t["missing_left"][node] == 1, v <= t["threshold"][node])
-                nxt = np.where(go_left, t["left"][node], t["right"][node])
-                node = np.where(leaf, node, nxt)
-                leaf = t["feature"][node] < 0
-            out += t["value"][node]
-        return out
+        return tree_sum(self.trees, self.baseline, x)
 
     def predict_ms(self, ref_ms: Sequence[float] | np.ndarray, batch: Any, sm: Any, quota: Any) -> np.ndarray:
         r = _ref_array(ref_ms, self.references)
@@ -131,46 +123,85 @@ class LearnedGpuPredictor:
             "references": [list(r) for r in self.references],
             "baseline": self.baseline,
             "anchor": self.anchor,
-            "trees": [{k: t[k].tolist() for k in _TREE_FIELDS} for t in self.trees],
+            "trees": trees_to_json(self.trees),
             "fitted": _jsonable(self.meta),
         }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> LearnedGpuPredictor:
-        trees = []
-        for t in d["trees"]:
-            tree = {
-                "feature": np.asarray(t["feature"], dtype=np.int64),
-                "threshold": np.asarray(t["threshold"], dtype=np.float64),
-                "left": np.asarray(t["left"], dtype=np.int64),
-                "right": np.asarray(t["right"], dtype=np.int64),
-                "value": np.asarray(t["value"], dtype=np.float64),
-                "missing_left": np.asarray(t["missing_left"], dtype=np.int64),
-            }
-            n = len(tree["feature"])
-            if n == 0 or any(len(a) != n for a in tree.values()):
-                raise ValueError("a tree's arrays are empty or of unequal length")
-            inner = tree["feature"] >= 0
-            idx = np.flatnonzero(inner)
-            for kids in (tree["left"][inner], tree["right"][inner]):
-                # Children after their parent: the walk always ends, even on a hand-edited file.
-                if np.any(kids <= idx) or np.any(kids >= n):
-                    raise ValueError("a tree's child index is out of range")
-            trees.append(tree)
+        trees = trees_from_json(d["trees"])
         refs = [tuple(r) for r in d["references"]]
         return cls(trees, float(d["baseline"]), refs, d.get("fitted", {}), bool(d.get("anchor", False)))
 
 
-def _fit(x: np.ndarray, y: np.ndarray, max_iter: int, learning_rate: float, max_leaf_nodes: int, seed: int) -> Any:
+def fit_model(x: np.ndarray, y: np.ndarray, *, seed: int = 0, **params: Any) -> Any:
+    """A ``HistGradientBoostingRegressor`` (``params``: its settings; no early stopping) fitted on one OpenMP thread.
+
+    One thread: OpenMP workers that spin at each tree's barriers made a fit of 1,000 rows take 105 s instead of 0.1 s
+    on the loaded 2-core development machine; one core fits the RaPP table's 47,000 rows in seconds. scikit-learn is
+    imported first, so that its OpenMP runtime is loaded when the limit is set."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    return HistGradientBoostingRegressor(
-        max_iter=max_iter,
-        learning_rate=learning_rate,
-        max_leaf_nodes=max_leaf_nodes,
-        early_stopping=False,
-        random_state=seed,
-    ).fit(x, y)
+    with threadpool_limits(limits=1, user_api="openmp"):
+        return HistGradientBoostingRegressor(early_stopping=False, random_state=seed, **params).fit(x, y)
+
+
+def export_trees(model: Any) -> list[dict[str, np.ndarray]]:
+    """A fitted ``HistGradientBoostingRegressor``'s trees as arrays (its baseline: :func:`baseline_of`)."""
+    return [_export(pred[0].nodes) for pred in model._predictors]
+
+
+def baseline_of(model: Any) -> float:
+    """The constant a fitted ``HistGradientBoostingRegressor`` starts its sum from."""
+    return float(np.ravel(model._baseline_prediction)[0])
+
+
+def tree_sum(trees: Sequence[Mapping[str, np.ndarray]], baseline: float, x: np.ndarray) -> np.ndarray:
+    """``baseline`` plus every tree's leaf value on feature rows ``x``: what ``model.predict(x)`` gives."""
+    out = np.full(len(x), baseline)
+    rows = np.arange(len(x))
+    for t in trees:
+        node = np.zeros(len(x), dtype=np.int64)
+        leaf = t["feature"][node] < 0
+        while not leaf.all():
+            f = np.where(leaf, 0, t["feature"][node])
+            v = x[rows, f]
+            go_left = np.where(np.isnan(v), t["missing_left"][node] == 1, v <= t["threshold"][node])
+            nxt = np.where(go_left, t["left"][node], t["right"][node])
+            node = np.where(leaf, node, nxt)
+            leaf = t["feature"][node] < 0
+        out += t["value"][node]
+    return out
+
+
+def trees_to_json(trees: Sequence[Mapping[str, np.ndarray]]) -> list[dict[str, list[Any]]]:
+    return [{k: t[k].tolist() for k in _TREE_FIELDS} for t in trees]
+
+
+def trees_from_json(docs: Sequence[Mapping[str, Any]]) -> list[dict[str, np.ndarray]]:
+    """The inverse of :func:`trees_to_json`, checked: a ``ValueError`` for unequal arrays or a child index that does
+    not point forward (so that a hand-edited file cannot make the walk loop)."""
+    trees = []
+    for t in docs:
+        tree = {
+            "feature": np.asarray(t["feature"], dtype=np.int64),
+            "threshold": np.asarray(t["threshold"], dtype=np.float64),
+            "left": np.asarray(t["left"], dtype=np.int64),
+            "right": np.asarray(t["right"], dtype=np.int64),
+            "value": np.asarray(t["value"], dtype=np.float64),
+            "missing_left": np.asarray(t["missing_left"], dtype=np.int64),
+        }
+        n = len(tree["feature"])
+        if n == 0 or any(len(a) != n for a in tree.values()):
+            raise ValueError("a tree's arrays are empty or of unequal length")
+        inner = tree["feature"] >= 0
+        idx = np.flatnonzero(inner)
+        for kids in (tree["left"][inner], tree["right"][inner]):
+            # Children after their parent: the walk always ends, even on a hand-edited file.
+            if np.any(kids <= idx) or np.any(kids >= n):
+                raise ValueError("a tree's child index is out of range")
+        trees.append(tree)
+    return trees
 
 
 def _export(nodes: np.ndarray) -> dict[str, np.ndarray]:
