@@ -1,6 +1,6 @@
 """Fine, coarse and intermediate plans of a multi-model GPU application on a simulated GPU-shared cluster.
 
-The application (built here) is a detection-and-classification style DAG of models of the GPU table
+The application (``_gpu_apps.detect_classify``) is a detection-and-classification style DAG of models of the GPU table
 (``../shared/gpu-profiles/rapp_v100_latency.csv``, V100)::
 
     preprocess (CPU) -> backbone (resnet50) -> head_a (mobilenet_v2)    -> merge (CPU)
@@ -32,9 +32,10 @@ from typing import Any
 
 import numpy as np
 from _common import ROOT, console, machine_info, save, summary, table
+from _gpu_apps import detect_classify, gpu_cluster
 
 from shoal.app import App, FunctionConfig, Plan
-from shoal.sim import ClusterSpec, Deployment, GpuTable, NodeSpec, SimConfig, Simulator, StageModel
+from shoal.sim import Deployment, GpuTable, SimConfig, Simulator, StageModel
 from shoal.workload.traces import read_azure_llm_2023
 
 TRACE = ROOT.parent / "shared" / "traces" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
@@ -48,36 +49,8 @@ PLANS = {
 
 
 def build_app(slo_ms: float) -> tuple[App, dict[str, StageModel]]:
-    app = App("detect_classify", slo=f"p99:{slo_ms:g}ms")
-
-    @app.stage(vcpu=1.0, memory_mb=512)
-    def preprocess(x: Any) -> Any:
-        return x
-
-    @app.stage(after=preprocess, vcpu=1.0, memory_mb=1024, gpu=0.3, gpu_memory_mb=2000)
-    def backbone(x: Any) -> Any:
-        return x
-
-    @app.stage(after=backbone, vcpu=0.5, memory_mb=512, gpu=0.2, gpu_memory_mb=1000)
-    def head_a(x: Any) -> Any:
-        return x
-
-    @app.stage(after=backbone, vcpu=0.5, memory_mb=512, gpu=0.2, gpu_memory_mb=1200)
-    def head_b(x: Any) -> Any:
-        return x
-
-    @app.stage(after=[head_a, head_b], vcpu=0.5, memory_mb=256)
-    def merge(a: Any, b: Any) -> Any:
-        return (a, b)
-
-    models = {
-        "preprocess": StageModel.cpu(0.006, cv=0.5, output_bytes=600_000),  # a decoded, resized 224x224x3 float16
-        "backbone": StageModel.gpu("resnet50", output_bytes=400_000, load_s=1.2),  # a feature map
-        "head_a": StageModel.gpu("mobilenet_v2", output_bytes=4_000, load_s=0.5),
-        "head_b": StageModel.gpu("efficientnet_b0", output_bytes=4_000, load_s=0.7),
-        "merge": StageModel.cpu(0.002, cv=0.3, output_bytes=2_000),
-    }
-    return app, models
+    """The detect-and-classify DAG of ``_gpu_apps`` (shared with ``granularity_gpu_sim.py``)."""
+    return detect_classify(slo_ms)
 
 
 def one(
@@ -95,9 +68,8 @@ def one(
     plan_aware: bool = True,
 ) -> dict[str, Any]:
     plan = Plan.parse(app, plan_text, default=cfg)
-    node = NodeSpec(cpus=16, memory_mb=64 * 1024, gpus=gpus, gpu_memory_mb=16 * 1024)
     sim = Simulator(
-        ClusterSpec.uniform(nodes, node),
+        gpu_cluster(nodes, gpus),
         [Deployment(app, plan, models)],
         SimConfig(seed=seed, sample_s=1.0, plan_aware_placement=plan_aware),
         gpu_table=table_,

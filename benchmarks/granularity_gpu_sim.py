@@ -1,0 +1,626 @@
+"""The granularity experiment (issue 6) on the simulator with GPU sharing: adaptive granularity against every fixed
+plan and a per-window oracle, for three GPU applications of table models under three load patterns.
+
+The same experiment as ``benchmarks/granularity.py`` (which runs on the real, CPU-only embedded runtime), in the
+setting of the paper it answers (Hui, Xu & Shen, SIGMETRICS 2025: adaptive granularity with GPU sharing): GPU stages
+are models of the measured V100 table (``../shared/gpu-profiles/rapp_v100_latency.csv``), instances hold fractional
+GPU shares under FaST-GShare admission, on 4 simulated nodes x 2 GPUs (``_gpu_apps``). Per application:
+
+1. **Calibrate**: each candidate plan under Poisson load at the app's calibration rates (``--calibrate-minutes``
+   each, measured after a settling minute), into an empirical table (``MeasuredPredictor``), and a crossover check:
+   which plan is the cheapest meeting the SLO target at each rate.
+2. For each load pattern and repeat (seeded arrivals, the same for every arm):
+   - every **fixed** plan;
+   - **adaptive**: ``SimAdaptive`` (the runtime's ``GranularityController`` on simulated time) with the planner
+     scoring the table's plans every window (``candidates_for``), starting from the planner's plan for the first
+     window's load; candidates are priced with a switch cost as the runtime's ``AdaptiveLoop`` does;
+   - the **oracle**: per window, the best fixed plan of that window by the controller's own rule, composed from the
+     fixed runs' windows (it knows the load in advance and pays nothing to switch: a bound, not a policy).
+3. SLO hit rate (rejected and unfinished requests count as misses) and resource cost per arm, mean and 95 %
+   confidence interval (Student t over repeats); the best static plan in hindsight; the issue's targets, met or not.
+
+Every run starts with one warm-up request at t = 0 (one warm instance per function, as ``granularity.py`` warms
+before its clock starts, for every arm alike); the measured period is the ``--minutes`` after ``WARM_S``.
+
+    .venv/bin/python benchmarks/granularity_gpu_sim.py --quick    # smoke run: one app, two loads, a few seconds
+    .venv/bin/python benchmarks/granularity_gpu_sim.py            # 3 apps x 3 loads x 3 repeats
+
+Writes results/granularity_gpu_sim.json (every arm's figures per repeat, the adaptive timelines, the tables),
+results/granularity_gpu_sim.md, results/granularity_gpu_sim.png (cost vs SLO hit per workload) and
+results/granularity_gpu_sim_timeline.png (the adaptive plan against the load, first repeat of each workload).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+from _common import RESULTS, ROOT, console, machine_info, save
+from _gpu_apps import detect_classify, gpu_cluster
+
+from shoal.app import App, FunctionConfig, Plan
+from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController, best_candidate
+from shoal.predict.measured import MeasuredPredictor, Measurement
+from shoal.predict.planner import Planner
+from shoal.sim import Deployment, GpuTable, SimAdaptive, SimConfig, Simulator, StageModel
+from shoal.sim.result import SimResult
+from shoal.workload import generators
+from shoal.workload.source import prepare
+
+TRACE = ROOT.parent / "shared" / "traces" / "azure-llm-2023" / "AzureLLMInferenceTrace_conv.csv"
+
+SLO_TARGET = 0.99
+WINDOW_S = 10.0  # the adaptive loop's window, the oracle's, and the runs' sampling period
+WARM_S = 10.0  # the warm-up request at 0; measured arrivals start here (a multiple of the window)
+DRAIN_S = 10.0  # after the last arrival, so that requests under way finish
+CALIBRATION_SEEDS = (90, 91)  # two runs per plan and rate (the table averages them); none is a repeat's seed
+SETTLE_S = 60.0  # calibration: the first minute (a ramp up to the rate) is not measured
+# The controller for the simulated setting: the defaults (confirm 2 windows, dwell and payback 60 s) except
+# min_cost_saving 0.2 (default 0.1): the table's cost at a window's rate is off by tens of percent under bursty and
+# trace loads (``table_error``), so a predicted 10 % saving is noise. docs/granularity.md, "The GPU scenarios".
+CONTROLLER = ControllerConfig(
+    slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=60.0, payback_s=60.0, min_cost_saving=0.2
+)
+SWITCH_OVERLAP_S = 2.0  # first guess of a switch's overlap (cold start of the new functions), then as measured
+
+
+def fn_config() -> FunctionConfig:
+    """FunctionConfig's cap of 8 instances per function; keep-alive 10 s as in ``granularity.py`` (60 s by default),
+    so that instances a burst started go away within a run's quiet phase."""
+    return FunctionConfig(max_instances=8, keep_alive_s=10.0)
+
+
+# -- the applications ---------------------------------------------------------------------------------------------
+def chain(slo_ms: float) -> tuple[App, dict[str, StageModel]]:
+    """A chain of three models of different size: preprocess (CPU) -> embed (resnet34) -> refine (densenet121) ->
+    classify (mobilenet_v3_large). Grouped, every model runs on the largest share of the group."""
+    app = App("chain3", slo=f"p99:{slo_ms:g}ms")
+    pre = app.stage(_identity, name="preprocess", vcpu=1.0, memory_mb=512)
+    embed = app.stage(_identity, name="embed", after=pre, vcpu=0.5, memory_mb=1024, gpu=0.2, gpu_memory_mb=1200)
+    refine = app.stage(_identity, name="refine", after=embed, vcpu=0.5, memory_mb=1024, gpu=0.4, gpu_memory_mb=1500)
+    app.stage(_identity, name="classify", after=refine, vcpu=0.5, memory_mb=512, gpu=0.1, gpu_memory_mb=800)
+    models = {
+        "preprocess": StageModel.cpu(0.005, cv=0.5, output_bytes=600_000),
+        "embed": StageModel.gpu("resnet34", output_bytes=400_000, load_s=0.8),
+        "refine": StageModel.gpu("densenet121", output_bytes=200_000, load_s=1.0),
+        "classify": StageModel.gpu("mobilenet_v3_large", output_bytes=4_000, load_s=0.5),
+    }
+    return app, models
+
+
+def fanout(slo_ms: float) -> tuple[App, dict[str, StageModel]]:
+    """An ensemble: preprocess (CPU) -> four small models in parallel (shufflenet_v2_x1_0, squeezenet1_1,
+    mnasnet1_3, resnet18), each on a tenth of a GPU -> vote (CPU). Grouped, the models run one after another."""
+    app = App("ensemble4", slo=f"p99:{slo_ms:g}ms")
+    pre = app.stage(_identity, name="preprocess", vcpu=1.0, memory_mb=512)
+    heads = [
+        app.stage(_identity, name=f"m{i}", after=pre, vcpu=0.5, memory_mb=512, gpu=0.1, gpu_memory_mb=600)
+        for i in range(1, 5)
+    ]
+    app.stage(_vote, name="vote", after=heads, vcpu=0.5, memory_mb=256)
+    models = {
+        "preprocess": StageModel.cpu(0.004, cv=0.5, output_bytes=600_000),
+        "m1": StageModel.gpu("shufflenet_v2_x1_0", output_bytes=4_000, load_s=0.4),
+        "m2": StageModel.gpu("squeezenet1_1", output_bytes=4_000, load_s=0.3),
+        "m3": StageModel.gpu("mnasnet1_3", output_bytes=4_000, load_s=0.4),
+        "m4": StageModel.gpu("resnet18", output_bytes=4_000, load_s=0.4),
+        "vote": StageModel.cpu(0.001, cv=0.3, output_bytes=1_000),
+    }
+    return app, models
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def _vote(*xs: Any) -> Any:
+    return xs
+
+
+@dataclass(frozen=True)
+class Subject:
+    build: Callable[[], tuple[App, dict[str, StageModel]]]
+    plans: tuple[str, ...]  # in the planner's canonical order of groups (plan_space.plan_label)
+    rates: tuple[float, float, float]  # low, mid, high req/s: chosen so that the cheapest plan meeting the SLO changes
+    calibration: tuple[float, ...]  # Poisson rates of the empirical table
+
+
+APPS = {
+    "detect": Subject(
+        lambda: detect_classify(100.0),
+        ("fine", "coarse", "preprocess+backbone,head_a,head_b,merge", "preprocess,backbone+head_a+head_b+merge"),
+        (20.0, 60.0, 120.0),
+        (5.0, 20.0, 40.0, 60.0, 80.0, 100.0, 130.0, 160.0),
+    ),
+    "chain": Subject(
+        lambda: chain(150.0),
+        ("fine", "coarse", "preprocess+embed,refine,classify", "preprocess,embed+refine+classify"),
+        (20.0, 60.0, 160.0),
+        (5.0, 20.0, 40.0, 60.0, 80.0, 100.0, 130.0, 160.0, 200.0),
+    ),
+    "fanout": Subject(
+        lambda: fanout(100.0),
+        ("fine", "coarse", "preprocess+m1+m2,m3+m4+vote", "preprocess,m1+m2+m3+m4+vote"),
+        (40.0, 120.0, 220.0),
+        (5.0, 20.0, 40.0, 80.0, 120.0, 160.0, 200.0, 240.0),
+    ),
+}
+
+
+# -- loads --------------------------------------------------------------------------------------------------------
+def loads(subject: Subject, name: str, seconds: float, seed: int) -> np.ndarray:
+    """Arrival times in [0, seconds)."""
+    low, mid, high = subject.rates
+    if name == "steady":
+        return generators.poisson(mid, seconds, seed=seed)
+    if name == "bursty":  # quiet phases of ~3 min, bursts of ~1.5 min: long enough to be worth a switch
+        return generators.mmpp([low, high], [180.0, 90.0], seconds, seed=seed)
+    if name == "trace":  # the Azure LLM conversation trace, its first hour squeezed into the run, at mean rate `mid`
+        t = prepare(str(TRACE), seed=seed)
+        t = t.window(0.0, 3600.0).compressed(3600.0 / seconds)
+        return t.rate_scaled(mid * seconds / max(1, len(t)), seed=seed).times
+    raise ValueError(f"unknown load {name!r}: steady, bursty or trace")
+
+
+# -- one run ------------------------------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """One simulated run, measured over a period: overall and per window of WINDOW_S."""
+
+    slo_hit: float
+    cost_usd: float
+    p99_ms: float
+    rejected: int
+    windows: list[dict[str, float]]  # requests, hits, cost_usd
+    history: list[dict[str, Any]] | None = None
+
+
+def simulate(
+    app: App,
+    models: dict[str, StageModel],
+    label: str,
+    times: np.ndarray,
+    seconds: float,
+    seed: int,
+    table: GpuTable,
+    adapt: Callable[[Simulator, dict[str, Deployment]], SimAdaptive] | None = None,
+    plans: tuple[str, ...] = (),
+    measure_from_s: float = 0.0,
+) -> Run:
+    """Serve ``times`` (in [0, seconds)) under plan ``label`` (or adaptively among ``plans``), after one warm-up
+    request at 0; measured from ``measure_from_s`` after the warm-up to the end of the arrivals."""
+    deps = {d.plan.label: d for d in (_deployment(app, models, p) for p in (*plans, label))}
+    sim = Simulator(gpu_cluster(), [deps[label]], SimConfig(seed=seed, sample_s=WINDOW_S), gpu_table=table)
+    loop = adapt(sim, deps) if adapt is not None else None
+    arrivals = np.concatenate([[0.0], WARM_S + np.asarray(times, dtype=np.float64)])
+    res = sim.run(arrivals, until=WARM_S + seconds + DRAIN_S)
+    run = measure(res, app.slo.latency_s, WARM_S + measure_from_s, WARM_S + seconds)
+    run.history = loop.history if loop is not None else None
+    return run
+
+
+def _deployment(app: App, models: dict[str, StageModel], label: str) -> Deployment:
+    return Deployment(app, Plan.parse(app, label, default=fn_config()), models)
+
+
+def measure(res: SimResult, slo_s: float, start: float, end: float) -> Run:
+    """SLO hit rate by arrival in [start, end) (rejected and unfinished requests count as misses), resource cost
+    over [start, end], per window and overall."""
+    t = np.frombuffer(res.t_arrival, dtype=np.float64)
+    lat = np.frombuffer(res.latency, dtype=np.float64)
+    ok = np.frombuffer(res.status, dtype=np.int16) == 200
+    hit = ok & (lat <= slo_s)
+    series_t = np.asarray(res.series["t"])
+    cost = np.asarray(res.series["cost_usd"])
+
+    def cost_at(x: float) -> float:
+        i = int(np.argmin(np.abs(series_t - x)))
+        if abs(series_t[i] - x) > 1e-6:
+            raise RuntimeError(f"no cost sample at t={x}; the sampling period must divide the window")
+        return float(cost[i])
+
+    windows = []
+    for k in range(round((end - start) / WINDOW_S)):
+        a, b = start + k * WINDOW_S, start + (k + 1) * WINDOW_S
+        sel = (t >= a) & (t < b)
+        windows.append({"requests": int(sel.sum()), "hits": int(hit[sel].sum()), "cost_usd": cost_at(b) - cost_at(a)})
+    period = (t >= start) & (t < end)
+    n_done = int(period.sum())
+    lat_ok = lat[period & ok]
+    return Run(
+        # requests that arrived but never finished are not in the result: they miss, counted from the arrivals
+        slo_hit=int(hit[period].sum()) / n_done if n_done else math.nan,
+        cost_usd=cost_at(end) - cost_at(start),
+        p99_ms=float(np.percentile(lat_ok, 99) * 1e3) if lat_ok.size else math.nan,
+        rejected=int((period & ~ok).sum()),
+        windows=windows,
+    )
+
+
+# -- calibration --------------------------------------------------------------------------------------------------
+def calibrate(
+    name: str,
+    subject: Subject,
+    app: App,
+    models: dict[str, StageModel],
+    seconds: float,
+    table: GpuTable,
+    seeds: tuple[int, ...] = CALIBRATION_SEEDS,
+) -> tuple[MeasuredPredictor, list[dict[str, Any]]]:
+    """Each plan at each calibration rate (Poisson, measured after a settling minute): the empirical table's rows,
+    and the crossover check (the cheapest plan meeting the target at each rate)."""
+    rows = []
+    crossover = []
+    for rate in subject.calibration:
+        at_rate = []
+        for label in subject.plans:
+            mine = []
+            for seed in seeds:
+                # a ramp from 1 req/s over the settling minute, then Poisson at the rate: a step from idle to the
+                # rate makes the autoscalers panic to their caps, and since packed instances rarely idle for a whole
+                # keep-alive, the overshoot stays for minutes and the table would price it in
+                ramp = generators.ramp(1.0, rate, SETTLE_S, seed=seed)
+                times = np.concatenate([ramp, SETTLE_S + generators.poisson(rate, seconds, seed=seed)])
+                run = simulate(app, models, label, times, SETTLE_S + seconds, seed, table, measure_from_s=SETTLE_S)
+                mine.append(Measurement(label, rate, 1.0, run.slo_hit, run.cost_usd / seconds, run.p99_ms))
+            rows += mine
+            hit, cost = (float(np.mean([getattr(m, k) for m in mine])) for k in ("slo_hit", "cost_per_s"))
+            at_rate.append(Candidate(label, hit, cost))
+        best = best_candidate(at_rate, SLO_TARGET)
+        crossover.append(
+            {"rate": rate, "best": best.plan, "plans": {c.plan: [c.slo_hit, c.cost_per_s] for c in at_rate}}
+        )
+        console.print(
+            f"[dim]calibrate {name} {rate:5.0f} req/s: "
+            + ", ".join(f"{c.plan} {c.slo_hit:.3f}/{c.cost_per_s * 3600:.2f}" for c in at_rate)
+            + f" -> {best.plan}[/]"
+        )
+    return MeasuredPredictor(rows, slo=str(app.slo)), crossover
+
+
+# -- the arms -----------------------------------------------------------------------------------------------------
+def adaptive_arm(
+    app: App, measured: MeasuredPredictor, seconds: float
+) -> Callable[[Simulator, dict[str, Deployment]], SimAdaptive]:
+    """``SimAdaptive`` with the planner scoring the table's plans every window. A candidate other than the current
+    plan carries a switch cost, as the runtime's ``AdaptiveLoop`` gives it: its cost per second over the switch's
+    overlap (2 s at first, then the longest switch this loop has made: warm-up until traffic moves)."""
+    planner = Planner(app, measured.predict, slo_target=SLO_TARGET, default=fn_config())
+
+    def start(sim: Simulator, deps: dict[str, Deployment]) -> SimAdaptive:
+        missing = set(measured.plans) - set(deps)
+        if missing:
+            raise ValueError(f"the table has plans {sorted(missing)} that were not deployed; list them in the app")
+
+        def candidates_for(load: Any, labels: Any) -> list[Candidate]:
+            overlap = max(
+                [SWITCH_OVERLAP_S] + [e["moves_at"] - e["t"] for e in loop.history if e.get("moves_at") is not None]
+            )
+            current = sim.current_plan(0)
+            choices = planner.search(load)
+            if not WARM_S < sim.kernel.now <= WARM_S + seconds:
+                # the warm-up window (one request) and the drain after the last arrival are not load to adapt to:
+                # offer the current plan alone, so the controller stays
+                return [c.candidate() for c in choices if c.label == current]
+            out = []
+            for c in choices:
+                cand = c.candidate()
+                if cand.plan != current:
+                    cand = Candidate(cand.plan, cand.slo_hit, cand.cost_per_s, cand.cost_per_s * overlap)
+                out.append(cand)
+            return out
+
+        loop = SimAdaptive(sim, 0, deps, candidates_for, GranularityController(CONTROLLER), window_s=WINDOW_S)
+        return loop
+
+    return start
+
+
+def oracle(fixed: dict[str, Run]) -> dict[str, Any]:
+    """Per window, the best fixed plan of that window by the controller's rule, composed from the fixed runs."""
+    n = min(len(r.windows) for r in fixed.values())
+    hits = reqs = cost = 0.0
+    chosen = []
+    for k in range(n):
+        cands = []
+        for label, run in fixed.items():
+            w = run.windows[k]
+            hit = w["hits"] / w["requests"] if w["requests"] else 1.0
+            cands.append(Candidate(label, hit, max(0.0, w["cost_usd"]) / WINDOW_S))
+        best = best_candidate(cands, SLO_TARGET)
+        w = fixed[best.plan].windows[k]
+        chosen.append(best.plan)
+        reqs += w["requests"]
+        hits += w["hits"]
+        cost += max(0.0, w["cost_usd"])
+    return {"slo_hit": hits / reqs if reqs else math.nan, "cost_usd": cost, "plans": chosen}
+
+
+def ci95(xs: list[float]) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % confidence interval (Student t); NaN half-width with one value."""
+    a = np.asarray(xs, dtype=float)
+    if a.size < 2:
+        return float(a.mean()), float("nan")
+    from scipy import stats
+
+    return float(a.mean()), float(stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
+
+
+def table_error(measured: MeasuredPredictor, fixed: dict[str, Run]) -> dict[str, dict[str, float]]:
+    """How far the empirical table, read at each window's observed rate (what the controller sees), is from what
+    each fixed plan did over the run: SLO hit rate (predicted - measured, weighted by requests) and cost (relative)."""
+    out = {}
+    for label, run in fixed.items():
+        hit = cost = 0.0
+        n = 0
+        for w in run.windows:
+            score = measured.predict(label, SimpleNamespace(rate=w["requests"] / WINDOW_S, scv=1.0))
+            hit += score.slo_hit * w["requests"]
+            n += w["requests"]
+            cost += score.cost_per_s * WINDOW_S
+        out[label] = {
+            "slo_hit": (hit / n if n else math.nan) - run.slo_hit,
+            "cost_rel": cost / run.cost_usd - 1 if run.cost_usd > 0 else math.nan,
+        }
+    return out
+
+
+# -- the targets --------------------------------------------------------------------------------------------------
+PAPER_SLO_GAIN = 0.292  # Hui, Xu & Shen 2025: +29.2 % SLO hit rate against fixed granularity
+PAPER_COST_CUT = 0.246  # and -24.6 % cost
+SLO_EPS = 0.001  # two SLO hit rates this close count as equal
+
+
+def targets(summary: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any]:
+    """The issue's targets for one workload, on the means over repeats."""
+    ad_hit, ad_cost = summary["adaptive"]["slo_hit"][0], summary["adaptive"]["cost_usd"][0]
+    fixed = {a: (s["slo_hit"][0], s["cost_usd"][0]) for a, s in summary.items() if a.startswith("fixed")}
+    below = [a for a, (h, _) in fixed.items() if h > ad_hit + SLO_EPS]
+    # a fixed plan at least as good on SLO hit and cheaper dominates adaptive
+    dominated_by = [a for a, (h, c) in fixed.items() if h >= ad_hit - SLO_EPS and c < ad_cost]
+    fine_hit, fine_cost = fixed["fixed fine"]
+    or_hit, or_cost = summary["oracle"]["slo_hit"][0], summary["oracle"]["cost_usd"][0]
+    slo_gain = ad_hit / fine_hit - 1 if fine_hit > 0 else math.inf
+    cost_cut = 1 - ad_cost / fine_cost if fine_cost > 0 else 0.0
+    return {
+        "slo_hit_at_least_every_fixed": not below,
+        "fixed_with_higher_slo_hit": below,
+        "no_fixed_plan_as_good_and_cheaper": not dominated_by,
+        "fixed_as_good_and_cheaper": dominated_by,
+        "slo_gain_vs_fine": slo_gain,
+        "cost_cut_vs_fine": cost_cut,
+        # the cost cut counts where adaptive's SLO hit rate is as good as fine's or meets the target anyway
+        "paper_gain_vs_fine": slo_gain >= PAPER_SLO_GAIN
+        or (cost_cut >= PAPER_COST_CUT and ad_hit >= min(fine_hit, SLO_TARGET) - SLO_EPS),
+        "slo_hit_vs_oracle": ad_hit / or_hit - 1 if or_hit > 0 else math.nan,
+        "cost_vs_oracle": ad_cost / or_cost - 1 if or_cost > 0 else math.nan,
+        "within_5pct_of_oracle": ad_hit >= or_hit * 0.95 and ad_cost <= or_cost * 1.05,
+    }
+
+
+# -- main ---------------------------------------------------------------------------------------------------------
+def main() -> None:
+    global WINDOW_S, CONTROLLER  # settings of the run, read by the helpers above
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
+    ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"], choices=["steady", "bursty", "trace"])
+    ap.add_argument("--minutes", type=float, default=15.0, help="simulated length of each run")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--calibrate-minutes", type=float, default=4.0, help="per plan and rate, after a settling minute")
+    ap.add_argument("--quick", action="store_true", help="smoke run: detect only, steady and bursty, 2 min, 2 repeats")
+    ap.add_argument("--window-s", type=float, default=WINDOW_S, help="the adaptive loop's window (divides 10 s)")
+    ap.add_argument("--dwell-s", type=float, default=CONTROLLER.min_dwell_s, help="the controller's min_dwell_s")
+    ap.add_argument("--min-cost-saving", type=float, default=CONTROLLER.min_cost_saving)
+    args = ap.parse_args()
+    if not (args.window_s > 0 and (WARM_S / args.window_s).is_integer()):
+        ap.error(f"--window-s must divide the warm-up of {WARM_S:g} s (e.g. 2, 5 or 10)")
+    WINDOW_S = args.window_s
+    CONTROLLER = replace(CONTROLLER, min_dwell_s=args.dwell_s, min_cost_saving=args.min_cost_saving)
+    if args.quick:
+        args.apps, args.loads, args.minutes, args.repeats, args.calibrate_minutes = (
+            ["detect"],
+            ["steady", "bursty"],
+            2.0,
+            2,
+            0.5,
+        )
+    if args.repeats < 1 or not args.minutes > 0 or not args.calibrate_minutes > 0:
+        ap.error("need --repeats >= 1, --minutes > 0 and --calibrate-minutes > 0")
+    seconds = args.minutes * 60.0
+    RESULTS.mkdir(exist_ok=True)
+    gpu = GpuTable.load()
+    started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
+    t0 = time.perf_counter()
+    doc: dict[str, Any] = {
+        "machine": machine_info(),
+        "settings": vars(args),
+        "started": started,
+        "controller": asdict(CONTROLLER),
+        "window_s": WINDOW_S,
+        "slo_target": SLO_TARGET,
+        "calibration": {},
+        "workloads": [],
+    }
+    for name in args.apps:
+        subject = APPS[name]
+        app, models = subject.build()
+        seeds = CALIBRATION_SEEDS
+        if args.quick:  # three rates, one seed
+            subject, seeds = replace(subject, calibration=subject.rates), CALIBRATION_SEEDS[:1]
+        measured, crossover = calibrate(name, subject, app, models, args.calibrate_minutes * 60.0, gpu, seeds)
+        doc["calibration"][name] = {"table": measured.to_dict(), "crossover": crossover}
+        planner = Planner(app, measured.predict, slo_target=SLO_TARGET, default=fn_config())
+        for load in args.loads:
+            arms: dict[str, dict[str, list[float]]] = {}
+            timelines = []
+            errors: list[dict[str, dict[str, float]]] = []
+            for rep in range(args.repeats):
+                times = loads(subject, load, seconds, seed=rep)
+                fixed = {label: simulate(app, models, label, times, seconds, rep, gpu) for label in subject.plans}
+                first = SimpleNamespace(rate=float((times < WINDOW_S).sum()) / WINDOW_S, scv=1.0)
+                initial = planner.best(first).label
+                adaptive = simulate(
+                    app, models, initial, times, seconds, rep, gpu, adaptive_arm(app, measured, seconds), subject.plans
+                )
+                errors.append(table_error(measured, fixed))
+                o = oracle(fixed)
+                runs = {f"fixed {k}": (v.slo_hit, v.cost_usd) for k, v in fixed.items()}
+                runs |= {"adaptive": (adaptive.slo_hit, adaptive.cost_usd), "oracle": (o["slo_hit"], o["cost_usd"])}
+                for arm, (hit, cost) in runs.items():
+                    a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
+                    a["slo_hit"].append(hit)
+                    a["cost_usd"].append(cost)
+                history = adaptive.history or []
+                timelines.append(
+                    {
+                        "initial": initial,
+                        "adaptive": [
+                            {k: e.get(k) for k in ("t", "plan", "best", "switch_to", "reason")}
+                            | {"rate": e["load"]["rate"]}
+                            for e in history
+                        ],
+                        "switches": sum(1 for e in history if e.get("switch_to")),
+                        "oracle": o["plans"],
+                        "requests_per_window": [w["requests"] for w in adaptive.windows],
+                    }
+                )
+                console.print(
+                    f"{name}/{load} repeat {rep} ({len(times)} requests, start {initial}, "
+                    f"{timelines[-1]['switches']} switches): "
+                    + ", ".join(f"{k} {v['slo_hit'][-1]:.3f}/{v['cost_usd'][-1]:.3f}" for k, v in arms.items())
+                )
+            summary = {arm: {m: ci95(v) for m, v in vals.items()} for arm, vals in arms.items()}
+            fixed_means = [
+                Candidate(arm, s["slo_hit"][0], s["cost_usd"][0])
+                for arm, s in summary.items()
+                if arm.startswith("fixed")
+            ]
+            doc["workloads"].append(
+                {
+                    "app": name,
+                    "load": load,
+                    "rates": subject.rates,
+                    "arms": arms,
+                    "summary": summary,
+                    "best_static": best_candidate(fixed_means, SLO_TARGET).plan,
+                    "targets": targets(summary),
+                    "table_error": {
+                        p: {m: float(np.mean([e[p][m] for e in errors])) for m in errors[0][p]} for p in errors[0]
+                    },
+                    "timelines": timelines,
+                }
+            )
+    doc["wall_s"] = time.perf_counter() - t0
+    save("granularity_gpu_sim", doc)
+    _report(doc)
+
+
+def _report(doc: dict[str, Any]) -> None:
+    lines = [
+        f"started {doc['started']}; {doc['settings']}; wall {doc['wall_s']:.0f} s",
+        "",
+        "| app | load | arm | SLO hit (95% CI) | cost USD (95% CI) |",
+        "|---|---|---|---|---|",
+    ]
+    for w in doc["workloads"]:
+        for arm, s in w["summary"].items():
+            (h, hci), (c, cci) = s["slo_hit"], s["cost_usd"]
+            mark = " (best static)" if arm == w["best_static"] else ""
+            lines.append(f"| {w['app']} | {w['load']} | {arm}{mark} | {h:.4f} ± {hci:.4f} | {c:.3f} ± {cci:.3f} |")
+    lines += [
+        "",
+        "| app | load | SLO hit >= every fixed | no fixed as good and cheaper | vs fine: SLO hit / cost "
+        "| paper's gain vs fine | vs oracle: SLO hit / cost | within 5 % of oracle |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for w in doc["workloads"]:
+        t = w["targets"]
+        lines.append(
+            f"| {w['app']} | {w['load']} | {_yes(t['slo_hit_at_least_every_fixed'], t['fixed_with_higher_slo_hit'])} "
+            f"| {_yes(t['no_fixed_plan_as_good_and_cheaper'], t['fixed_as_good_and_cheaper'])} "
+            f"| {100 * t['slo_gain_vs_fine']:+.1f} % / {-100 * t['cost_cut_vs_fine']:+.1f} % "
+            f"| {'met' if t['paper_gain_vs_fine'] else 'missed'} "
+            f"| {100 * t['slo_hit_vs_oracle']:+.1f} % / {100 * t['cost_vs_oracle']:+.1f} % "
+            f"| {'met' if t['within_5pct_of_oracle'] else 'missed'} |"
+        )
+    lines += ["", "The empirical table against the fixed runs (predicted - measured SLO hit; cost, relative):", ""]
+    for w in doc["workloads"]:
+        lines.append(
+            f"- {w['app']}/{w['load']}: "
+            + "; ".join(f"{p} {e['slo_hit']:+.3f} / {100 * e['cost_rel']:+.0f} %" for p, e in w["table_error"].items())
+        )
+    (RESULTS / "granularity_gpu_sim.md").write_text("\n".join(lines) + "\n")
+    _plot(doc)
+    console.print("\n".join(lines))
+
+
+def _yes(ok: bool, against: list[str]) -> str:
+    return "met" if ok else "missed (" + ", ".join(a.removeprefix("fixed ") for a in against) + ")"
+
+
+def _plot(doc: dict[str, Any]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ws = doc["workloads"]
+    if not ws:
+        return
+    cols = min(3, len(ws))
+    rows = math.ceil(len(ws) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
+    for ax, w in zip(axes.flat, ws, strict=False):
+        for arm, s in w["summary"].items():
+            (h, hci), (c, cci) = s["slo_hit"], s["cost_usd"]
+            ax.errorbar(
+                c,
+                h,
+                xerr=cci if math.isfinite(cci) else None,
+                yerr=hci if math.isfinite(hci) else None,
+                fmt="s" if arm == "adaptive" else ("*" if arm == "oracle" else "o"),
+                capsize=3,
+                label=_short(arm),
+            )
+        ax.set_title(f"{w['app']} / {w['load']}")
+        ax.set_xlabel("resource cost (USD per run)")
+        ax.set_ylabel("SLO hit rate")
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "granularity_gpu_sim.png", dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.6 * rows), squeeze=False)
+    for ax, w in zip(axes.flat, ws, strict=False):
+        tl = w["timelines"][0]
+        plans = list(dict.fromkeys(a.removeprefix("fixed ") for a in w["summary"] if a.startswith("fixed")))
+        t = np.arange(len(tl["requests_per_window"])) * WINDOW_S / 60.0
+        ax.plot(t, np.asarray(tl["requests_per_window"]) / WINDOW_S, color="0.6", lw=0.8, label="load (req/s)")
+        ax.set_xlabel("minute")
+        ax.set_ylabel("req/s")
+        ax2 = ax.twinx()
+        ad = [e for e in tl["adaptive"] if WARM_S < e["t"] <= WARM_S + t.size * WINDOW_S]
+        ax2.step(
+            [(e["t"] - WARM_S) / 60.0 for e in ad], [plans.index(e["plan"]) for e in ad], where="post", label="adaptive"
+        )
+        ax2.step(t, [plans.index(p) for p in tl["oracle"]], where="post", alpha=0.5, ls=":", label="oracle")
+        ax2.set_yticks(range(len(plans)), [_short(p) for p in plans], fontsize=6)
+        ax2.legend(fontsize=6, loc="upper right")
+        ax.set_title(f"{w['app']} / {w['load']} (repeat 0)")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "granularity_gpu_sim_timeline.png", dpi=110)
+    plt.close(fig)
+
+
+def _short(label: str) -> str:
+    return label if len(label) <= 28 else label[:26] + "…"
+
+
+if __name__ == "__main__":
+    main()
