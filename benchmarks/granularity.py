@@ -28,11 +28,11 @@ import json
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from _arms import ci95, plot_arms
 from _common import RESULTS, ROOT, console, machine_info, save
 
 import shoal
@@ -188,15 +188,6 @@ def oracle(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> dic
         hits += (w["slo_hit"] if w["requests"] else 0.0) * w["requests"]
         cost += max(0.0, w["cost_usd"])
     return {"slo_hit": hits / reqs if reqs else math.nan, "cost_usd": cost, "plans": chosen}
-
-
-def ci95(xs: list[float]) -> tuple[float, float]:
-    a = np.asarray(xs, dtype=float)
-    if a.size < 2:
-        return float(a.mean()), float("nan")
-    from scipy import stats
-
-    return float(a.mean()), float(stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
 
 
 def main() -> None:
@@ -362,37 +353,7 @@ def _timelines(doc: dict[str, Any]) -> None:
 
 
 def _plot(doc: dict[str, Any]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ws = doc["workloads"]
-    if not ws:
-        return
-    cols = min(3, len(ws))
-    rows = math.ceil(len(ws) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), squeeze=False)
-    for ax, w in zip(axes.flat, ws, strict=False):
-        for arm, s in w["summary"].items():
-            (h, hci), (c, cci) = s["slo_hit"], s["cost_usd"]
-            ax.errorbar(
-                c * 1e4,
-                h,
-                xerr=cci * 1e4 if math.isfinite(cci) else None,
-                yerr=hci if math.isfinite(hci) else None,
-                fmt="o",
-                capsize=3,
-                label=arm,
-            )
-        ax.set_title(f"{w['app']} / {w['load']}")
-        ax.set_xlabel("resource cost (USD 1e-4)")
-        ax.set_ylabel("SLO hit rate")
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    out = Path(RESULTS / "granularity_arms.png")
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    plot_arms(doc["workloads"], RESULTS / "granularity_arms.png", 1e4, "resource cost (USD 1e-4)")
 
 
 if __name__ == "__main__":

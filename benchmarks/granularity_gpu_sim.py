@@ -41,6 +41,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
+from _arms import ci95, plot_arms
 from _common import RESULTS, ROOT, console, machine_info, save
 from _gpu_apps import detect_classify, gpu_cluster
 
@@ -342,16 +343,6 @@ def oracle(fixed: dict[str, Run]) -> dict[str, Any]:
     return {"slo_hit": hits / reqs if reqs else math.nan, "cost_usd": cost, "plans": chosen}
 
 
-def ci95(xs: list[float]) -> tuple[float, float]:
-    """Mean and the half-width of its 95 % confidence interval (Student t); NaN half-width with one value."""
-    a = np.asarray(xs, dtype=float)
-    if a.size < 2:
-        return float(a.mean()), float("nan")
-    from scipy import stats
-
-    return float(a.mean()), float(stats.t.ppf(0.975, a.size - 1) * a.std(ddof=1) / math.sqrt(a.size))
-
-
 def table_error(measured: MeasuredPredictor, fixed: dict[str, Run]) -> dict[str, dict[str, float]]:
     """How far the empirical table, read at each window's observed rate (what the controller sees), is from what
     each fixed plan did over the run: SLO hit rate (predicted - measured, weighted by requests) and cost (relative)."""
@@ -565,37 +556,18 @@ def _yes(ok: bool, against: list[str]) -> str:
 
 
 def _plot(doc: dict[str, Any]) -> None:
+    ws = doc["workloads"]
+    if not ws:
+        return
+    plot_arms(ws, RESULTS / "granularity_gpu_sim.png", label=_short)
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    ws = doc["workloads"]
-    if not ws:
-        return
     cols = min(3, len(ws))
     rows = math.ceil(len(ws) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 4.2 * rows), squeeze=False)
-    for ax, w in zip(axes.flat, ws, strict=False):
-        for arm, s in w["summary"].items():
-            (h, hci), (c, cci) = s["slo_hit"], s["cost_usd"]
-            ax.errorbar(
-                c,
-                h,
-                xerr=cci if math.isfinite(cci) else None,
-                yerr=hci if math.isfinite(hci) else None,
-                fmt="s" if arm == "adaptive" else ("*" if arm == "oracle" else "o"),
-                capsize=3,
-                label=_short(arm),
-            )
-        ax.set_title(f"{w['app']} / {w['load']}")
-        ax.set_xlabel("resource cost (USD per run)")
-        ax.set_ylabel("SLO hit rate")
-        ax.legend(fontsize=6)
-    fig.tight_layout()
-    fig.savefig(RESULTS / "granularity_gpu_sim.png", dpi=110)
-    plt.close(fig)
-
     fig, axes = plt.subplots(rows, cols, figsize=(5.5 * cols, 3.6 * rows), squeeze=False)
     for ax, w in zip(axes.flat, ws, strict=False):
         tl = w["timelines"][0]
