@@ -23,6 +23,7 @@ worker to be within ``staleness`` rounds). Results then depend on timing; qualit
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -103,14 +104,25 @@ def shard_bounds(n: int, workers: int, w: int) -> tuple[int, int]:
     return int(edges[w]), int(edges[w + 1])
 
 
+#: np.load parses the .npy header with ``ast.literal_eval``, which CPython 3.11 cannot run in several threads at once
+#: ("SystemError: AST constructor recursion depth mismatch", seen in CI with the threads back end's workers starting
+#: together); the headers are read one at a time, the shards themselves in parallel.
+_HEADER_LOCK = threading.Lock()
+
+
+def _open_npy(path: str) -> np.ndarray:
+    with _HEADER_LOCK:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+
+
 def load_shard(spec: JobSpec, w: int) -> tuple[np.ndarray, np.ndarray | None]:
     """Read worker ``w``'s rows from the job's .npy files (memory-mapped, so only the shard is read)."""
-    X = np.load(spec.data_x, mmap_mode="r", allow_pickle=False)
+    X = _open_npy(spec.data_x)
     a, b = shard_bounds(len(X), spec.workers, w)
     xs = np.ascontiguousarray(X[a:b], dtype=np.float64)
     ys = None
     if spec.data_y:
-        ys = np.ascontiguousarray(np.load(spec.data_y, mmap_mode="r", allow_pickle=False)[a:b], dtype=np.float64)
+        ys = np.ascontiguousarray(_open_npy(spec.data_y)[a:b], dtype=np.float64)
     return xs, ys
 
 
