@@ -59,3 +59,22 @@ def plot_arms(
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+def arms_table(
+    workloads: Sequence[dict[str, Any]],
+    cost_unit: str,
+    cost_scale: float = 1.0,
+    hit_digits: int = 3,
+    cost_digits: int = 2,
+) -> list[str]:
+    """The markdown table of every arm per workload: SLO hit rate and cost, each mean ± 95 % CI half-width."""
+    lines = [f"| app | load | arm | SLO hit (95% CI) | cost {cost_unit} (95% CI) |", "|---|---|---|---|---|"]
+    for w in workloads:
+        for arm, s in w["summary"].items():
+            (h, hci), (c, cci) = s["slo_hit"], s["cost_usd"]
+            mark = " (best static)" if arm == w["best_static"] else ""
+            hit = f"{h:.{hit_digits}f} ± {hci:.{hit_digits}f}"
+            cost = f"{c * cost_scale:.{cost_digits}f} ± {cci * cost_scale:.{cost_digits}f}"
+            lines.append(f"| {w['app']} | {w['load']} | {arm}{mark} | {hit} | {cost} |")
+    return lines

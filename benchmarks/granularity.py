@@ -32,7 +32,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from _arms import ci95, plot_arms
+from _arms import arms_table, ci95, plot_arms
 from _common import RESULTS, ROOT, console, machine_info, save
 
 import shoal
@@ -282,16 +282,8 @@ def _report(doc: dict[str, Any]) -> None:
     lines = [
         f"started {doc['started']}; {doc['settings']}",
         "",
-        "| app | load | arm | SLO hit (95% CI) | cost USD 1e-4 (95% CI) |",
-        "|---|---|---|---|---|",
+        *arms_table(doc["workloads"], "USD 1e-4", cost_scale=1e4),
     ]
-    for w in doc["workloads"]:
-        for arm, s in w["summary"].items():
-            (h, hci), (c, cci) = s["slo_hit"], s["cost_usd"]
-            mark = " (best static)" if arm == w["best_static"] else ""
-            lines.append(
-                f"| {w['app']} | {w['load']} | {arm}{mark} | {h:.3f} ± {hci:.3f} | {c * 1e4:.2f} ± {cci * 1e4:.2f} |"
-            )
     lines += ["", "Against the targets (means over repeats):", ""]
     lines += ["| app | load | vs best static: SLO hit, cost | vs fine: SLO hit, cost | vs oracle: SLO hit, cost |"]
     lines += ["|---|---|---|---|---|"]

@@ -41,7 +41,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from _arms import ci95, plot_arms
+from _arms import arms_table, ci95, plot_arms
 from _common import RESULTS, ROOT, console, machine_info, save
 from _gpu_apps import detect_classify, gpu_cluster
 
@@ -516,14 +516,8 @@ def _report(doc: dict[str, Any]) -> None:
     lines = [
         f"started {doc['started']}; {doc['settings']}; wall {doc['wall_s']:.0f} s",
         "",
-        "| app | load | arm | SLO hit (95% CI) | cost USD (95% CI) |",
-        "|---|---|---|---|---|",
+        *arms_table(doc["workloads"], "USD", hit_digits=4, cost_digits=3),
     ]
-    for w in doc["workloads"]:
-        for arm, s in w["summary"].items():
-            (h, hci), (c, cci) = s["slo_hit"], s["cost_usd"]
-            mark = " (best static)" if arm == w["best_static"] else ""
-            lines.append(f"| {w['app']} | {w['load']} | {arm}{mark} | {h:.4f} ± {hci:.4f} | {c:.3f} ± {cci:.3f} |")
     lines += [
         "",
         "| app | load | SLO hit >= every fixed | no fixed as good and cheaper | vs fine: SLO hit / cost "
