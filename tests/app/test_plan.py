@@ -390,6 +390,8 @@ def test_function_config_defaults_are_valid():
         ({"max_instances": 0}, "max_instances"),
         ({"keep_alive_s": 0}, "keep_alive_s"),
         ({"keep_alive_s": -1.0}, "keep_alive_s"),
+        ({"surplus_idle_s": -1.0}, "surplus_idle_s"),
+        ({"surplus_idle_s": float("inf")}, "surplus_idle_s"),
         ({"timeout_s": 0}, "timeout_s"),
         ({"queue_limit": -1}, "queue_limit"),
         ({"target_concurrency": 0}, "target_concurrency"),

@@ -58,12 +58,39 @@ def test_float_noise_does_not_delay_retirement() -> None:
     assert instances_to_retire(idle, now=32.3, keep_alive_s=30.0, total=1, desired=0, min_instances=0) == ["a"]
 
 
+def test_surplus_instances_go_after_the_pause_the_last_one_after_the_keep_alive() -> None:
+    """Desired 0, keep-alive 30 s, surplus pause 1 s: a and b (idle 10 s and 5 s) go at once, longest-idle first;
+    c, idle 2 s, would take the function to zero, so it waits out the keep-alive."""
+    retire = instances_to_retire(IDLE, now=10.0, keep_alive_s=30.0, surplus_idle_s=1.0, total=3, desired=0,
+                                 min_instances=0)  # fmt: skip
+    assert retire == ["a", "b"]
+    assert instances_to_retire([IDLE[0]], now=37.0, keep_alive_s=30.0, surplus_idle_s=1.0, total=1, desired=0,
+                               min_instances=0) == []  # fmt: skip
+    assert instances_to_retire([IDLE[0]], now=38.0, keep_alive_s=30.0, surplus_idle_s=1.0, total=1, desired=0,
+                               min_instances=0) == ["c"]  # fmt: skip
+
+
+def test_surplus_pause_keeps_an_instance_that_just_finished() -> None:
+    """Five instances, the autoscaler wants two: only the idle ones past the 3 s pause go (a, b); c finished 2 s
+    ago and stays, though the function is above its desired count."""
+    assert instances_to_retire(IDLE, now=10.0, keep_alive_s=60.0, surplus_idle_s=3.0, total=5, desired=2,
+                               min_instances=0) == ["a", "b"]  # fmt: skip
+
+
+def test_busy_instances_keep_the_surplus_rule() -> None:
+    """One busy instance remains, so every idle one is surplus even with desired 0: all three go after the pause."""
+    assert instances_to_retire(IDLE, now=10.0, keep_alive_s=60.0, surplus_idle_s=1.0, total=4, desired=0,
+                               min_instances=0) == ["a", "b", "c"]  # fmt: skip
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
         ({"keep_alive_s": -1.0}, "keep_alive_s"),
         ({"keep_alive_s": float("inf")}, "keep_alive_s"),
         ({"min_instances": -1}, "min_instances"),
+        ({"surplus_idle_s": -0.5}, "surplus_idle_s"),
+        ({"surplus_idle_s": float("nan")}, "surplus_idle_s"),
         ({"total": 2}, "total"),
     ],
 )

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from apps_for_tests import chain3, chain3_reference, concurrent, diamond, echo
+from apps_for_tests import chain3, chain3_reference, concurrent, diamond, echo, sleepy
 
 import shoal
 from shoal import App, FunctionConfig, Plan, PlanError
@@ -216,3 +216,18 @@ def test_reserved_instances_start_even_beyond_cpu_capacity() -> None:
     with shoal.local(app, plan, cfg) as svc:
         wait_until(lambda: len(svc.status()["apps"][0]["functions"][0]["instances"]) == 3, 20, message="3 instances")
         assert svc.invoke(7) == 7
+
+
+def test_surplus_instances_stop_after_the_pause_the_last_after_the_keep_alive() -> None:
+    """A burst of eight 0.3-s naps scales `sleepy` out; once it is over and the autoscaler wants fewer, the extra
+    instances stop after their 0.2-s surplus pause, while the last one stays warm for its 60-s keep-alive."""
+    config = HostConfig(stable_window_s=0.5, panic_window_s=0.1, tick_s=0.05, preload=LIGHT.preload)
+    plan = Plan.coarse(sleepy, default=FunctionConfig(keep_alive_s=60.0, surplus_idle_s=0.2, max_instances=4))
+    with shoal.local(sleepy, plan, config) as svc:
+        futures = [svc.submit(0.3) for _ in range(8)]
+        assert [f.result(timeout=60).output for f in futures] == [0.3] * 8
+        assert max(f["cold_starts"] for f in functions(svc, "sleepy")) >= 2, "the burst should have scaled out"
+        wait_until(lambda: len(functions(svc, "sleepy")[0]["instances"]) == 1, timeout=20, message="one instance")
+        (warm,) = functions(svc, "sleepy")[0]["instances"]
+        assert warm["state"] == "ready"
+        assert svc.call(0.0).timing["cold_start_ms"] == 0

@@ -29,6 +29,7 @@ deployment = st.tuples(
     st.floats(0.005, 0.4),  # mean service time
     st.sampled_from([0.0, 1.0]),  # cv
     st.sampled_from([0.1, 2.0, 7.5, 30.0]),  # keep-alive
+    st.sampled_from([0.0, 0.3, 1.0, 30.0]),  # surplus pause
     st.integers(0, 1),  # min instances
     st.integers(1, 6),  # max instances
     st.sampled_from([1, 2, 8]),  # batch size
@@ -54,10 +55,15 @@ def run(deps, times, which, cfg: SimConfig, nodes: int):
 def test_skipping_ticks_gives_the_run_of_ticking_every_pool(deps_spec, bursts, tick_s, windows, nodes, seed) -> None:
     rng = np.random.default_rng(seed)
     deps = []
-    for i, (shape, plan_kind, mean, cv, keep, lo, hi, batch) in enumerate(deps_spec):
+    for i, (shape, plan_kind, mean, cv, keep, surplus, lo, hi, batch) in enumerate(deps_spec):
         app = app_of(shape)
         cfg = FunctionConfig(
-            min_instances=lo, max_instances=max(hi, lo), keep_alive_s=keep, queue_limit=50, max_batch_size=batch
+            min_instances=lo,
+            max_instances=max(hi, lo),
+            keep_alive_s=keep,
+            surplus_idle_s=surplus,
+            queue_limit=50,
+            max_batch_size=batch,
         )
         plan = Plan.coarse(app, default=cfg) if plan_kind == "coarse" else Plan.fine(app, default=cfg)
         stages = {s: StageModel.cpu(mean, cv=cv) for s in app.stages}

@@ -7,6 +7,7 @@ queue limit, batching) and scales on its own.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -28,7 +29,11 @@ class FunctionConfig:
     resources: Resources | None = None
     min_instances: int = 0
     max_instances: int = 8
+    #: How long the function's last instance stays warm after its last request before it scales to zero.
     keep_alive_s: float = 60.0
+    #: How long an instance above the autoscaler's desired count must have been idle before it is stopped
+    #: (policy/keepalive.py: surplus instances do not wait out the keep-alive).
+    surplus_idle_s: float = 1.0
     timeout_s: float = 30.0
     queue_limit: int = 256
     #: The autoscaler's target of in-flight requests per instance; None means 70% of max_concurrency (Knative's
@@ -46,6 +51,8 @@ class FunctionConfig:
         for name in ("keep_alive_s", "timeout_s"):
             if getattr(self, name) <= 0:
                 raise SpecError(f"{name} must be positive, got {getattr(self, name)!r}")
+        if not 0 <= self.surplus_idle_s < math.inf:
+            raise SpecError(f"surplus_idle_s must be a finite number >= 0, got {self.surplus_idle_s!r}")
         if self.queue_limit < 0:
             raise SpecError(f"queue_limit must be >= 0, got {self.queue_limit!r}")
         if self.target_concurrency is not None and self.target_concurrency <= 0:

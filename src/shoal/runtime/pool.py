@@ -374,6 +374,7 @@ class Pool:
                 idle,
                 now=now,
                 keep_alive_s=self.fn.config.keep_alive_s,
+                surplus_idle_s=self.fn.config.surplus_idle_s,
                 total=live,
                 desired=d.desired,
                 min_instances=self.fn.config.min_instances,

@@ -33,7 +33,7 @@ from shoal.app import INPUT
 from shoal.policy.autoscale import AutoscalerConfig, KpaAutoscaler, ScaleObservation
 from shoal.policy.batching import decide_batch
 from shoal.policy.gpu_placement import ShareRequest
-from shoal.policy.keepalive import IdleInstance, first_expiry_tick, instances_to_retire
+from shoal.policy.keepalive import IdleInstance, first_expiry_tick, idle_needed, instances_to_retire
 from shoal.sim.cluster import Cluster, ClusterSpec
 from shoal.sim.gpu import GpuShare, GpuTable, sm_quota_for
 from shoal.sim.kernel import Kernel
@@ -135,6 +135,7 @@ class _Pool:
         self.max_wait = cfg.max_batch_wait_s
         self.queue_limit = cfg.queue_limit
         self.keep_alive = cfg.keep_alive_s
+        self.surplus_idle = cfg.surplus_idle_s
         self.min_instances = cfg.min_instances
         c = sim.config
         self.scaler = KpaAutoscaler(
@@ -467,13 +468,16 @@ class _Pool:
             due.append(self)
 
     def _plan_retire(self, k: int) -> None:
-        """Wake when the longest-idle instance passes its keep-alive (the first tick instances_to_retire could act)."""
-        if self.ready + self.starting - max(self.desired, self.min_instances) <= 0:
+        """Wake when the longest-idle instance has been idle long enough to go (the first tick instances_to_retire
+        could act: it stops the longest-idle first, after the surplus pause or, if it is the last, the keep-alive)."""
+        live = self.ready + self.starting
+        if live - max(self.desired, self.min_instances) <= 0:
             return
         oldest = min((i.idle_since for i in self.instances.values() if i.state == 1 and not i.in_flight), default=None)
         if oldest is None:
             return
-        m = first_expiry_tick(oldest, self.keep_alive, k + 1, self.sim.tick_s)
+        needed = idle_needed(live - 1, self.keep_alive, self.surplus_idle)
+        m = first_expiry_tick(oldest, needed, k + 1, self.sim.tick_s)
         if self.wake < 0 or m < self.wake:
             self._schedule(m)
 
@@ -495,6 +499,7 @@ class _Pool:
                     idle,
                     now=now,
                     keep_alive_s=self.keep_alive,
+                    surplus_idle_s=self.surplus_idle,
                     total=live,
                     desired=desired,
                     min_instances=self.min_instances,
