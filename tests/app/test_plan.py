@@ -324,7 +324,7 @@ def test_target_concurrency_default_and_explicit():
     assert coarse.target_concurrency == pytest.approx(1.4)  # combined max_concurrency is 2
     one = App("one")
     one.stage(lambda x: x, name="only")
-    assert Plan.fine(one)["only"].target_concurrency == 1.0  # 0.7 rounds up to at least 1
+    assert Plan.fine(one)["only"].target_concurrency == pytest.approx(0.7)  # Knative: 0.7 of one request
     explicit = Plan.fine(chain(), default=FunctionConfig(target_concurrency=5.0))
     assert all(f.target_concurrency == 5.0 for f in explicit.functions)
 

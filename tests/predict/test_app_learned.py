@@ -113,7 +113,7 @@ def test_the_analytical_model_is_wrong_on_these_runs_and_the_learned_one_correct
     _, test, learned = data
     analytical = mean_errors(learned.analytical, test)
     corrected = mean_errors(learned, test)
-    assert analytical["p99"] > 0.3 and analytical["cost"] > 0.3  # contention: the analytical model is far off
+    assert analytical["p99"] > 0.3 and analytical["cost"] > 0.2  # contention: the analytical model is far off
     assert corrected["p99"] < 0.8 * analytical["p99"]
     assert corrected["cost"] < 0.5 * analytical["cost"]
     assert corrected["slo_hit"] <= analytical["slo_hit"]

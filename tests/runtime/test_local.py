@@ -111,7 +111,8 @@ def test_concurrent_requests_on_concurrent_instances() -> None:
 
 def test_scale_to_zero_and_cold_start_again() -> None:
     config = HostConfig(stable_window_s=0.5, panic_window_s=0.1, tick_s=0.05, preload=LIGHT.preload)
-    plan = Plan.fine(chain3, default=FunctionConfig(keep_alive_s=0.3))
+    # target 1: with the default 0.7, one request in the 0.1-s panic window asks for a second instance
+    plan = Plan.fine(chain3, default=FunctionConfig(keep_alive_s=0.3, target_concurrency=1.0))
     x = np.arange(5)
     with shoal.local(chain3, plan, config) as svc:
         first = svc.call(x)

@@ -37,7 +37,7 @@ class FunctionConfig:
     timeout_s: float = 30.0
     queue_limit: int = 256
     #: The autoscaler's target of in-flight requests per instance; None means 70% of max_concurrency (Knative's
-    #: default target utilisation), but at least 1.
+    #: default target utilisation; 0.7 for a one-request instance, as Knative's 0.7 of containerConcurrency 1).
     target_concurrency: float | None = None
     max_batch_size: int = 1
     max_batch_wait_s: float = 0.0
@@ -81,7 +81,7 @@ class Function:
         """In-flight requests per instance the autoscaler aims for: 70% of what an instance can hold at once."""
         t = self.config.target_concurrency
         capacity = self.resources.max_concurrency * self.config.max_batch_size
-        return t if t is not None else max(1.0, 0.7 * capacity)
+        return t if t is not None else 0.7 * capacity
 
 
 class Plan:
