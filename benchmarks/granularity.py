@@ -80,6 +80,7 @@ APPS = {
 }
 SLO_TARGET = 0.99
 WINDOW_S = 5.0
+HORIZON_S: float | None = None  # --horizon-s: the adaptive arm weighs plans over the recent windows' loads
 # Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
 CONTROLLER = ControllerConfig(
     slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=15, payback_s=30, slo_tolerance=0.01
@@ -165,7 +166,9 @@ def adaptive_arm(app: shoal.App, table: MeasuredPredictor) -> Any:
 
     def start(svc: Any) -> None:
         controller = GranularityController(CONTROLLER)
-        loops.append(svc.adapt([], candidates_for, controller, window_s=WINDOW_S, resolve=made.__getitem__))
+        loops.append(
+            svc.adapt([], candidates_for, controller, window_s=WINDOW_S, resolve=made.__getitem__, horizon_s=HORIZON_S)
+        )
 
     return start, loops
 
@@ -202,10 +205,15 @@ def main() -> None:
     ap.add_argument(
         "--append", action="store_true", help="keep the other apps' workloads already in results/granularity.json"
     )
+    ap.add_argument("--horizon-s", type=float, default=None, help="adaptive: weigh plans over this many seconds")
     args = ap.parse_args()
     if args.report_only:
         _report(json.loads((RESULTS / "granularity.json").read_text()))
         return
+    global HORIZON_S  # read by adaptive_arm
+    if args.horizon_s is not None and not args.horizon_s >= WINDOW_S:
+        ap.error(f"--horizon-s must be at least the window ({WINDOW_S:g} s)")
+    HORIZON_S = args.horizon_s
     RESULTS.mkdir(exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     doc: dict[str, Any] = {"machine": machine_info(), "settings": vars(args), "started": started, "workloads": []}

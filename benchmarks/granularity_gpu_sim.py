@@ -68,6 +68,7 @@ SETTLE_S = 60.0  # calibration: the first minute (a ramp up to the rate) is not 
 CONTROLLER = ControllerConfig(
     slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=60.0, payback_s=60.0, min_cost_saving=0.2
 )
+HORIZON_S: float | None = None  # --horizon-s: weigh plans over the recent windows' loads (None: this window's)
 SWITCH_OVERLAP_S = 2.0  # first guess of a switch's overlap (cold start of the new functions), then as measured
 
 
@@ -317,7 +318,9 @@ def adaptive_arm(
                 out.append(cand)
             return out
 
-        loop = SimAdaptive(sim, 0, deps, candidates_for, GranularityController(CONTROLLER), window_s=WINDOW_S)
+        loop = SimAdaptive(
+            sim, 0, deps, candidates_for, GranularityController(CONTROLLER), window_s=WINDOW_S, horizon_s=HORIZON_S
+        )
         return loop
 
     return start
@@ -397,7 +400,7 @@ def targets(summary: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any
 
 # -- main ---------------------------------------------------------------------------------------------------------
 def main() -> None:
-    global WINDOW_S, CONTROLLER  # settings of the run, read by the helpers above
+    global WINDOW_S, CONTROLLER, HORIZON_S  # settings of the run, read by the helpers above
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"], choices=["steady", "bursty", "trace"])
@@ -408,10 +411,15 @@ def main() -> None:
     ap.add_argument("--window-s", type=float, default=WINDOW_S, help="the adaptive loop's window (divides 10 s)")
     ap.add_argument("--dwell-s", type=float, default=CONTROLLER.min_dwell_s, help="the controller's min_dwell_s")
     ap.add_argument("--min-cost-saving", type=float, default=CONTROLLER.min_cost_saving)
+    ap.add_argument("--horizon-s", type=float, default=None, help="adaptive: weigh plans over this many seconds")
+    ap.add_argument("--out", default="granularity_gpu_sim", help="name of the results (results/NAME.json, .md, .png)")
     args = ap.parse_args()
     if not (args.window_s > 0 and (WARM_S / args.window_s).is_integer()):
         ap.error(f"--window-s must divide the warm-up of {WARM_S:g} s (e.g. 2, 5 or 10)")
     WINDOW_S = args.window_s
+    if args.horizon_s is not None and not args.horizon_s >= WINDOW_S:
+        ap.error(f"--horizon-s must be at least the window ({WINDOW_S:g} s)")
+    HORIZON_S = args.horizon_s
     CONTROLLER = replace(CONTROLLER, min_dwell_s=args.dwell_s, min_cost_saving=args.min_cost_saving)
     if args.quick:
         args.apps, args.loads, args.minutes, args.repeats, args.calibrate_minutes = (
@@ -508,7 +516,7 @@ def main() -> None:
                 }
             )
     doc["wall_s"] = time.perf_counter() - t0
-    save("granularity_gpu_sim", doc)
+    save(args.out, doc)
     _report(doc)
 
 
@@ -540,7 +548,7 @@ def _report(doc: dict[str, Any]) -> None:
             f"- {w['app']}/{w['load']}: "
             + "; ".join(f"{p} {e['slo_hit']:+.3f} / {100 * e['cost_rel']:+.0f} %" for p, e in w["table_error"].items())
         )
-    (RESULTS / "granularity_gpu_sim.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{_out(doc)}.md").write_text("\n".join(lines) + "\n")
     _plot(doc)
     console.print("\n".join(lines))
 
@@ -553,7 +561,7 @@ def _plot(doc: dict[str, Any]) -> None:
     ws = doc["workloads"]
     if not ws:
         return
-    plot_arms(ws, RESULTS / "granularity_gpu_sim.png", label=_short)
+    plot_arms(ws, RESULTS / f"{_out(doc)}.png", label=_short)
 
     import matplotlib
 
@@ -580,8 +588,13 @@ def _plot(doc: dict[str, Any]) -> None:
         ax2.legend(fontsize=6, loc="upper right")
         ax.set_title(f"{w['app']} / {w['load']} (repeat 0)")
     fig.tight_layout()
-    fig.savefig(RESULTS / "granularity_gpu_sim_timeline.png", dpi=110)
+    fig.savefig(RESULTS / f"{_out(doc)}_timeline.png", dpi=110)
     plt.close(fig)
+
+
+def _out(doc: dict[str, Any]) -> str:
+    """The results' name (``--out``), for the report and plots of a run."""
+    return str(doc["settings"].get("out", "granularity_gpu_sim"))
 
 
 def _short(label: str) -> str:

@@ -77,3 +77,7 @@ def test_serve_adaptive_refuses_a_table_without_the_served_plan(tmp_path):
     assert r.exit_code != 0 and "no measurement of the served plan 'fine'" in r.output
     r = runner.invoke(cli, ["serve", PACED, "--adaptive", str(tmp_path / "missing.json")])
     assert r.exit_code != 0 and "cannot read measured table" in r.output
+    rows.append(Measurement("fine", 10, 1, 1.0, 2.0, 10))
+    path = MeasuredPredictor(rows, slo="p99:200ms").save(tmp_path / "both.json")
+    r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-horizon", "5"])
+    assert r.exit_code != 0 and "--adaptive-horizon must be 0 (off) or at least --adaptive-window" in r.output

@@ -4,7 +4,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController, best_candidate
+from shoal.policy.granularity import (
+    Candidate,
+    ControllerConfig,
+    GranularityController,
+    RecentCandidates,
+    best_candidate,
+    horizon_windows,
+    mixed,
+)
 
 FINE = "fine"
 COARSE = "coarse"
@@ -118,3 +126,52 @@ def test_switches_are_never_closer_than_the_dwell_time_unless_urgent(windows):
             assert last is None or now - last >= cfg.min_dwell_s or urgent
             assert d.switch_to != current
             current, last = d.switch_to, now
+
+
+def test_mixed_weights_slo_hit_by_requests_and_averages_cost():
+    quiet = [Candidate(FINE, 1.0, 2.0), Candidate(COARSE, 1.0, 1.0), Candidate("only-quiet", 1.0, 0.1)]
+    burst = [Candidate(FINE, 0.99, 4.0, switch_cost=8.0), Candidate(COARSE, 0.5, 2.0)]
+    (fine, coarse) = mixed([(100, quiet), (300, burst)])
+    assert (fine.plan, coarse.plan) == (FINE, COARSE)  # only plans scored in every window, in the last one's order
+    assert fine.slo_hit == pytest.approx((100 * 1.0 + 300 * 0.99) / 400) and fine.cost_per_s == 3.0
+    assert coarse.slo_hit == pytest.approx((100 + 150) / 400) and coarse.cost_per_s == 1.5
+    assert fine.switch_cost == 8.0  # what a switch costs now: the last window's
+    assert mixed([(0, quiet), (0, burst)])[1].slo_hit == pytest.approx(0.75)  # no requests: equal weights
+    with pytest.raises(ValueError, match="no windows"):
+        mixed([])
+    with pytest.raises(ValueError, match="weights"):
+        mixed([(-1, quiet)])
+
+
+def test_with_recent_loads_the_plan_best_over_the_mix_is_weighed():
+    """This window is quiet (coarse is cheapest), but over the recent bursts coarse misses: the mix keeps fine."""
+    ctl = GranularityController(ControllerConfig(confirm_windows=1, min_dwell_s=0))
+    recent = cands(coarse=(0.9, 1.0))
+    d = ctl.decide(0, FINE, cands(), recent)
+    assert d.switch_to is None and d.best == FINE and "over the recent loads" in d.reason
+    assert ctl.decide(10, FINE, cands()).switch_to == COARSE  # without the mix it would have switched
+
+
+def test_an_slo_emergency_at_this_load_overrides_the_mix():
+    """On coarse in a burst (0.8 against 0.99): switch now, though coarse looks fine over the recent mix."""
+    ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=60))
+    d = ctl.decide(0, COARSE, cands(coarse=(0.8, 1.0)), recent=cands())
+    assert d.switch_to == FINE and "urgent" in d.reason
+
+
+def test_recent_without_the_current_plan_falls_back_to_this_window():
+    ctl = GranularityController(ControllerConfig(confirm_windows=1, min_dwell_s=0))
+    d = ctl.decide(0, FINE, cands(), recent=[Candidate(COARSE, 0.5, 1.0)])
+    assert d.switch_to == COARSE and "over the recent loads" not in d.reason
+
+
+def test_recent_candidates_mix_the_last_windows_only():
+    recent = RecentCandidates(2)
+    assert recent.add(10, cands()) is None  # one window: nothing to mix yet
+    assert recent.add(10, cands(coarse=(0.9, 1.0)))[1].slo_hit == pytest.approx((0.995 + 0.9) / 2)
+    assert recent.add(10, cands(coarse=(0.9, 1.0)))[1].slo_hit == pytest.approx(0.9)  # the first has left
+    assert horizon_windows(None, 10.0) == 1 and horizon_windows(60.0, 10.0) == 6
+    with pytest.raises(ValueError, match="horizon_s"):
+        horizon_windows(5.0, 10.0)
+    with pytest.raises(ValueError, match="windows"):
+        RecentCandidates(0)

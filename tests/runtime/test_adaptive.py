@@ -103,11 +103,12 @@ def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path):
         Measurement("coarse", 50, 1.0, 0.999, 1.5, 30),
     ]
     table = MeasuredPredictor(rows, slo=str(paced.slo)).save(tmp_path / "paced.json")
-    args = ["--adaptive", str(table), "--adaptive-window", "0.3", "--adaptive-dwell", "0"]
+    args = ["--adaptive", str(table), "--adaptive-window", "0.3", "--adaptive-dwell", "0", "--adaptive-horizon", "0.9"]
     with ServerProcess(ref("paced"), "fine", *args) as srv:
         for i in range(5):
             assert httpx.post(f"{srv.url}/apps/paced/invoke", json=[i], timeout=10).status_code == 200
         wait_until(lambda: srv.client.get("/apps").json()["paced"]["plan"] == "coarse", timeout=15)
         history = srv.client.get("/status").json()["apps"][0]["adaptive"]
         assert any(e.get("switch_to") == "coarse" for e in history)
+        assert any("over the recent loads" in e.get("reason", "") for e in history)  # the 3-window mix was weighed
         assert httpx.post(f"{srv.url}/apps/paced/invoke", json=[1], timeout=10).json()["output"] == [9.0]

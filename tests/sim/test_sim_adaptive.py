@@ -112,3 +112,43 @@ def test_a_switch_warms_for_the_recent_work_where_arrivals_are_kept():
         sim.kernel.at(5.0, switch, None)
         sim.run(generators.poisson(20.0, 8.0, seed=3), until=6.0)
         assert warmed == [expect], keep
+
+
+def three_plans(app: shoal.App) -> dict[str, Deployment]:
+    models = {s: StageModel.cpu(0.01) for s in app.stages}
+    cfg = FunctionConfig(keep_alive_s=5.0, max_instances=20)
+    labels = ("fine", "coarse", "a+b,c")
+    return {label: Deployment(app, Plan.parse(app, label, default=cfg), models) for label in labels}
+
+
+def bursts_rule(load, labels):
+    """Coarse is cheapest but misses under bursts; a+b,c meets the target at both loads for a little more."""
+    busy = load.rate >= 40
+    return [
+        Candidate("coarse", 0.9 if busy else 0.999, 1.0),
+        Candidate("a+b,c", 0.995, 1.5),
+        Candidate("fine", 0.999, 3.0),
+    ]
+
+
+@pytest.mark.parametrize("horizon_s", [None, 40.0])
+def test_a_horizon_settles_on_the_plan_for_the_mix_instead_of_chasing_bursts(horizon_s):
+    """Bursts of 10 s every 20 s: without a horizon the controller goes back to coarse in every quiet spell and
+    back out at the next burst (urgently); over a 40-s horizon coarse misses the target, so it stays on a+b,c."""
+    app = chain()
+    plans = three_plans(app)
+    sim = Simulator(ClusterSpec.uniform(4), [plans["coarse"]], config())
+    ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=4.0, payback_s=1e6))
+    loop = SimAdaptive(sim, 0, plans, bursts_rule, ctl, window_s=2.0, horizon_s=horizon_s)
+    times = np.concatenate(
+        [start + generators.poisson(rate, 10.0, seed=k) for k, (start, rate) in enumerate(
+            (t, 80.0 if (t // 10) % 2 else 10.0) for t in np.arange(0.0, 120.0, 10.0))]
+    )  # fmt: skip
+    result = sim.run(times, until=140.0)
+    assert result.summary()["rejected"] == 0 and len(result.latencies()) == len(times)
+    switches = [e["switch_to"] for e in loop.history if e.get("switch_to")]
+    if horizon_s is None:
+        assert switches.count("coarse") >= 2 and switches.count("a+b,c") >= 3
+    else:
+        assert switches == ["a+b,c"]
+        assert any("over the recent loads" in e.get("reason", "") for e in loop.history)

@@ -54,13 +54,19 @@ def serve(
     ] = None,
     adaptive_window: Annotated[float, typer.Option(help="Adaptive: seconds per load window.")] = 10.0,
     adaptive_dwell: Annotated[float, typer.Option(help="Adaptive: least seconds between two switches.")] = 60.0,
+    adaptive_horizon: Annotated[
+        float,
+        typer.Option(help="Adaptive: weigh plans over the loads of this many seconds (the window's alone: 0)."),
+    ] = 0.0,
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
     """Serve an application over HTTP: POST /apps/APP/invoke, GET /status, GET /metrics.
 
     With --adaptive TABLE.json the plan follows the load: every window the planner scores the measured plans at the
-    observed load and the controller switches live when it pays (docs/granularity.md).
+    observed load and the controller switches live when it pays (docs/granularity.md). With --adaptive-horizon 120
+    it weighs each plan over the loads of the last two minutes instead, so bursts that come and go do not make it
+    chase them; an SLO emergency at the window's load is still answered at once.
 
     \b
     Example:
@@ -98,14 +104,23 @@ def serve(
     config = HostConfig(max_body_bytes=int(max_body_mb * (1 << 20)), cpu_overcommit=cpu_overcommit)
     on_start = None
     if adaptive is not None:
-        on_start = _adaptive_starter(the_app, the_plan, default, adaptive, adaptive_window, adaptive_dwell, slo_target)
+        on_start = _adaptive_starter(
+            the_app, the_plan, default, adaptive, adaptive_window, adaptive_dwell, slo_target, adaptive_horizon
+        )
     run_server(
         [(the_app, the_plan)], bind=bind, port=port, token=token, config=config, log_level=log_level, on_start=on_start
     )
 
 
 def _adaptive_starter(
-    app: App, plan: Plan, default: FunctionConfig, table: Path, window_s: float, dwell_s: float, target: float
+    app: App,
+    plan: Plan,
+    default: FunctionConfig,
+    table: Path,
+    window_s: float,
+    dwell_s: float,
+    target: float,
+    horizon_s: float = 0.0,
 ) -> Callable[[Host], None]:
     """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the table's plans."""
     from shoal.policy.granularity import ControllerConfig, GranularityController
@@ -124,6 +139,8 @@ def _adaptive_starter(
         _fail(f"{table} has no measurement of the served plan {plan.label!r}; measured: {', '.join(predictor.plans)}")
     if not window_s > 0:
         _fail(f"--adaptive-window must be > 0, got {window_s:g}")
+    if horizon_s and not horizon_s >= window_s:
+        _fail(f"--adaptive-horizon must be 0 (off) or at least --adaptive-window ({window_s:g} s), got {horizon_s:g}")
     planner = Planner(app, predictor.predict, slo_target=target, default=default)
     made: dict[str, Plan] = {}
 
@@ -133,7 +150,17 @@ def _adaptive_starter(
         return [c.candidate() for c in choices]
 
     def start(host: Host) -> None:
-        host.adapt(AdaptiveLoop(host, app.name, [plan], candidates_for, controller, window_s, resolve=made.__getitem__))
+        loop = AdaptiveLoop(
+            host,
+            app.name,
+            [plan],
+            candidates_for,
+            controller,
+            window_s,
+            resolve=made.__getitem__,
+            horizon_s=horizon_s or None,
+        )
+        host.adapt(loop)
 
     return start
 

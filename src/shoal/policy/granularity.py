@@ -18,6 +18,14 @@ controller answers whether to switch, and to which plan:
 - **Hysteresis, so that it does not flap**: the same plan must come out best in ``confirm_windows`` consecutive
   windows, and no switch happens within ``min_dwell_s`` of the previous one. An SLO emergency (the current plan is
   predicted to miss the target by more than ``urgent_slo_gap``) needs one window only, and may cut the dwell short.
+- **Plan for the recent mix of loads, answer an emergency at once.** A caller may also pass ``recent``: each plan
+  scored over the loads of the last few windows (``mixed``: SLO hit rate weighted by each window's requests, cost
+  per second averaged over the windows). Then the plan weighed is the one best over that mix, the "best static plan"
+  of the recent past, unless the current plan is predicted to miss the target urgently at *this* window's load,
+  which is answered from this window's candidates alone. Why: under bursts that come and go, the best plan of each
+  window flips between a cheap plan for the quiet and a plan with more functions for the burst, and a reactive
+  switch arrives a confirmation and a warm-up late each time; a plan that does well over both costs less than the
+  chase (the runtime experiment's text/bursty, docs/granularity.md).
 
 Pure: no clock (times come in the observations), no I/O, no predictor calls. ``shoal.predict`` produces the
 candidates; the runtime and the simulator both call ``decide``.
@@ -26,6 +34,7 @@ candidates; the runtime and the simulator both call ``decide``.
 from __future__ import annotations
 
 import math
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -37,7 +46,10 @@ __all__ = [
     "GranularityController",
     "GranularityDecision",
     "ObservedLoad",
+    "RecentCandidates",
     "best_candidate",
+    "horizon_windows",
+    "mixed",
     "observe_load",
     "priced",
     "window_record",
@@ -123,6 +135,63 @@ def priced(candidates: Sequence[Candidate], current: str, overlap_s: float) -> l
     ]
 
 
+def mixed(windows: Sequence[tuple[float, Sequence[Candidate]]]) -> list[Candidate]:
+    """Each plan's candidates over several windows, as one candidate per plan: the SLO hit rate weighted by each
+    window's weight (its requests: the share of all requests predicted to meet the SLO), the cost per second averaged
+    over the windows (each window lasts as long), the switch cost of the last window (a switch costs what it costs
+    now). Only plans scored in every window are kept, in the order of the last window. Equal weights when every
+    weight is 0 (no request in any window)."""
+    if not windows:
+        raise ValueError("no windows to mix")
+    weights = [float(w) for w, _ in windows]
+    if any(not (math.isfinite(w) and w >= 0) for w in weights):
+        raise ValueError(f"window weights must be finite and >= 0, got {weights}")
+    if sum(weights) == 0:
+        weights = [1.0] * len(windows)
+    total = sum(weights)
+    per_window = [{c.plan: c for c in cands} for _, cands in windows]
+    out = []
+    for c in windows[-1][1]:
+        if not all(c.plan in w for w in per_window):
+            continue
+        scores = [w[c.plan] for w in per_window]
+        out.append(
+            Candidate(
+                c.plan,
+                min(1.0, sum(wt * x.slo_hit for wt, x in zip(weights, scores, strict=True)) / total),
+                sum(x.cost_per_s for x in scores) / len(scores),
+                c.switch_cost,
+            )
+        )
+    return out
+
+
+def horizon_windows(horizon_s: float | None, window_s: float) -> int:
+    """How many windows of ``window_s`` a horizon of ``horizon_s`` spans (None: one window, no mix)."""
+    if horizon_s is None:
+        return 1
+    if not (math.isfinite(horizon_s) and horizon_s >= window_s > 0):
+        raise ValueError(f"horizon_s must be a finite number >= window_s ({window_s!r}), got {horizon_s!r}")
+    return max(1, round(horizon_s / window_s))
+
+
+class RecentCandidates:
+    """The candidates of an application's last ``windows`` windows with their request counts, mixed for
+    ``GranularityController.decide``'s ``recent``; the runtime's and the simulator's loops both keep one."""
+
+    def __init__(self, windows: int) -> None:
+        if windows < 1:
+            raise ValueError(f"windows must be >= 1, got {windows!r}")
+        self.windows = windows
+        self._kept: deque[tuple[float, list[Candidate]]] = deque(maxlen=windows)
+
+    def add(self, requests: float, candidates: Sequence[Candidate]) -> list[Candidate] | None:
+        """Keep this window's candidates; the mix of the windows kept, or None while there is one window only (the
+        controller then weighs this window's candidates, as without a horizon)."""
+        self._kept.append((requests, list(candidates)))
+        return mixed(self._kept) if len(self._kept) > 1 else None
+
+
 class GranularityController:
     """See the module docstring. One controller per application."""
 
@@ -133,8 +202,16 @@ class GranularityController:
         self._last_switch: float | None = None
         self._last_now: float | None = None
 
-    def decide(self, now: float, current: str, candidates: Sequence[Candidate]) -> GranularityDecision:
-        """Weigh this window's candidates against ``current`` (which must be among them) at time ``now``."""
+    def decide(
+        self,
+        now: float,
+        current: str,
+        candidates: Sequence[Candidate],
+        recent: Sequence[Candidate] | None = None,
+    ) -> GranularityDecision:
+        """Weigh this window's candidates against ``current`` (which must be among them) at time ``now``; with
+        ``recent`` (``mixed`` over the last windows), weigh those instead unless the current plan is in an SLO
+        emergency at this window's load (module docstring)."""
         cfg = self.config
         if self._last_now is not None and now < self._last_now:
             raise ValueError(f"time went backwards: {now!r} < {self._last_now!r}")
@@ -143,10 +220,15 @@ class GranularityController:
         if current not in by_plan:
             raise ValueError(f"the current plan {current!r} is not among the candidates {sorted(by_plan)}")
         here = by_plan[current]
+        where = "at this load"
+        if recent is not None and not self._urgent(here, best_candidate(candidates, cfg.slo_target)):
+            mix = {c.plan: c for c in recent}
+            if current in mix:
+                candidates, here, where = list(recent), mix[current], "over the recent loads"
         best = best_candidate(candidates, cfg.slo_target)
         if best.plan == current:
             self._streak_plan, self._streak = None, 0
-            return GranularityDecision(None, current, f"{current} is the best plan at this load")
+            return GranularityDecision(None, current, f"{current} is the best plan {where}")
 
         why = self._worth_it(here, best)
         if why is None:
@@ -154,9 +236,11 @@ class GranularityController:
             return GranularityDecision(
                 None, best.plan, f"{best.plan} is better but not by enough to pay for a switch; staying on {current}"
             )
+        if where != "at this load":
+            why = f"{why} {where}"
         self._streak = self._streak + 1 if self._streak_plan == best.plan else 1
         self._streak_plan = best.plan
-        urgent = here.slo_hit < cfg.slo_target - cfg.urgent_slo_gap and best.slo_hit > here.slo_hit
+        urgent = self._urgent(here, best)
         needed = 1 if urgent else cfg.confirm_windows
         if self._streak < needed:
             return GranularityDecision(
@@ -168,6 +252,11 @@ class GranularityController:
         self._last_switch = now
         self._streak_plan, self._streak = None, 0
         return GranularityDecision(best.plan, best.plan, f"{why}{' (urgent)' if urgent else ''}: switch to {best.plan}")
+
+    def _urgent(self, here: Candidate, best: Candidate) -> bool:
+        """The current plan misses the target by more than ``urgent_slo_gap`` and the best plan does better."""
+        cfg = self.config
+        return here.slo_hit < cfg.slo_target - cfg.urgent_slo_gap and best.slo_hit > here.slo_hit
 
     def _worth_it(self, here: Candidate, best: Candidate) -> str | None:
         """Why moving from ``here`` to ``best`` pays, or None if it does not."""

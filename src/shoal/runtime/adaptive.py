@@ -9,6 +9,10 @@ thread, so a slow predictor never stalls the event loop that serves requests.
 A candidate that comes without a switch cost is given one (``policy.granularity.priced``): its cost per second over
 ``switch_overlap_s``, which starts at 2 s and then is the longest switch this loop has made.
 
+With ``horizon_s`` longer than a window, the controller weighs each plan over the loads of the windows within the
+horizon (``policy.granularity.RecentCandidates``): the best plan for the recent mix of loads, while an SLO emergency
+at this window's load is still answered at once. The candidates of past windows are kept, not recomputed.
+
 Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
 """
 
@@ -25,6 +29,8 @@ from shoal.policy.granularity import (
     Candidate,
     GranularityController,
     ObservedLoad,
+    RecentCandidates,
+    horizon_windows,
     observe_load,
     priced,
     window_record,
@@ -52,6 +58,7 @@ class AdaptiveLoop:
         keep: int = 1000,
         resolve: Callable[[str], Plan] | None = None,
         switch_overlap_s: float = 2.0,
+        horizon_s: float | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -66,6 +73,7 @@ class AdaptiveLoop:
         self.controller = controller or GranularityController()
         self.window_s = window_s
         self.switch_overlap_s = switch_overlap_s
+        self.recent = RecentCandidates(horizon_windows(horizon_s, window_s))
         self.keep = keep
         self.history: list[dict[str, Any]] = []
         self.switches = 0
@@ -98,8 +106,11 @@ class AdaptiveLoop:
         load = observe_load(self.host.arrivals_of(self.app), now, self.window_s)
         current = self.host.deployment(self.app).plan.label
         cands = await asyncio.to_thread(self.candidates_for, load, self.plans)
+        mix = self.recent.add(load.count, cands)
         cands = priced(cands, current, self.switch_overlap_s)
-        decision = self.controller.decide(now, current, cands)
+        if mix is not None:
+            mix = priced(mix, current, self.switch_overlap_s)
+        decision = self.controller.decide(now, current, cands, mix)
         entry: dict[str, Any] = window_record(now, load, current, decision)
         if decision.switch_to is not None:
             target = self.plans.get(decision.switch_to)

@@ -5,7 +5,9 @@ Every ``window_s`` of simulated time the loop measures the deployment's arrivals
 for candidate plans with their predicted SLO hit rate and cost, lets the same ``GranularityController`` decide, and
 carries a switch out with ``Simulator.switch`` (warm, move, drain). Candidates without a switch cost are priced as
 the runtime's loop prices them (``policy.granularity.priced``), over the longest warm-up of the switches made so far
-(``switch_overlap_s`` until the first). ``history`` keeps every window.
+(``switch_overlap_s`` until the first); with ``horizon_s`` longer than a window, plans are weighed over the recent
+windows' loads as the runtime's loop weighs them (``policy.granularity.RecentCandidates``). ``history`` keeps every
+window.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from shoal.policy.granularity import (
     Candidate,
     GranularityController,
     ObservedLoad,
+    RecentCandidates,
+    horizon_windows,
     observe_load,
     priced,
     window_record,
@@ -41,6 +45,7 @@ class SimAdaptive:
         controller: GranularityController | None = None,
         window_s: float = 10.0,
         switch_overlap_s: float = 2.0,
+        horizon_s: float | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -56,6 +61,7 @@ class SimAdaptive:
         self.controller = controller or GranularityController()
         self.window_s = window_s
         self.switch_overlap_s = switch_overlap_s
+        self.recent = RecentCandidates(horizon_windows(horizon_s, window_s))
         self.history: list[dict[str, Any]] = []
         self.switches = 0
         sim.arrivals[dep] = deque()
@@ -73,8 +79,12 @@ class SimAdaptive:
             self.history.append({"t": now, "load": asdict(load), "plan": current, "reason": "a switch is under way"})
             sim.kernel.at(now + self.window_s, self._window, None)
             return
-        cands = priced(self.candidates_for(load, list(self.plans)), current, self.switch_overlap_s)
-        decision = self.controller.decide(now, current, cands)
+        cands = self.candidates_for(load, list(self.plans))
+        mix = self.recent.add(load.count, cands)
+        cands = priced(cands, current, self.switch_overlap_s)
+        if mix is not None:
+            mix = priced(mix, current, self.switch_overlap_s)
+        decision = self.controller.decide(now, current, cands, mix)
         entry: dict[str, Any] = window_record(now, load, current, decision)
         if decision.switch_to is not None:
             entry["moves_at"] = sim.switch(self.dep, self.plans[decision.switch_to])
