@@ -16,9 +16,10 @@ Per application:
     .venv/bin/python benchmarks/granularity.py --apps image --loads steady --seconds 30 --repeats 1   # a smoke run
     .venv/bin/python benchmarks/granularity.py                                                         # everything
 
-Writes results/granularity.json, results/granularity.md and results/granularity_*.png; every run (calibration,
-fixed, adaptive) is kept whole under results/granularity_runs/APP/ (``ReplayResult.to_dict`` with what was run), for
-``benchmarks/predict_heldout.py``, which scores the three predictors on the runs none of them was fitted on.
+Writes results/granularity.json, results/granularity.md and results/granularity_*.png (``--out NAME``: NAME.json
+and so on); every run (calibration, fixed, adaptive) is kept whole under results/granularity_runs/APP/
+(``ReplayResult.to_dict`` with what was run), for ``benchmarks/predict_heldout.py``, which scores the three
+predictors on the runs none of them was fitted on.
 """
 
 from __future__ import annotations
@@ -109,7 +110,8 @@ def fn_config() -> FunctionConfig:
     return FunctionConfig(keep_alive_s=10.0, max_instances=4)
 
 
-RUNS = RESULTS / "granularity_runs"
+OUT = "granularity"  # --out: the results' name (results/OUT.json, OUT_runs/, OUT_APP_measured.json, ...)
+RUNS = RESULTS / f"{OUT}_runs"
 
 
 def keep_run(name: str, subject: Subject, app: shoal.App, res: ReplayResult, seconds: float, **what: Any) -> None:
@@ -149,7 +151,7 @@ def calibrate(name: str, subject: Subject, app: shoal.App, inputs: list[Any], se
                 f"cost {row.cost_per_s * 3600:.4f} USD/h, p99 {row.p99_ms:.0f} ms[/]"
             )
     table = MeasuredPredictor(rows, slo=str(app.slo))
-    table.save(RESULTS / f"granularity_{name}_measured.json")
+    table.save(RESULTS / f"{OUT}_{name}_measured.json")
     return table
 
 
@@ -194,6 +196,7 @@ def oracle(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> dic
 
 
 def main() -> None:
+    global HORIZON_S, OUT, RUNS  # settings of the run, read by adaptive_arm, calibrate, keep_run and the report
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"])
@@ -206,19 +209,20 @@ def main() -> None:
         "--append", action="store_true", help="keep the other apps' workloads already in results/granularity.json"
     )
     ap.add_argument("--horizon-s", type=float, default=None, help="adaptive: weigh plans over this many seconds")
+    ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
     args = ap.parse_args()
+    OUT, RUNS = args.out, RESULTS / f"{args.out}_runs"
     if args.report_only:
-        _report(json.loads((RESULTS / "granularity.json").read_text()))
+        _report(json.loads((RESULTS / f"{OUT}.json").read_text()))
         return
-    global HORIZON_S  # read by adaptive_arm
     if args.horizon_s is not None and not args.horizon_s >= WINDOW_S:
         ap.error(f"--horizon-s must be at least the window ({WINDOW_S:g} s)")
     HORIZON_S = args.horizon_s
     RESULTS.mkdir(exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     doc: dict[str, Any] = {"machine": machine_info(), "settings": vars(args), "started": started, "workloads": []}
-    if args.append and (RESULTS / "granularity.json").exists():
-        before = json.loads((RESULTS / "granularity.json").read_text())
+    if args.append and (RESULTS / f"{OUT}.json").exists():
+        before = json.loads((RESULTS / f"{OUT}.json").read_text())
         doc["workloads"] = [w for w in before["workloads"] if w["app"] not in args.apps]
         doc["earlier"] = [*before.get("earlier", []), {k: before[k] for k in ("settings", "started", "machine")}]
     for name in args.apps:
@@ -227,7 +231,7 @@ def main() -> None:
         app = target.app
         assert target.inputs is not None
         inputs = [target.inputs(s) for s in ("small", "medium", "large")]
-        path = RESULTS / f"granularity_{name}_measured.json"
+        path = RESULTS / f"{OUT}_{name}_measured.json"
         if args.calibrate or not path.exists():
             table = calibrate(name, subject, app, inputs, args.calibrate_seconds)
         else:
@@ -282,7 +286,7 @@ def main() -> None:
                     "timelines": timelines,
                 }
             )
-            save("granularity", doc)
+            save(OUT, doc)
     _report(doc)
 
 
@@ -307,7 +311,7 @@ def _report(doc: dict[str, Any]) -> None:
             f"| {w['app']} | {w['load']} | {versus(w['best_static'])} ({w['best_static']}) | {versus('fixed fine')} "
             f"| {versus('oracle')} |"
         )
-    (RESULTS / "granularity.md").write_text("\n".join(lines) + "\n")
+    (RESULTS / f"{OUT}.md").write_text("\n".join(lines) + "\n")
     _plot(doc)
     _timelines(doc)
     console.print("\n".join(lines))
@@ -348,12 +352,12 @@ def _timelines(doc: dict[str, Any]) -> None:
         ax.legend(fontsize=7, loc="upper left")
     axes.flat[-1].set_xlabel("time (s)")
     fig.tight_layout()
-    fig.savefig(RESULTS / "granularity_timelines.png", dpi=110)
+    fig.savefig(RESULTS / f"{OUT}_timelines.png", dpi=110)
     plt.close(fig)
 
 
 def _plot(doc: dict[str, Any]) -> None:
-    plot_arms(doc["workloads"], RESULTS / "granularity_arms.png", 1e4, "resource cost (USD 1e-4)")
+    plot_arms(doc["workloads"], RESULTS / f"{OUT}_arms.png", 1e4, "resource cost (USD 1e-4)")
 
 
 if __name__ == "__main__":
