@@ -287,9 +287,7 @@ def calibrate(
 
 
 # -- the arms -----------------------------------------------------------------------------------------------------
-def adaptive_arm(
-    app: App, measured: MeasuredPredictor, seconds: float
-) -> Callable[[Simulator, dict[str, Deployment]], SimAdaptive]:
+def adaptive_arm(app: App, measured: MeasuredPredictor) -> Callable[[Simulator, dict[str, Deployment]], SimAdaptive]:
     """``SimAdaptive`` with the planner scoring the table's plans every window. A candidate other than the current
     plan carries a switch cost, as the runtime's ``AdaptiveLoop`` gives it: its cost per second over the switch's
     overlap (2 s at first, then the longest switch this loop has made: warm-up until traffic moves)."""
@@ -306,10 +304,10 @@ def adaptive_arm(
             )
             current = sim.current_plan(0)
             choices = planner.search(load)
-            if not WARM_S < sim.kernel.now <= WARM_S + seconds:
-                # the warm-up window (one request) and the drain after the last arrival are not load to adapt to:
-                # offer the current plan alone, so the controller stays
-                return [c.candidate() for c in choices if c.label == current]
+            # The warm-up window (one request) and the drain after the last arrival are scored like any other: one
+            # window cannot make the controller switch (confirm_windows 2, and no plan is in an SLO emergency at
+            # such a load), and offering the current plan alone there would leave the other plans out of every
+            # mix of recent windows that includes it (policy.granularity.mixed keeps plans scored in every window).
             out = []
             for c in choices:
                 cand = c.candidate()
@@ -465,7 +463,7 @@ def main() -> None:
                 first = SimpleNamespace(rate=float((times < WINDOW_S).sum()) / WINDOW_S, scv=1.0)
                 initial = planner.best(first).label
                 adaptive = simulate(
-                    app, models, initial, times, seconds, rep, gpu, adaptive_arm(app, measured, seconds), subject.plans
+                    app, models, initial, times, seconds, rep, gpu, adaptive_arm(app, measured), subject.plans
                 )
                 errors.append(table_error(measured, fixed))
                 o = oracle(fixed)
