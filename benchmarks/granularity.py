@@ -41,6 +41,7 @@ from shoal.app import FunctionConfig, Plan
 from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController, best_candidate
 from shoal.predict.measured import MeasuredPredictor
 from shoal.predict.planner import Planner
+from shoal.predict.run_files import EVEN_MIX, run_file_doc
 from shoal.runtime.adaptive import AdaptiveLoop
 from shoal.runtime.host import HostConfig
 from shoal.runtime.profiler.targets import load_target
@@ -114,13 +115,30 @@ OUT = "granularity"  # --out: the results' name (results/OUT.json, OUT_runs/, OU
 RUNS = RESULTS / f"{OUT}_runs"
 
 
-def keep_run(name: str, subject: Subject, app: shoal.App, res: ReplayResult, seconds: float, **what: Any) -> None:
-    """Save one run whole, with what was run, as JSON (never pickled)."""
-    slug = "-".join(str(v) for v in what.values()).replace(",", "_").replace("+", "-").replace(" ", "")
+def keep_run(
+    name: str,
+    subject: Subject,
+    app: shoal.App,
+    res: ReplayResult,
+    seconds: float,
+    *,
+    kind: str,
+    load: str,
+    repeat: int,
+    plan: str,
+    rate: float | None = None,
+) -> None:
+    """Save one run whole as a run file (``shoal.predict.run_files``, the layout ``shoal measure --runs-out``
+    writes), with the function settings and the input mix it ran with; JSON, never pickled."""
+    what = [kind, load, rate, repeat, plan] if rate is not None else [kind, load, repeat, plan]
+    slug = "-".join(str(v) for v in what).replace(",", "_").replace("+", "-").replace(" ", "")
     out = RUNS / name / f"{slug}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    doc = {"app": name, "ref": subject.ref, "slo": str(app.slo), "seconds": seconds, **what, "run": res.to_dict()}
-    out.write_text(json.dumps(doc))
+    doc = run_file_doc(
+        subject.ref, plan, str(app.slo), seconds, res.to_dict(), kind=kind, load=load, rate=rate, repeat=repeat,
+        config=fn_config(), input_mix=EVEN_MIX,
+    )  # fmt: skip
+    out.write_text(json.dumps({"app": name} | doc))
 
 
 def run_once(app: shoal.App, plan: Plan, times: np.ndarray, inputs: list[Any], adapt: Any = None) -> ReplayResult:

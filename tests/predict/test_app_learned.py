@@ -24,10 +24,12 @@ from shoal.predict.app_learned import (
     ObservedRun,
     features_of,
     observed_run,
+    observed_runs,
     run_features,
 )
 from shoal.predict.app_model import Load, PredictError
 from shoal.predict.gpu_trees import tree_sum
+from shoal.predict.run_files import EVEN_MIX, read_run_files, run_file_doc
 from shoal.runtime.replay import ReplayResult
 from shoal.sim import ClusterSpec, Deployment, NodeSpec, SimConfig, Simulator, calibrate
 from shoal.workload import generators
@@ -185,6 +187,49 @@ def test_an_observed_run_without_its_figures_is_refused(change, message) -> None
     figures = {"p99_s": 0.1, "slo_hit": 0.99, "cost_per_s": 1e-5} | change
     with pytest.raises(PredictError, match=f"run x: {message}"):
         ObservedRun(PROFILE, PLANS[0], Load(5.0), APP.slo, source="run x", **figures)
+
+
+def test_observed_runs_cut_a_run_into_its_full_windows_and_skip_empty_ones() -> None:
+    arrivals = np.array([0.5, 1.5, 2.5, 7.5, 8.5, 9.9, 10.5])  # nothing in [3, 6); 10.5 is past the last full window
+    cost = [{"t": 0.0, "cost_usd": 0.0}, {"t": 11.0, "cost_usd": 1.1}]
+    res = ReplayResult(arrivals, np.full(7, 0.05), np.full(7, 200), ["fine"] * 7, cost)
+    whole = observed_runs(res, PROFILE, PLANS[0], 11.0, source="r")
+    assert [w.source for w in whole] == ["r"] and whole[0].load.rate_rps == pytest.approx(7 / 11)
+    windows = observed_runs(res, PROFILE, PLANS[0], 11.0, window_s=3.0, source="r")
+    assert [w.source for w in windows] == ["r@0s", "r@6s"]  # [3, 6) is empty, [9, 11) is not a full window
+    assert [w.load.rate_rps for w in windows] == [1.0, 2 / 3]
+    with pytest.raises(PredictError, match="window must be > 0"):
+        observed_runs(res, PROFILE, PLANS[0], 11.0, window_s=0.0)
+
+
+def test_a_run_file_reads_back_what_was_written_and_bad_files_are_named(tmp_path) -> None:
+    res = simulated(PLANS[0], 8.0, seed=3)
+    doc = run_file_doc("app.py", "fine", "p99:100ms", SECONDS, res.to_dict(), rate=8.0, config=CONFIG)
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "a.json").write_text(json.dumps(doc))
+    (f,) = read_run_files([tmp_path / "runs"])
+    assert (f.ref, f.plan, f.slo, f.seconds, f.kind, f.rate, f.input_mix) == (
+        "app.py",
+        "fine",
+        "p99:100ms",
+        SECONDS,
+        "measure",
+        8.0,
+        EVEN_MIX,
+    )
+    assert f.function_config() == CONFIG
+    back = ReplayResult.from_dict(f.run)
+    assert np.array_equal(back.arrival_s, res.arrival_s) and back.samples == res.samples
+    (tmp_path / "bad.json").write_text(json.dumps(doc | {"seconds": -1}))
+    with pytest.raises(PredictError, match=r"bad\.json: 'seconds' must be > 0"):
+        read_run_files([tmp_path / "bad.json"])
+    (tmp_path / "cfg.json").write_text(json.dumps(doc | {"config": {"max_instances": 0}}))
+    (g,) = read_run_files([tmp_path / "cfg.json"])
+    with pytest.raises(PredictError, match=r"cfg\.json: bad 'config'"):
+        g.function_config()
+    (tmp_path / "junk.json").write_text("{")
+    with pytest.raises(PredictError, match=r"junk\.json: not JSON"):
+        read_run_files([tmp_path / "junk.json"])
 
 
 def test_a_window_where_nothing_arrived_is_refused() -> None:

@@ -274,7 +274,9 @@ def test_gpu_ask_runs_on_cpu_with_a_note() -> None:
 
 # -- faults -----------------------------------------------------------------------------------------------------------
 def test_stage_error_is_500_and_the_instance_stays_usable() -> None:
-    with ServerProcess(ref("boom")) as srv:
+    # target 1: at the default 0.7 a fresh pool with one request in flight asks for a second instance (Knative's
+    # panic rule), and the test counts cold starts to show the failing instance was not replaced
+    with ServerProcess(ref("boom"), "coarse", "--target-concurrency", "1") as srv:
         warm = srv.invoke("boom", "hello")
         assert warm.status_code == 200 and warm.json()["output"] == "hello"
         first = warm.json()["timing"]["functions"]["fragile"]["instance"]

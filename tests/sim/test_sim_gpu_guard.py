@@ -28,8 +28,8 @@ def two_gpu_stages() -> tuple[shoal.App, Plan, Deployment]:
 def test_a_burst_on_the_first_function_leaves_room_for_the_second(aware):
     """One GPU: the backbone (0.3) wants many instances during a burst; the head (0.2) gets its requests only once
     backbone calls finish. Without the guard the backbone takes 0.9 of the GPU while the head has no instance, and
-    the head cannot start until the backbone's instances retire after 30 s idle (keep-alive and surplus pause); with it, the backbone
-    stops at 0.6 and every request completes within seconds."""
+    the head cannot start until the backbone's instances retire after 30 s idle (keep-alive and surplus pause);
+    with it, the backbone stops at 0.6 and every request completes within seconds."""
     _, _, dep = two_gpu_stages()
     node = NodeSpec(cpus=16, memory_mb=64 * 1024, gpus=1, gpu_memory_mb=16 * 1024)
     config = SimConfig(stable_window_s=10, panic_window_s=2, plan_aware_placement=aware)

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from shoal.cli._app import cli
 from shoal.cli._app import fail as _fail
+
+if TYPE_CHECKING:
+    from shoal.app import FunctionConfig
 
 
 def _floats(text: str, what: str) -> list[float]:
@@ -34,15 +37,22 @@ def measure(
         "measured.json"
     ),
     seed: Annotated[int, typer.Option(help="Seed of the arrivals.")] = 0,
+    runs_out: Annotated[
+        Path | None,
+        typer.Option(help="Also keep every run whole in this folder (JSON), for `shoal predict fit-app --runs`."),
+    ] = None,
 ) -> None:
     """Measure plans of an application under open-loop Poisson load on this machine, for `shoal plan --measured`.
 
     Each plan runs at each rate on the embedded runtime; every run gives its SLO hit rate, resource cost per second
-    and p99 (a row of the empirical predictor's table, docs/granularity.md).
+    and p99 (a row of the empirical predictor's table, docs/granularity.md). With --runs-out each run is also kept
+    whole (every request's arrival, latency and status; instances and cost over time) as one JSON file, from which
+    `shoal predict fit-app` fits the learned predictor.
 
     \b
     Example:
       shoal measure examples/image_pipeline.py --plan fine --plan coarse --rates 5,20,40 --seconds 20
+      shoal measure examples/image_pipeline.py --rates 5,20,40 --runs-out runs/image   # then: shoal predict fit-app
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -88,13 +98,38 @@ def measure(
                     )
                 row = res.measurement(objective.latency_s, 0.0, seconds)
                 rows.append(row)
+                if runs_out is not None:
+                    _keep_run(runs_out, app, p.label, str(objective), seconds, res.to_dict(), rate, seed, cfg)
                 progress.advance(task)
                 console.print(
                     f"{p.label:30s} {rate:6.1f} req/s  SLO hit {row.slo_hit:.3f}  p99 {row.p99_ms:8.1f} ms  "
                     f"cost {row.cost_per_s * 3600:.4f} USD/h"
                 )
     MeasuredPredictor(rows, slo=str(objective)).save(out)
-    typer.echo(f"wrote {out} ({len(rows)} runs, SLO {objective})")
+    kept = f"; kept every run in {runs_out}/" if runs_out is not None else ""
+    typer.echo(f"wrote {out} ({len(rows)} runs, SLO {objective}){kept}")
+
+
+def _keep_run(
+    folder: Path,
+    ref: str,
+    plan: str,
+    slo: str,
+    seconds: float,
+    run: dict[str, Any],
+    rate: float,
+    seed: int,
+    cfg: FunctionConfig,
+) -> Path:
+    """One run as a run file (``shoal.predict.run_files``: the layout benchmarks/granularity.py keeps its runs in)."""
+    from shoal.predict.run_files import EVEN_MIX, run_file_doc
+
+    doc = run_file_doc(ref, plan, slo, seconds, run, rate=rate, repeat=seed, config=cfg, input_mix=EVEN_MIX)
+    slug = plan.replace(",", "_").replace("+", "-").replace(" ", "")
+    path = folder / f"measure-poisson-{rate:g}-{seed}-{slug}.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
 
 
 @cli.command(name="plan")
@@ -110,6 +145,17 @@ def plan_command(
     profile: Annotated[
         Path | None, typer.Option(help="A `shoal profile` JSON: the analytical predictor scores every plan.")
     ] = None,
+    learned: Annotated[
+        Path | None,
+        typer.Option(help="A `shoal predict fit-app` file: with --profile, the learned predictor scores every plan."),
+    ] = None,
+    input_mix: Annotated[
+        str | None,
+        typer.Option(
+            help="--profile: fractions of requests per profiled input size, e.g. small=1,medium=1,large=1 (what "
+            "`shoal measure` sends; default: all medium)."
+        ),
+    ] = None,
     vcpus: Annotated[str | None, typer.Option(help="vCPU shares to weigh per function (analytical), e.g. 1,2.")] = None,
     batches: Annotated[str, typer.Option(help="Batch sizes to weigh for batchable functions, e.g. 1,4,8.")] = "1",
     top: Annotated[int, typer.Option(help="How many candidates to show.")] = 12,
@@ -117,10 +163,15 @@ def plan_command(
 ) -> None:
     """Choose the cheapest plan whose predicted SLO hit rate meets the target at a load, and show the others.
 
+    Three predictors: --measured (the empirical one: only the plans measured), --profile (the analytical one:
+    every plan), --profile with --learned (the analytical one corrected from measured runs: every plan).
+
     \b
     Example:
       shoal measure examples/image_pipeline.py --rates 5,20,40 --out image.json
       shoal plan examples/image_pipeline.py --rate 30 --measured image.json
+      shoal plan examples/image_pipeline.py --rate 30 --scv 4 --profile image-profile.json
+      shoal plan examples/image_pipeline.py --rate 30 --profile image-profile.json --learned image-learned.json
     """
     from types import SimpleNamespace
 
@@ -139,7 +190,14 @@ def plan_command(
     except (AppError, SpecError, ValueError) as e:
         _fail(str(e))
     if (measured is None) == (profile is None):
-        _fail("give one predictor: --profile PROFILE.json (analytical, from `shoal profile`) or --measured TABLE.json")
+        _fail(
+            "give one predictor: --profile PROFILE.json (analytical, from `shoal profile`; add --learned FILE.json "
+            "from `shoal predict fit-app` to correct it) or --measured TABLE.json"
+        )
+    if input_mix is not None and profile is None:
+        _fail("--input-mix is for --profile (the analytical or learned predictor); a measured table has its own mix")
+    if learned is not None and profile is None:
+        _fail("--learned corrects the analytical predictor: give the application's --profile PROFILE.json too")
     vcpu_options: list[float | None] = [None] if vcpus is None else list(_floats(vcpus, "--vcpus"))
     batch_options = [int(b) for b in _floats(batches, "--batches")]
     if measured is not None:
@@ -152,7 +210,7 @@ def plan_command(
         score, source = table.predict, f"measured plans: {', '.join(table.plans)}"
     else:
         assert profile is not None
-        score, source = _analytical(profile, objective), f"profile {profile}"
+        score, source = _analytical(profile, objective, learned, _mix(input_mix)), f"profile {profile}"
     planner = Planner(application, score, slo_target=target, vcpu_options=vcpu_options, batch_options=batch_options)
     load = SimpleNamespace(rate=rate, scv=scv)
     choices = planner.search(load)
@@ -168,7 +226,7 @@ def plan_command(
     )
     doc: dict[str, Any] = {
         "app": application.name,
-        "load": {"rate": rate, "scv": scv},
+        "load": {"rate": rate, "scv": scv, "input_mix": input_mix},
         "slo": str(objective),
         "target": target,
         "chosen": best.label,
@@ -190,17 +248,17 @@ def plan_command(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"{application.name} at {rate:g} req/s (SCV {scv:g}), SLO {objective}, target {target:g}")
+    grid = Table(title=f"{application.name} at {rate:g} req/s (SCV {scv:g}), SLO {objective}, target {target:g}")
     for col in ("plan", "SLO hit", "cost USD/h", "p99 ms", ""):
-        table.add_column(col)
+        grid.add_column(col)
     for c in choices[:top]:
         mark = "chosen" if c is best else ("meets" if c.score.slo_hit >= target else "misses")
         p99 = c.score.details.get("p99_ms")
-        table.add_row(
+        grid.add_row(
             c.label, f"{c.score.slo_hit:.3f}", f"{c.score.cost_per_s * 3600:.4f}", f"{p99:.1f}" if p99 else "-", mark
         )
     console = Console()
-    console.print(table)
+    console.print(grid)
     console.print(f"chosen: [bold]{best.label}[/], {why}")
     if planner.skipped:
         console.print(
@@ -208,9 +266,27 @@ def plan_command(
         )
 
 
-def _analytical(profile: Path, slo: Any) -> Any:
-    """The analytical predictor over a profile, as the planner's score function."""
+def _mix(text: str | None) -> dict[str, float] | None:
+    """``small=1,large=3`` as fractions per input size (None: the predictor's default, the middle size)."""
+    if text is None:
+        return None
+    out = {}
+    for part in text.split(","):
+        size, eq, value = part.strip().partition("=")
+        try:
+            out[size.strip()] = float(value)
+        except ValueError:
+            out[size.strip()] = -1.0
+        if not eq or not size.strip() or not out[size.strip()] >= 0:
+            _fail(f"--input-mix takes SIZE=FRACTION pairs, e.g. small=1,medium=1,large=1; got {text!r}")
+    return out
+
+
+def _analytical(profile: Path, slo: Any, learned: Path | None = None, input_mix: dict[str, float] | None = None) -> Any:
+    """The analytical predictor over a profile (corrected by a learned predictor's trees if ``learned``), as the
+    planner's score function."""
     from shoal.predict.analytical import AnalyticalPredictor
+    from shoal.predict.app_learned import LearnedPredictor
     from shoal.predict.app_model import Load, PredictError
     from shoal.predict.planner import CannotPredict, Score
     from shoal.predict.profile import ProfileError
@@ -220,13 +296,30 @@ def _analytical(profile: Path, slo: Any) -> Any:
         measured = read_profile(profile)
     except (ProfileError, OSError) as e:
         _fail(f"cannot read profile {profile}: {e}")
-    predictor = AnalyticalPredictor(samples=5000)
+    if input_mix is not None:
+        try:
+            Load(1.0, 1.0, input_mix).mix(measured.settings.input_sizes)
+        except PredictError as e:
+            _fail(f"--input-mix: {e}")
+    predictor: Any = AnalyticalPredictor(samples=5000)
+    if learned is not None:
+        try:
+            predictor = LearnedPredictor.load(learned)
+        except PredictError as e:
+            _fail(str(e))
+        fitted_on = predictor.meta.get("apps", [])
+        if measured.app.name not in fitted_on:
+            typer.secho(
+                f"note: {learned} was fitted on runs of {', '.join(fitted_on) or 'other apps'}, not "
+                f"{measured.app.name}: its correction is that of other applications",
+                err=True,
+            )
 
     def score(plan: Any, load: Any) -> Score:
         try:
-            p = predictor.predict(measured, plan, Load(load.rate, load.scv), slo)
+            p = predictor.predict(measured, plan, Load(load.rate, load.scv, input_mix), slo)
         except PredictError as e:
             raise CannotPredict(str(e)) from None
-        return Score(p.slo_hit_rate, p.cost_per_s, {"p99_ms": p.latency_s[99] * 1e3, "predictor": "analytical"})
+        return Score(p.slo_hit_rate, p.cost_per_s, {"p99_ms": p.latency_s[99] * 1e3, "predictor": predictor.kind})
 
     return score

@@ -32,6 +32,10 @@ def serve(
         str | None, typer.Option(help="Bearer token for /status and /metrics (made if bound wide).")
     ] = None,
     keep_alive: Annotated[float, typer.Option(help="Seconds an idle instance stays warm.")] = 60.0,
+    target_concurrency: Annotated[
+        float | None,
+        typer.Option(help="In-flight requests per instance the autoscaler aims for (default 70% of what one holds)."),
+    ] = None,
     min_instances: Annotated[int, typer.Option(help="Warm instances kept per function, even when idle.")] = 0,
     max_instances: Annotated[int, typer.Option(help="Most instances per function.")] = 8,
     timeout: Annotated[float, typer.Option(help="Seconds a function may run per request before 504.")] = 30.0,
@@ -86,6 +90,7 @@ def serve(
             min_instances=min_instances,
             max_instances=max_instances,
             keep_alive_s=keep_alive,
+            target_concurrency=target_concurrency,
             timeout_s=timeout,
             queue_limit=queue_limit,
             max_batch_size=max_batch_size,

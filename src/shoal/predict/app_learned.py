@@ -47,11 +47,14 @@ from shoal.predict.prices import PriceTable
 from shoal.predict.profile import Profile
 
 __all__ = [
+    "DEFAULT_FEATURES",
+    "DEFAULT_PARAMS",
     "SCHEMA",
     "LearnedPredictor",
     "ObservedRun",
     "features_of",
     "observed_run",
+    "observed_runs",
     "plan_features",
     "run_features",
 ]
@@ -234,6 +237,34 @@ def observed_run(
     )
 
 
+def observed_runs(
+    result: RunRecord,
+    profile: Profile,
+    plan: Plan,
+    seconds: float,
+    *,
+    window_s: float | None = None,
+    slo: SLO | None = None,
+    input_mix: Mapping[str, float] | None = None,
+    source: str = "a run",
+) -> list[ObservedRun]:
+    """A run of ``seconds`` of load whole (``window_s`` None) or cut into its full windows of ``window_s``: what a
+    fit or a held-out score takes. Windows where nothing arrived are left out (there is nothing to measure); a
+    window's source is the run's with ``@START s`` appended."""
+    if window_s is None:
+        return [observed_run(result, profile, plan, slo, end=seconds, input_mix=input_mix, source=source)]
+    if not window_s > 0:
+        raise PredictError(f"the window must be > 0 seconds, got {window_s!r}")
+    out = []
+    for k in range(int(seconds // window_s)):
+        s, e = k * window_s, (k + 1) * window_s
+        if ((result.arrival_s >= s) & (result.arrival_s < e)).any():
+            out.append(
+                observed_run(result, profile, plan, slo, start=s, end=e, input_mix=input_mix, source=f"{source}@{s:g}s")
+            )
+    return out
+
+
 def _log_ratio(measured: float, predicted: float) -> float:
     return float(np.clip(math.log(max(measured, 1e-12) / max(predicted, 1e-12)), -MAX_LOG_RATIO, MAX_LOG_RATIO))
 
@@ -312,7 +343,8 @@ class LearnedPredictor:
         if len(runs) < MIN_RUNS:
             raise PredictError(
                 f"fitting a learned predictor needs at least {MIN_RUNS} observed runs, got {len(runs)}: measure "
-                "plans under load first (benchmarks/granularity.py --calibrate, or shoal.runtime.replay)"
+                "more plans or rates (shoal measure APP --runs-out DIR), or fit on the runs' windows too "
+                "(shoal predict fit-app --window SECONDS; observed_runs(..., window_s=))"
             )
         bad = [r for r in runs if not isinstance(r, ObservedRun)]
         if bad:
@@ -413,7 +445,7 @@ class LearnedPredictor:
 
     @classmethod
     def from_dict(cls, doc: Any, where: str = "learned predictor") -> LearnedPredictor:
-        refit = "refit it (LearnedPredictor.fit, or benchmarks/predict_heldout.py --save)"
+        refit = "refit it (shoal predict fit-app, or LearnedPredictor.fit)"
         if not isinstance(doc, dict) or "schema" not in doc:
             raise PredictError(f"{where}: not a {SCHEMA} document (no 'schema' key): {refit}")
         if doc["schema"] != SCHEMA:
