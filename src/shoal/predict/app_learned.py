@@ -40,7 +40,7 @@ import numpy as np
 
 from shoal.app import SLO, Plan
 from shoal.predict.analytical import AnalyticalPredictor
-from shoal.predict.app_model import Load, PredictError, Prediction
+from shoal.predict.app_model import Load, PredictError, Prediction, read_json_doc
 from shoal.predict.gpu_trees import baseline_of, export_trees, fit_model, trees_from_json, trees_to_json
 from shoal.predict.measured import Measurement
 from shoal.predict.prices import PriceTable
@@ -473,10 +473,5 @@ class LearnedPredictor:
     @classmethod
     def load(cls, path: str | Path) -> LearnedPredictor:
         p = Path(path)
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise PredictError(f"cannot read learned predictor {str(p)!r}: {e.strerror or e}") from None
-        except ValueError as e:
-            raise PredictError(f"{str(p)!r} is not JSON ({e}): is it a {SCHEMA} file?") from None
+        doc = read_json_doc(p, "learned predictor", lambda e: f"{str(p)!r} is not JSON ({e}): is it a {SCHEMA} file?")
         return cls.from_dict(doc, str(p))

@@ -7,19 +7,32 @@ the adaptive controller can take any of them, and compare them on the same runs.
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from shoal.app import SLO, Plan
 from shoal.predict.profile import Profile
 
-__all__ = ["Load", "FunctionPrediction", "Prediction", "AppPredictor", "PredictError"]
+__all__ = ["Load", "FunctionPrediction", "Prediction", "AppPredictor", "PredictError", "read_json_doc"]
 
 
 class PredictError(ValueError):
     """A prediction was asked for with inputs it cannot answer: the message says which and what to do."""
+
+
+def read_json_doc(path: Path, what: str, not_json: Callable[[ValueError], str]) -> Any:
+    """The decoded JSON of a predictor's file (never a pickle), or a PredictError: ``cannot read WHAT 'PATH': why``
+    when the file cannot be read, ``not_json(error)`` when it is not JSON (the caller says what the file should be)."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as e:
+        raise PredictError(f"cannot read {what} {str(path)!r}: {e.strerror or e}") from None
+    except ValueError as e:
+        raise PredictError(not_json(e)) from None
 
 
 @dataclass(frozen=True)

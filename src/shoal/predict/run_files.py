@@ -21,7 +21,6 @@ not import. Never a pickle: these files are shared and read back.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from shoal.app import FunctionConfig, SpecError
-from shoal.predict.app_model import PredictError
+from shoal.predict.app_model import PredictError, read_json_doc
 
 __all__ = ["EVEN_MIX", "RunFile", "read_run_files", "run_file_doc"]
 
@@ -168,12 +167,7 @@ def read_run_files(paths: Iterable[str | Path]) -> list[RunFile]:
     caller's choice."""
     out = []
     for p in _expand(paths):
-        try:
-            doc = json.loads(p.read_text(encoding="utf-8"))
-        except OSError as e:
-            raise PredictError(f"cannot read run file {str(p)!r}: {e.strerror or e}") from None
-        except ValueError as e:
-            raise PredictError(f"{p}: not JSON ({e}): {_HOW}") from None
+        doc = read_json_doc(p, "run file", lambda e, p=p: f"{p}: not JSON ({e}): {_HOW}")
         out.append(_check(doc, p))
     if not out:
         raise PredictError(f"no run files given: {_HOW}")
