@@ -356,7 +356,8 @@ def test_queue_full_is_429_with_retry_after() -> None:
 
 
 def test_timeout_is_504_and_the_instance_is_recycled() -> None:
-    with ServerProcess(ref("sleepy"), "coarse", "--timeout", "0.5") as srv:
+    # target 1: at the default 0.7 the warm-up request's cold start can panic the pool to a second instance
+    with ServerProcess(ref("sleepy"), "coarse", "--timeout", "0.5", "--target-concurrency", "1") as srv:
         warm = srv.invoke("sleepy", 0.01)
         assert warm.status_code == 200
         (inst,) = srv.instances("sleepy")

@@ -130,7 +130,8 @@ def test_scale_to_zero_and_cold_start_again() -> None:
 
 def test_min_instances_keeps_one_warm() -> None:
     config = HostConfig(stable_window_s=0.5, panic_window_s=0.1, tick_s=0.05, preload=LIGHT.preload)
-    kept = Plan.coarse(chain3, default=FunctionConfig(keep_alive_s=0.3, min_instances=1))
+    # target 1: at the default 0.7 one request in the 0.1-s panic window asks for a second instance
+    kept = Plan.coarse(chain3, default=FunctionConfig(keep_alive_s=0.3, min_instances=1, target_concurrency=1.0))
     scaled = Plan.coarse(echo, default=FunctionConfig(keep_alive_s=0.3))
     # chain3 is ticked first: once echo has scaled to zero, chain3 has had every chance to as well.
     with shoal.local([(chain3, kept), (echo, scaled)], config=config) as svc:
