@@ -8,7 +8,10 @@ GPU shares under FaST-GShare admission, on 4 simulated nodes x 2 GPUs (``_gpu_ap
 
 1. **Calibrate**: each candidate plan under Poisson load at the app's calibration rates (``--calibrate-minutes``
    each, measured after a settling minute), into an empirical table (``MeasuredPredictor``), and a crossover check:
-   which plan is the cheapest meeting the SLO target at each rate.
+   which plan is the cheapest meeting the SLO target at each rate. With ``--bursty-calibration``, also under bursty
+   load (``generators.bursts``: bursts at 4x the quiet rate, 3-min cycles, SCV 2; not the shape of the bursty
+   workload below) at the lower calibration rates, 3 x ``--calibrate-minutes`` each: rows that price what bursts
+   cost, for ``--horizon-as load``.
 2. For each load pattern and repeat (seeded arrivals, the same for every arm):
    - every **fixed** plan;
    - **adaptive**: ``SimAdaptive`` (the runtime's ``GranularityController`` on simulated time) with the planner
@@ -46,7 +49,14 @@ from _common import RESULTS, ROOT, console, machine_info, save
 from _gpu_apps import detect_classify, gpu_cluster
 
 from shoal.app import App, FunctionConfig, Plan
-from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController, best_candidate
+from shoal.policy.granularity import (
+    HORIZON_MODES,
+    Candidate,
+    ControllerConfig,
+    GranularityController,
+    best_candidate,
+    observe_load,
+)
 from shoal.predict.measured import MeasuredPredictor, Measurement
 from shoal.predict.planner import Planner
 from shoal.sim import Deployment, GpuTable, SimAdaptive, SimConfig, Simulator, StageModel
@@ -69,6 +79,9 @@ CONTROLLER = ControllerConfig(
     slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=60.0, payback_s=60.0, min_cost_saving=0.2
 )
 HORIZON_S: float | None = None  # --horizon-s: weigh plans over the recent windows' loads (None: this window's)
+HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals priced as one load
+BURST_CYCLE_S = 180.0  # bursty calibration: quiet 2 min, bursts 1 min on average (the workload's are 3 and 1.5)
+BURSTY_SHARE = 0.75  # bursty calibration at the rates up to this share of the highest (bursts reach 2x the mean)
 SWITCH_OVERLAP_S = 2.0  # first guess of a switch's overlap (cold start of the new functions), then as measured
 
 
@@ -254,9 +267,11 @@ def calibrate(
     seconds: float,
     table: GpuTable,
     seeds: tuple[int, ...] = CALIBRATION_SEEDS,
+    bursty_seconds: float = 0.0,
 ) -> tuple[MeasuredPredictor, list[dict[str, Any]]]:
     """Each plan at each calibration rate (Poisson, measured after a settling minute): the empirical table's rows,
-    and the crossover check (the cheapest plan meeting the target at each rate)."""
+    and the crossover check (the cheapest plan meeting the target at each rate). With ``bursty_seconds``, also
+    rows under bursty load of that length at the lower rates (module docstring)."""
     rows = []
     crossover = []
     for rate in subject.calibration:
@@ -283,6 +298,26 @@ def calibrate(
             + ", ".join(f"{c.plan} {c.slo_hit:.3f}/{c.cost_per_s * 3600:.2f}" for c in at_rate)
             + f" -> {best.plan}[/]"
         )
+    if bursty_seconds:
+        for rate in [r for r in subject.calibration if r <= BURSTY_SHARE * max(subject.calibration)]:
+            said = []
+            for label in subject.plans:
+                mine = []
+                for seed in seeds:
+                    ramp = generators.ramp(1.0, rate, SETTLE_S, seed=seed)
+                    burst = generators.bursts(rate, bursty_seconds, BURST_CYCLE_S, seed=seed)
+                    times = np.concatenate([ramp, SETTLE_S + burst])
+                    run = simulate(
+                        app, models, label, times, SETTLE_S + bursty_seconds, seed, table, measure_from_s=SETTLE_S
+                    )
+                    scv = observe_load(burst, bursty_seconds, bursty_seconds).scv
+                    mine.append(Measurement(label, rate, scv, run.slo_hit, run.cost_usd / bursty_seconds, run.p99_ms))
+                rows += mine
+                hit, cost, scv = (
+                    float(np.mean([getattr(m, k) for m in mine])) for k in ("slo_hit", "cost_per_s", "scv")
+                )
+                said.append(f"{label} {hit:.3f}/{cost * 3600:.2f} (SCV {scv:.2f})")
+            console.print(f"[dim]calibrate {name} {rate:5.0f} req/s bursty: " + ", ".join(said) + "[/]")
     return MeasuredPredictor(rows, slo=str(app.slo)), crossover
 
 
@@ -317,7 +352,14 @@ def adaptive_arm(app: App, measured: MeasuredPredictor) -> Callable[[Simulator, 
             return out
 
         loop = SimAdaptive(
-            sim, 0, deps, candidates_for, GranularityController(CONTROLLER), window_s=WINDOW_S, horizon_s=HORIZON_S
+            sim,
+            0,
+            deps,
+            candidates_for,
+            GranularityController(CONTROLLER),
+            window_s=WINDOW_S,
+            horizon_s=HORIZON_S,
+            horizon_as=HORIZON_AS,
         )
         return loop
 
@@ -344,11 +386,15 @@ def oracle(fixed: dict[str, Run]) -> dict[str, Any]:
     return {"slo_hit": hits / reqs if reqs else math.nan, "cost_usd": cost, "plans": chosen}
 
 
-def table_error(measured: MeasuredPredictor, fixed: dict[str, Run]) -> dict[str, dict[str, float]]:
-    """How far the empirical table, read at each window's observed rate (what the controller sees), is from what
-    each fixed plan did over the run: SLO hit rate (predicted - measured, weighted by requests) and cost (relative)."""
+def table_error(measured: MeasuredPredictor, fixed: dict[str, Run], times: np.ndarray) -> dict[str, dict[str, float]]:
+    """How far the empirical table is from what each fixed plan did over the run: read at each window's observed
+    rate (what the controller sees without a horizon), SLO hit rate (predicted - measured, weighted by requests) and
+    cost (relative); and read once at the whole run's load, its mean rate and SCV (what a horizon as long as the run
+    would see in ``load`` mode), ``run_slo_hit`` and ``run_cost_rel``."""
+    whole = observe_load(times, float(times[-1]), float(times[-1]))
     out = {}
     for label, run in fixed.items():
+        at_run = measured.predict(label, whole)
         hit = cost = 0.0
         n = 0
         for w in run.windows:
@@ -356,9 +402,12 @@ def table_error(measured: MeasuredPredictor, fixed: dict[str, Run]) -> dict[str,
             hit += score.slo_hit * w["requests"]
             n += w["requests"]
             cost += score.cost_per_s * WINDOW_S
+        seconds = len(run.windows) * WINDOW_S
         out[label] = {
             "slo_hit": (hit / n if n else math.nan) - run.slo_hit,
             "cost_rel": cost / run.cost_usd - 1 if run.cost_usd > 0 else math.nan,
+            "run_slo_hit": at_run.slo_hit - run.slo_hit,
+            "run_cost_rel": at_run.cost_per_s * seconds / run.cost_usd - 1 if run.cost_usd > 0 else math.nan,
         }
     return out
 
@@ -398,7 +447,7 @@ def targets(summary: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any
 
 # -- main ---------------------------------------------------------------------------------------------------------
 def main() -> None:
-    global WINDOW_S, CONTROLLER, HORIZON_S  # settings of the run, read by the helpers above
+    global WINDOW_S, CONTROLLER, HORIZON_S, HORIZON_AS  # settings of the run, read by the helpers above
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"], choices=["steady", "bursty", "trace"])
@@ -410,6 +459,8 @@ def main() -> None:
     ap.add_argument("--dwell-s", type=float, default=CONTROLLER.min_dwell_s, help="the controller's min_dwell_s")
     ap.add_argument("--min-cost-saving", type=float, default=CONTROLLER.min_cost_saving)
     ap.add_argument("--horizon-s", type=float, default=None, help="adaptive: weigh plans over this many seconds")
+    ap.add_argument("--horizon-as", default="mix", choices=HORIZON_MODES, help="adaptive: mix windows, or one load")
+    ap.add_argument("--bursty-calibration", action="store_true", help="also calibrate under bursty load (SCV 2)")
     ap.add_argument("--out", default="granularity_gpu_sim", help="name of the results (results/NAME.json, .md, .png)")
     args = ap.parse_args()
     if not (args.window_s > 0 and (WARM_S / args.window_s).is_integer()):
@@ -418,6 +469,9 @@ def main() -> None:
     if args.horizon_s is not None and not args.horizon_s >= WINDOW_S:
         ap.error(f"--horizon-s must be at least the window ({WINDOW_S:g} s)")
     HORIZON_S = args.horizon_s
+    HORIZON_AS = args.horizon_as
+    if HORIZON_AS == "load" and HORIZON_S is None:
+        ap.error("--horizon-as load needs --horizon-s")
     CONTROLLER = replace(CONTROLLER, min_dwell_s=args.dwell_s, min_cost_saving=args.min_cost_saving)
     if args.quick:
         args.apps, args.loads, args.minutes, args.repeats, args.calibrate_minutes = (
@@ -450,7 +504,8 @@ def main() -> None:
         seeds = CALIBRATION_SEEDS
         if args.quick:  # three rates, one seed
             subject, seeds = replace(subject, calibration=subject.rates), CALIBRATION_SEEDS[:1]
-        measured, crossover = calibrate(name, subject, app, models, args.calibrate_minutes * 60.0, gpu, seeds)
+        bursty_s = 3 * args.calibrate_minutes * 60.0 if args.bursty_calibration else 0.0
+        measured, crossover = calibrate(name, subject, app, models, args.calibrate_minutes * 60.0, gpu, seeds, bursty_s)
         doc["calibration"][name] = {"table": measured.to_dict(), "crossover": crossover}
         planner = Planner(app, measured.predict, slo_target=SLO_TARGET, default=fn_config())
         for load in args.loads:
@@ -465,7 +520,7 @@ def main() -> None:
                 adaptive = simulate(
                     app, models, initial, times, seconds, rep, gpu, adaptive_arm(app, measured), subject.plans
                 )
-                errors.append(table_error(measured, fixed))
+                errors.append(table_error(measured, fixed, times))
                 o = oracle(fixed)
                 runs = {f"fixed {k}": (v.slo_hit, v.cost_usd) for k, v in fixed.items()}
                 runs |= {"adaptive": (adaptive.slo_hit, adaptive.cost_usd), "oracle": (o["slo_hit"], o["cost_usd"])}
@@ -545,6 +600,14 @@ def _report(doc: dict[str, Any]) -> None:
         lines.append(
             f"- {w['app']}/{w['load']}: "
             + "; ".join(f"{p} {e['slo_hit']:+.3f} / {100 * e['cost_rel']:+.0f} %" for p, e in w["table_error"].items())
+        )
+    lines += ["", "The same, the table read once at each run's whole load (mean rate and SCV of its gaps):", ""]
+    for w in doc["workloads"]:
+        lines.append(
+            f"- {w['app']}/{w['load']}: "
+            + "; ".join(
+                f"{p} {e['run_slo_hit']:+.3f} / {100 * e['run_cost_rel']:+.0f} %" for p, e in w["table_error"].items()
+            )
         )
     (RESULTS / f"{_out(doc)}.md").write_text("\n".join(lines) + "\n")
     _plot(doc)

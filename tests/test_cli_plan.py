@@ -81,3 +81,26 @@ def test_serve_adaptive_refuses_a_table_without_the_served_plan(tmp_path):
     path = MeasuredPredictor(rows, slo="p99:200ms").save(tmp_path / "both.json")
     r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-horizon", "5"])
     assert r.exit_code != 0 and "--adaptive-horizon must be 0 (off) or at least --adaptive-window" in r.output
+    r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-horizon-as", "x"])
+    assert r.exit_code != 0 and "--adaptive-horizon-as takes mix or load" in r.output
+    r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-horizon-as", "load"])
+    assert r.exit_code != 0 and "needs a horizon: add --adaptive-horizon" in r.output
+
+
+def test_measure_bursty_cycle_adds_a_bursty_row_per_plan_and_rate(tmp_path):
+    """Seeded arrivals: the bursty run's row carries the SCV of the gaps the generator drew (about 2.9 here)."""
+    import numpy as np
+
+    from shoal.workload.generators import bursts
+
+    out, runs = tmp_path / "t.json", tmp_path / "runs"
+    args = ["measure", PACED, "--plan", "coarse", "--rates", "20", "--seconds", "6", "--bursty-cycle", "3"]
+    r = runner.invoke(cli, [*args, "--slo", "p99:1s", "--out", str(out), "--runs-out", str(runs)])
+    assert r.exit_code == 0, r.output
+    rows = {round(m.scv) > 1: m for m in MeasuredPredictor.load(out).rows}
+    gaps = np.diff(bursts(20, 6, 3.0, seed=0))
+    assert rows[True].scv == pytest.approx(gaps.var(ddof=1) / gaps.mean() ** 2, rel=0.05)
+    assert rows[False].scv < 1.5 < rows[True].scv
+    assert sorted(p.name.split("-")[1] for p in runs.iterdir()) == ["bursty", "poisson"]
+    r = runner.invoke(cli, [*args[:-2], "--bursty-cycle", "-1"])
+    assert r.exit_code != 0 and "--bursty-cycle must be 0 (off)" in r.output

@@ -8,6 +8,7 @@ from shoal.policy.granularity import (
     Candidate,
     ControllerConfig,
     GranularityController,
+    Horizon,
     RecentCandidates,
     best_candidate,
     horizon_windows,
@@ -175,3 +176,34 @@ def test_recent_candidates_mix_the_last_windows_only():
         horizon_windows(5.0, 10.0)
     with pytest.raises(ValueError, match="windows"):
         RecentCandidates(0)
+
+
+def test_a_horizon_in_load_mode_observes_the_horizons_arrivals_as_one_load():
+    """Bursts of 1 s at 40 req/s every 4 s over 2 req/s: the horizon's load has their mean rate and an SCV far
+    above 1, while the quiet window's SCV is about 1."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    times = np.sort(np.concatenate([rng.uniform(0, 40, 80)] + [k + rng.uniform(0, 1, 40) for k in range(0, 40, 4)]))
+    h = Horizon(20.0, 2.0, "load")
+    assert h.load(times, 2.0) is None  # one window so far: nothing beyond it
+    early = h.load(times, 6.0)  # three windows: the horizon is the time since the first began
+    assert early is not None and early.window_s == pytest.approx(6.0)
+    over = h.load(times, 40.0)
+    assert over.window_s == 20.0 and over.rate == pytest.approx(((times > 20) & (times <= 40)).sum() / 20.0)
+    assert over.scv > 3
+    here = cands()
+    assert h.recent(over, here, None) is None and h.recent(over, here, cands(coarse=(0.9, 1.0)))[1].slo_hit == 0.9
+
+
+def test_a_horizon_in_mix_mode_mixes_windows_and_scores_no_load():
+    h = Horizon(20.0, 10.0)
+    assert h.load([1.0, 2.0], 10.0) is None and h.load([1.0, 2.0], 30.0) is None
+    load = Horizon(None, 10.0, "load")
+    assert load.load([1.0, 2.0], 30.0) is None  # no horizon, nothing to look back on
+    from shoal.policy.granularity import ObservedLoad
+
+    w = ObservedLoad(1.0, 1.0, 10, 10.0)
+    assert h.recent(w, cands()) is None and h.recent(w, cands(coarse=(0.9, 1.0)))[1].slo_hit == pytest.approx(0.9475)
+    with pytest.raises(ValueError, match="horizon mode must be one of mix, load"):
+        Horizon(20.0, 10.0, "both")

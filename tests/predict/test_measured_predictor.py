@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from types import SimpleNamespace
 
 import pytest
@@ -43,11 +44,30 @@ def test_outside_the_measured_rates_it_clamps_below_and_extrapolates_above():
     assert far.cost_per_s > 1.7
 
 
-def test_the_nearest_burstiness_is_used():
+def test_between_burstiness_classes_it_is_linear_in_log_scv_and_beyond_them_the_nearest():
     p = MeasuredPredictor(rows())
     assert p.predict("coarse", load(40, scv=5.0)).slo_hit == pytest.approx(0.60)
-    assert p.predict("coarse", load(40, scv=1.2)).slo_hit == pytest.approx(0.85)
+    assert p.predict("coarse", load(40, scv=0.5)).slo_hit == pytest.approx(0.85)
+    assert p.predict("coarse", load(40, scv=1.0)).slo_hit == pytest.approx(0.85)
+    between = p.predict("coarse", load(40, scv=2.0))  # halfway from 1 to 4 in log SCV
+    assert between.slo_hit == pytest.approx((0.85 + 0.60) / 2) and between.cost_per_s == pytest.approx((1.7 + 1.9) / 2)
+    assert between.details["scv_used"] == [1.0, 4.0] and between.details["scv_weight"] == pytest.approx(0.5)
+    # fine has Poisson rows only: every load is answered from them
+    assert p.predict("fine", load(40, scv=8.0)).slo_hit == pytest.approx(0.995)
     assert p.predict("coarse", load(40, scv=float("nan"))).details["scv_used"] == 1.0
+
+
+def test_a_class_sits_at_its_rows_measured_scv():
+    """Bursty rows measured at SCV 3 and 5 (one class, 4) sit at their geometric mean, 3.87: a load of that SCV
+    gets their figures, not a blend with the Poisson rows."""
+    rows = [
+        Measurement("p", 10, 1.0, 1.0, 1.0, 40),
+        Measurement("p", 10, 3.0, 0.9, 2.0, 90),
+        Measurement("p", 10, 5.0, 0.9, 2.0, 90),
+    ]
+    p = MeasuredPredictor(rows)
+    assert p.predict("p", load(10, scv=15**0.5)).slo_hit == pytest.approx(0.9)
+    assert p.predict("p", load(10, scv=1.5)).slo_hit == pytest.approx(1.0 - 0.1 * math.log(1.5) / math.log(15**0.5))
 
 
 def test_an_unmeasured_plan_is_refused_with_what_to_do():

@@ -89,7 +89,8 @@ def test_a_failing_predictor_is_logged_and_the_plan_is_kept():
         assert svc.status()["apps"][0]["plan"] == "coarse"
 
 
-def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path):
+@pytest.mark.parametrize("horizon_as", ["mix", "load"])
+def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path, horizon_as):
     import httpx
     from apps_for_tests import ref
 
@@ -104,11 +105,15 @@ def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path):
     ]
     table = MeasuredPredictor(rows, slo=str(paced.slo)).save(tmp_path / "paced.json")
     args = ["--adaptive", str(table), "--adaptive-window", "0.3", "--adaptive-dwell", "0", "--adaptive-horizon", "0.9"]
+    args += ["--adaptive-horizon-as", horizon_as]
     with ServerProcess(ref("paced"), "fine", *args) as srv:
         for i in range(5):
             assert httpx.post(f"{srv.url}/apps/paced/invoke", json=[i], timeout=10).status_code == 200
         wait_until(lambda: srv.client.get("/apps").json()["paced"]["plan"] == "coarse", timeout=15)
         history = srv.client.get("/status").json()["apps"][0]["adaptive"]
         assert any(e.get("switch_to") == "coarse" for e in history)
-        assert any("over the recent loads" in e.get("reason", "") for e in history)  # the 3-window mix was weighed
+        assert any("over the recent loads" in e.get("reason", "") for e in history)  # the 3-window horizon was weighed
+        # in load mode the horizon's arrivals were scored as one load (from the second window on: 0.6 s, then 0.9 s)
+        spans = [e["horizon_load"]["window_s"] for e in history if "horizon_load" in e]
+        assert (spans and 0.6 <= spans[0] <= 0.9) if horizon_as == "load" else not spans
         assert httpx.post(f"{srv.url}/apps/paced/invoke", json=[1], timeout=10).json()["output"] == [9.0]

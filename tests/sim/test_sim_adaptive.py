@@ -122,8 +122,9 @@ def three_plans(app: shoal.App) -> dict[str, Deployment]:
 
 
 def bursts_rule(load, labels):
-    """Coarse is cheapest but misses under bursts; a+b,c meets the target at both loads for a little more."""
-    busy = load.rate >= 40
+    """Coarse is cheapest but misses under bursts (a load of 40 req/s or more, or a bursty one: SCV above 2); a+b,c
+    meets the target at both loads for a little more."""
+    busy = load.rate >= 40 or load.scv > 2
     return [
         Candidate("coarse", 0.9 if busy else 0.999, 1.0),
         Candidate("a+b,c", 0.995, 1.5),
@@ -131,15 +132,16 @@ def bursts_rule(load, labels):
     ]
 
 
-@pytest.mark.parametrize("horizon_s", [None, 40.0])
-def test_a_horizon_settles_on_the_plan_for_the_mix_instead_of_chasing_bursts(horizon_s):
+@pytest.mark.parametrize(("horizon_s", "horizon_as"), [(None, "mix"), (40.0, "mix"), (40.0, "load")])
+def test_a_horizon_settles_on_the_plan_for_the_mix_instead_of_chasing_bursts(horizon_s, horizon_as):
     """Bursts of 10 s every 20 s: without a horizon the controller goes back to coarse in every quiet spell and
-    back out at the next burst (urgently); over a 40-s horizon coarse misses the target, so it stays on a+b,c."""
+    back out at the next burst (urgently); over a 40-s horizon coarse misses the target, so it stays on a+b,c:
+    mixed over the windows, or priced at the horizon's load (mean rate 45, SCV well above 1: see bursts_rule)."""
     app = chain()
     plans = three_plans(app)
     sim = Simulator(ClusterSpec.uniform(4), [plans["coarse"]], config())
     ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=4.0, payback_s=1e6))
-    loop = SimAdaptive(sim, 0, plans, bursts_rule, ctl, window_s=2.0, horizon_s=horizon_s)
+    loop = SimAdaptive(sim, 0, plans, bursts_rule, ctl, window_s=2.0, horizon_s=horizon_s, horizon_as=horizon_as)
     times = np.concatenate(
         [start + generators.poisson(rate, 10.0, seed=k) for k, (start, rate) in enumerate(
             (t, 80.0 if (t // 10) % 2 else 10.0) for t in np.arange(0.0, 120.0, 10.0))]
@@ -152,3 +154,8 @@ def test_a_horizon_settles_on_the_plan_for_the_mix_instead_of_chasing_bursts(hor
     else:
         assert switches == ["a+b,c"]
         assert any("over the recent loads" in e.get("reason", "") for e in loop.history)
+        scored = [e["horizon_load"] for e in loop.history if "horizon_load" in e]
+        if horizon_as == "load":  # the horizon's arrivals, as one bursty load
+            assert scored and max(h["scv"] for h in scored) > 2 and scored[-1]["window_s"] == 40.0
+        else:
+            assert not scored

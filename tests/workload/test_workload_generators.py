@@ -21,6 +21,18 @@ def test_mmpp_is_burstier_than_poisson():
     assert counts.var() / counts.mean() > 5  # index of dispersion well above Poisson's 1
 
 
+@pytest.mark.parametrize(("peak", "scv"), [(4.0, 2.0), (1.0, 1.0), (8.0, 2 * 17 * 10 / 72 - 1)])
+def test_bursts_have_the_mean_rate_and_the_gap_scv_of_their_shape(peak, scv):
+    t = g.bursts(20.0, 40_000.0, cycle_s=60.0, peak=peak, seed=5)
+    assert len(t) / 40_000.0 == pytest.approx(20.0, rel=0.03)
+    gaps = np.diff(t)
+    assert gaps.var() / gaps.mean() ** 2 == pytest.approx(scv, rel=0.08)
+    with pytest.raises(ValueError, match="peak"):
+        g.bursts(20.0, 10.0, cycle_s=6.0, peak=0.5)
+    with pytest.raises(ValueError, match="cycle_s"):
+        g.bursts(20.0, 10.0, cycle_s=0.0)
+
+
 def test_diurnal_peaks_where_asked():
     t = g.diurnal(10.0, 86_400.0, amplitude=0.8, peak_at_s=43_200.0, seed=3)
     per_hour = np.histogram(t, bins=24, range=(0, 86_400))[0]

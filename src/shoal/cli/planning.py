@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -12,6 +15,8 @@ from shoal.cli._app import cli
 from shoal.cli._app import fail as _fail
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from shoal.app import FunctionConfig
 
 
@@ -41,17 +46,27 @@ def measure(
         Path | None,
         typer.Option(help="Also keep every run whole in this folder (JSON), for `shoal predict fit-app --runs`."),
     ] = None,
+    bursty_cycle: Annotated[
+        float,
+        typer.Option(
+            help="Also measure each rate as bursty load: bursts at 4x the quiet rate, quiet + burst this many "
+            "seconds on average (SCV 2). 0: Poisson only."
+        ),
+    ] = 0.0,
 ) -> None:
     """Measure plans of an application under open-loop Poisson load on this machine, for `shoal plan --measured`.
 
     Each plan runs at each rate on the embedded runtime; every run gives its SLO hit rate, resource cost per second
-    and p99 (a row of the empirical predictor's table, docs/granularity.md). With --runs-out each run is also kept
-    whole (every request's arrival, latency and status; instances and cost over time) as one JSON file, from which
-    `shoal predict fit-app` fits the learned predictor.
+    and p99 (a row of the empirical predictor's table, docs/granularity.md). With --bursty-cycle each rate is also
+    measured as the mean of bursty load, so that the table prices what bursts cost a plan (scale-outs, cold starts,
+    queueing at each onset), for `shoal serve --adaptive-horizon-as load`; keep the cycle a few times shorter than
+    --seconds. With --runs-out each run is also kept whole (every request's arrival, latency and status; instances
+    and cost over time) as one JSON file, from which `shoal predict fit-app` fits the learned predictor.
 
     \b
     Example:
       shoal measure examples/image_pipeline.py --plan fine --plan coarse --rates 5,20,40 --seconds 20
+      shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-cycle 15   # Poisson and bursty
       shoal measure examples/image_pipeline.py --rates 5,20,40 --runs-out runs/image   # then: shoal predict fit-app
     """
     from rich.console import Console
@@ -64,9 +79,14 @@ def measure(
     from shoal.runtime.profiler.options import ProfilerError
     from shoal.runtime.profiler.targets import load_target
     from shoal.runtime.replay import replay
-    from shoal.workload.generators import poisson
+    from shoal.workload.generators import bursts, poisson
 
     levels = _floats(rates, "--rates")
+    if not (bursty_cycle >= 0 and math.isfinite(bursty_cycle)):
+        _fail(f"--bursty-cycle must be 0 (off) or a number of seconds > 0, got {bursty_cycle:g}")
+    arrivals: dict[str, Callable[[float], np.ndarray]] = {"poisson": lambda r: poisson(r, seconds, seed=seed)}
+    if bursty_cycle > 0:
+        arrivals["bursty"] = lambda r: bursts(r, seconds, bursty_cycle, seed=seed)
     try:
         target = load_target(app)
         application = target.app
@@ -83,28 +103,27 @@ def measure(
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
-        task = progress.add_task("measuring", total=len(plans) * len(levels))
-        for p in plans:
-            for rate in levels:
-                progress.update(task, description=f"{p.label} at {rate:g} req/s")
-                times = poisson(rate, seconds, seed=seed)
-                stable = min(60.0, max(2.0, seconds / 2))  # scaling settles within a run of a few tens of seconds
-                config = HostConfig(stable_window_s=stable, panic_window_s=min(6.0, stable / 2))
-                with local(application, p, config) as svc:
-                    svc.invoke(inputs[0])  # one warm instance per function before the clock starts
-                    res = svc._run(
-                        replay(svc.host, application.name, times, lambda i: inputs[i % len(inputs)]),
-                        timeout=seconds * 10 + 120,
-                    )
-                row = res.measurement(objective.latency_s, 0.0, seconds)
-                rows.append(row)
-                if runs_out is not None:
-                    _keep_run(runs_out, app, p.label, str(objective), seconds, res.to_dict(), rate, seed, cfg)
-                progress.advance(task)
-                console.print(
-                    f"{p.label:30s} {rate:6.1f} req/s  SLO hit {row.slo_hit:.3f}  p99 {row.p99_ms:8.1f} ms  "
-                    f"cost {row.cost_per_s * 3600:.4f} USD/h"
+        task = progress.add_task("measuring", total=len(plans) * len(levels) * len(arrivals))
+        for p, (kind, draw), rate in itertools.product(plans, arrivals.items(), levels):
+            progress.update(task, description=f"{p.label} at {rate:g} req/s ({kind})")
+            times = draw(rate)
+            stable = min(60.0, max(2.0, seconds / 2))  # scaling settles within a run of a few tens of seconds
+            config = HostConfig(stable_window_s=stable, panic_window_s=min(6.0, stable / 2))
+            with local(application, p, config) as svc:
+                svc.invoke(inputs[0])  # one warm instance per function before the clock starts
+                res = svc._run(
+                    replay(svc.host, application.name, times, lambda i: inputs[i % len(inputs)]),
+                    timeout=seconds * 10 + 120,
                 )
+            row = res.measurement(objective.latency_s, 0.0, seconds)
+            rows.append(row)
+            if runs_out is not None:
+                _keep_run(runs_out, app, p.label, str(objective), seconds, res.to_dict(), rate, seed, cfg, kind)
+            progress.advance(task)
+            console.print(
+                f"{p.label:30s} {rate:6.1f} req/s {kind:7s} (SCV {row.scv:4.2f})  SLO hit {row.slo_hit:.3f}  "
+                f"p99 {row.p99_ms:8.1f} ms  cost {row.cost_per_s * 3600:.4f} USD/h"
+            )
     MeasuredPredictor(rows, slo=str(objective)).save(out)
     kept = f"; kept every run in {runs_out}/" if runs_out is not None else ""
     typer.echo(f"wrote {out} ({len(rows)} runs, SLO {objective}){kept}")
@@ -120,13 +139,14 @@ def _keep_run(
     rate: float,
     seed: int,
     cfg: FunctionConfig,
+    load: str = "poisson",
 ) -> Path:
     """One run as a run file (``shoal.predict.run_files``: the layout benchmarks/granularity.py keeps its runs in)."""
     from shoal.predict.run_files import EVEN_MIX, run_file_doc
 
-    doc = run_file_doc(ref, plan, slo, seconds, run, rate=rate, repeat=seed, config=cfg, input_mix=EVEN_MIX)
+    doc = run_file_doc(ref, plan, slo, seconds, run, load=load, rate=rate, repeat=seed, config=cfg, input_mix=EVEN_MIX)
     slug = plan.replace(",", "_").replace("+", "-").replace(" ", "")
-    path = folder / f"measure-poisson-{rate:g}-{seed}-{slug}.json"
+    path = folder / f"measure-{load}-{rate:g}-{seed}-{slug}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(doc), encoding="utf-8")
     return path

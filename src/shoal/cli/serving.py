@@ -62,6 +62,13 @@ def serve(
         float,
         typer.Option(help="Adaptive: weigh plans over the loads of this many seconds (the window's alone: 0)."),
     ] = 0.0,
+    adaptive_horizon_as: Annotated[
+        str,
+        typer.Option(
+            help="Adaptive: mix (each window's load priced, then averaged) | load (the horizon's arrivals priced as "
+            "one load: with a table measured --bursty-cycle, what bursts cost)."
+        ),
+    ] = "mix",
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
@@ -70,7 +77,9 @@ def serve(
     With --adaptive TABLE.json the plan follows the load: every window the planner scores the measured plans at the
     observed load and the controller switches live when it pays (docs/granularity.md). With --adaptive-horizon 120
     it weighs each plan over the loads of the last two minutes instead, so bursts that come and go do not make it
-    chase them; an SLO emergency at the window's load is still answered at once.
+    chase them; an SLO emergency at the window's load is still answered at once. With --adaptive-horizon-as load
+    the two minutes' arrivals are priced as one load, rate and burstiness: from a table measured with
+    `shoal measure --bursty-cycle`, that prices what bursts cost each plan.
 
     \b
     Example:
@@ -110,7 +119,15 @@ def serve(
     on_start = None
     if adaptive is not None:
         on_start = _adaptive_starter(
-            the_app, the_plan, default, adaptive, adaptive_window, adaptive_dwell, slo_target, adaptive_horizon
+            the_app,
+            the_plan,
+            default,
+            adaptive,
+            adaptive_window,
+            adaptive_dwell,
+            slo_target,
+            adaptive_horizon,
+            adaptive_horizon_as,
         )
     run_server(
         [(the_app, the_plan)], bind=bind, port=port, token=token, config=config, log_level=log_level, on_start=on_start
@@ -126,9 +143,10 @@ def _adaptive_starter(
     dwell_s: float,
     target: float,
     horizon_s: float = 0.0,
+    horizon_as: str = "mix",
 ) -> Callable[[Host], None]:
     """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the table's plans."""
-    from shoal.policy.granularity import ControllerConfig, GranularityController
+    from shoal.policy.granularity import HORIZON_MODES, ControllerConfig, GranularityController
     from shoal.predict.measured import MeasuredError, MeasuredPredictor
     from shoal.predict.planner import Planner
     from shoal.runtime.adaptive import AdaptiveLoop
@@ -146,6 +164,17 @@ def _adaptive_starter(
         _fail(f"--adaptive-window must be > 0, got {window_s:g}")
     if horizon_s and not horizon_s >= window_s:
         _fail(f"--adaptive-horizon must be 0 (off) or at least --adaptive-window ({window_s:g} s), got {horizon_s:g}")
+    if horizon_as not in HORIZON_MODES:
+        _fail(f"--adaptive-horizon-as takes {' or '.join(HORIZON_MODES)}, got {horizon_as!r}")
+    if horizon_as == "load" and not horizon_s:
+        _fail("--adaptive-horizon-as load needs a horizon: add --adaptive-horizon SECONDS (e.g. 120)")
+    if horizon_as == "load" and all(r.scv < 1.5 for r in predictor.rows):
+        typer.secho(
+            f"warning: {table} has no row measured under bursty load, so the horizon's load is priced from Poisson "
+            "rows; measure with `shoal measure --bursty-cycle SECONDS` for what bursts cost",
+            err=True,
+            fg="yellow",
+        )
     planner = Planner(app, predictor.predict, slo_target=target, default=default)
     made: dict[str, Plan] = {}
 
@@ -164,6 +193,7 @@ def _adaptive_starter(
             window_s,
             resolve=made.__getitem__,
             horizon_s=horizon_s or None,
+            horizon_as=horizon_as,
         )
         host.adapt(loop)
 

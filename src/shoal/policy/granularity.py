@@ -26,6 +26,11 @@ controller answers whether to switch, and to which plan:
   window flips between a cheap plan for the quiet and a plan with more functions for the burst, and a reactive
   switch arrives a confirmation and a warm-up late each time; a plan that does well over both costs less than the
   chase (the runtime experiment's text/bursty, docs/granularity.md).
+- **Or price the recent load as one** (``Horizon`` with ``mode="load"``): the loop observes the arrivals of the whole
+  horizon as one load (its mean rate and the SCV of its gaps: a horizon that holds a burst and a quiet phase has an
+  SCV well above 1) and has that load scored. A predictor that has seen bursty operation (an empirical table with
+  rows measured under bursty loads, docs/granularity.md) then prices what the mix cannot: the scale-outs, cold
+  starts and queueing at each burst's onset, which no window's steady-state price contains.
 
 Pure: no clock (times come in the observations), no I/O, no predictor calls. ``shoal.predict`` produces the
 candidates; the runtime and the simulator both call ``decide``.
@@ -45,6 +50,8 @@ __all__ = [
     "ControllerConfig",
     "GranularityController",
     "GranularityDecision",
+    "HORIZON_MODES",
+    "Horizon",
     "ObservedLoad",
     "RecentCandidates",
     "best_candidate",
@@ -192,6 +199,48 @@ class RecentCandidates:
         return mixed(self._kept) if len(self._kept) > 1 else None
 
 
+HORIZON_MODES = ("mix", "load")
+
+
+class Horizon:
+    """How an adaptive loop looks back beyond its window, for ``GranularityController.decide``'s ``recent``.
+
+    ``mode="mix"``: each plan over the last windows' candidates (``RecentCandidates``, ``mixed``). ``mode="load"``:
+    the arrivals of the last ``horizon_s`` observed as one load, scored by the loop's predictor like a window's
+    (``load``), for a predictor that knows what burstiness costs. Without ``horizon_s``, no look back at all.
+    The runtime's and the simulator's loops both keep one.
+    """
+
+    def __init__(self, horizon_s: float | None, window_s: float, mode: str = "mix") -> None:
+        if mode not in HORIZON_MODES:
+            raise ValueError(f"horizon mode must be one of {', '.join(HORIZON_MODES)}, got {mode!r}")
+        self.windows = RecentCandidates(horizon_windows(horizon_s, window_s))
+        self.horizon_s = horizon_s
+        self.window_s = window_s
+        self.mode = mode
+        self._began: float | None = None
+
+    def load(self, arrivals: Sequence[float] | np.ndarray, now: float) -> ObservedLoad | None:
+        """In ``load`` mode, the load of the horizon ending ``now`` (of the time since the first window began, while
+        that is shorter), for the loop to score; None otherwise, and while less than two windows have passed (one
+        window's load is this window's: nothing to add)."""
+        if self._began is None:
+            self._began = now - self.window_s
+        if self.mode != "load" or self.horizon_s is None:
+            return None
+        span = min(self.horizon_s, now - self._began)
+        return observe_load(arrivals, now, span) if span >= 2 * self.window_s - 1e-9 else None
+
+    def recent(
+        self, load: ObservedLoad, candidates: Sequence[Candidate], scored: Sequence[Candidate] | None = None
+    ) -> list[Candidate] | None:
+        """What to pass as ``decide``'s ``recent`` after this window: in ``mix`` mode the mix of the windows kept
+        (this one added), in ``load`` mode ``scored``, the candidates at the horizon's load (``load``)."""
+        if self.mode == "load":
+            return list(scored) if scored is not None else None
+        return self.windows.add(load.count, candidates)
+
+
 class GranularityController:
     """See the module docstring. One controller per application."""
 
@@ -300,13 +349,27 @@ def observe_load(arrivals: Sequence[float] | np.ndarray, now: float, window_s: f
     return ObservedLoad(t.size / window_s, scv, int(t.size), window_s)
 
 
-def window_record(now: float, load: ObservedLoad, current: str, decision: GranularityDecision) -> dict[str, object]:
-    """One window of an adaptive loop, as the runtime's and the simulator's ``history`` keep it."""
-    return {
+def window_record(
+    now: float,
+    load: ObservedLoad,
+    current: str,
+    decision: GranularityDecision,
+    horizon: ObservedLoad | None = None,
+) -> dict[str, object]:
+    """One window of an adaptive loop, as the runtime's and the simulator's ``history`` keep it (with the horizon's
+    load where the loop scored one)."""
+    entry: dict[str, object] = {
         "t": round(now, 3),
-        "load": {"rate": load.rate, "scv": load.scv, "count": load.count, "window_s": load.window_s},
+        "load": _load_record(load),
         "plan": current,
         "best": decision.best,
         "switch_to": decision.switch_to,
         "reason": decision.reason,
     }
+    if horizon is not None:
+        entry["horizon_load"] = _load_record(horizon)
+    return entry
+
+
+def _load_record(load: ObservedLoad) -> dict[str, float]:
+    return {"rate": load.rate, "scv": load.scv, "count": load.count, "window_s": load.window_s}

@@ -3,8 +3,10 @@
 Where the analytical predictor reasons from a profile, this one only remembers: each row is a run of the real runtime
 (a plan under an open-loop load of some rate and burstiness, ``runtime.replay``) with the SLO hit rate, resource cost
 per second and p99 it gave. A plan's score at a new load is interpolated between the rows of that plan, linearly in
-the arrival rate, within the rows of the nearest burstiness class (SCV of the inter-arrival gaps, in classes a
-factor of two wide).
+the arrival rate within each burstiness class (SCV of the inter-arrival gaps, in classes a factor of two wide), and
+linearly in log SCV between the two classes that bracket the load's SCV (beyond the classes measured, the nearest
+one's figures). A table measured under Poisson loads only answers every load from its Poisson rows; rows measured
+under bursty loads (an MMPP) price what bursts cost a plan: scale-outs, cold starts, queueing at each onset.
 It is as RaPP is over its GPU tables: exact at measured points, and honest about where it has no data:
 
 - below the lowest measured rate, the lowest row's figures (an idle plan costs at least what its warm instances do);
@@ -88,15 +90,24 @@ class MeasuredPredictor:
         rate = float(load.rate)
         scv = getattr(load, "scv", 1.0)
         scv = 1.0 if scv is None or not math.isfinite(scv) or scv <= 0 else float(scv)
-        want = _burstiness_class(scv)
-        nearest = min(groups, key=lambda s: (abs(math.log(s) - math.log(want)), s))
-        rows = _mean_per_rate(groups[nearest])
-        rates = np.array([r[0] for r in rows])
-        hit, cost, p99, extrapolated = _interpolate(rates, rows, rate)
+        # each class sits at the geometric mean of its rows' SCVs (a Poisson class near 1, an MMPP's near its SCV)
+        at = sorted((math.exp(float(np.mean([math.log(r.scv) for r in g]))), c) for c, g in groups.items())
+        below = [x for x in at if x[0] <= scv]
+        above = [x for x in at if x[0] > scv]
+        lo = below[-1] if below else at[0]
+        hi = above[0] if above and below and scv > lo[0] else lo
+        hit, cost, p99, extrapolated = _at_rate(groups[lo[1]], rate)
+        details: dict[str, Any] = {"scv_used": lo[1]}
+        if hi != lo:  # between two measured burstiness classes: linear in log SCV
+            w = (math.log(scv) - math.log(lo[0])) / (math.log(hi[0]) - math.log(lo[0]))
+            hit2, cost2, p99_2, extra2 = _at_rate(groups[hi[1]], rate)
+            hit, cost, p99 = hit + w * (hit2 - hit), cost + w * (cost2 - cost), p99 + w * (p99_2 - p99)
+            extrapolated = extrapolated or extra2
+            details = {"scv_used": [lo[1], hi[1]], "scv_weight": w}
         return Score(
             min(1.0, max(0.0, hit)),
             max(0.0, cost),
-            {"p99_ms": p99, "scv_used": nearest, "extrapolated": extrapolated, "predictor": "measured"},
+            {"p99_ms": p99, **details, "extrapolated": extrapolated, "predictor": "measured"},
         )
 
     # -- files --------------------------------------------------------------------------------------------------------
@@ -132,6 +143,12 @@ def _burstiness_class(scv: float) -> float:
     measured over a Poisson run scatters around 1 (0.8-1.2 over 10-20 s), and each such row must count as Poisson,
     or no two rows of a plan would share a group and nothing would be interpolated in rate."""
     return float(2.0 ** round(math.log2(scv)))
+
+
+def _at_rate(rows: Sequence[Measurement], rate: float) -> tuple[float, float, float, bool]:
+    """One burstiness class's figures at ``rate``: (slo_hit, cost_per_s, p99_ms, extrapolated)."""
+    per_rate = _mean_per_rate(rows)
+    return _interpolate(np.array([r[0] for r in per_rate]), per_rate, rate)
 
 
 def _mean_per_rate(rows: Sequence[Measurement]) -> list[tuple[float, float, float, float]]:

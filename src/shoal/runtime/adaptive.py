@@ -9,9 +9,10 @@ thread, so a slow predictor never stalls the event loop that serves requests.
 A candidate that comes without a switch cost is given one (``policy.granularity.priced``): its cost per second over
 ``switch_overlap_s``, which starts at 2 s and then is the longest switch this loop has made.
 
-With ``horizon_s`` longer than a window, the controller weighs each plan over the loads of the windows within the
-horizon (``policy.granularity.RecentCandidates``): the best plan for the recent mix of loads, while an SLO emergency
-at this window's load is still answered at once. The candidates of past windows are kept, not recomputed.
+With ``horizon_s`` longer than a window, the controller weighs each plan over the horizon (``policy.granularity.
+Horizon``), while an SLO emergency at this window's load is still answered at once: with ``horizon_as="mix"`` over
+the loads of the windows within it (their candidates are kept, not recomputed), with ``"load"`` at the horizon's
+arrivals observed as one load (a second ``candidates_for`` call per window), for a predictor that prices burstiness.
 
 Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
 """
@@ -28,9 +29,8 @@ from shoal.app import Plan
 from shoal.policy.granularity import (
     Candidate,
     GranularityController,
+    Horizon,
     ObservedLoad,
-    RecentCandidates,
-    horizon_windows,
     observe_load,
     priced,
     window_record,
@@ -59,6 +59,7 @@ class AdaptiveLoop:
         resolve: Callable[[str], Plan] | None = None,
         switch_overlap_s: float = 2.0,
         horizon_s: float | None = None,
+        horizon_as: str = "mix",
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -73,7 +74,7 @@ class AdaptiveLoop:
         self.controller = controller or GranularityController()
         self.window_s = window_s
         self.switch_overlap_s = switch_overlap_s
-        self.recent = RecentCandidates(horizon_windows(horizon_s, window_s))
+        self.horizon = Horizon(horizon_s, window_s, horizon_as)
         self.keep = keep
         self.history: list[dict[str, Any]] = []
         self.switches = 0
@@ -103,15 +104,18 @@ class AdaptiveLoop:
     async def step(self) -> dict[str, Any]:
         """One window: observe, predict, decide, and switch if the controller says so. Returns the window's entry."""
         now = self.host.now()
-        load = observe_load(self.host.arrivals_of(self.app), now, self.window_s)
+        arrivals = self.host.arrivals_of(self.app)
+        load = observe_load(arrivals, now, self.window_s)
         current = self.host.deployment(self.app).plan.label
         cands = await asyncio.to_thread(self.candidates_for, load, self.plans)
-        mix = self.recent.add(load.count, cands)
+        over = self.horizon.load(arrivals, now)
+        scored = None if over is None else await asyncio.to_thread(self.candidates_for, over, self.plans)
+        mix = self.horizon.recent(load, cands, scored)
         cands = priced(cands, current, self.switch_overlap_s)
         if mix is not None:
             mix = priced(mix, current, self.switch_overlap_s)
         decision = self.controller.decide(now, current, cands, mix)
-        entry: dict[str, Any] = window_record(now, load, current, decision)
+        entry: dict[str, Any] = window_record(now, load, current, decision, over)
         if decision.switch_to is not None:
             target = self.plans.get(decision.switch_to)
             if target is None and self.resolve is not None:

@@ -72,15 +72,25 @@ class LocalService:
         app: str | None = None,
         resolve: Callable[[str], Plan] | None = None,
         horizon_s: float | None = None,
+        horizon_as: str = "mix",
     ) -> AdaptiveLoop:
         """Adapt the app's granularity while it serves: every ``window_s``, weigh ``candidates_for(load, plans)``
-        with the controller (over the loads of the last ``horizon_s``, if given) and switch live
-        (``shoal.runtime.adaptive``). Returns the loop; its ``history`` says what it saw and did."""
+        with the controller (over the last ``horizon_s``, if given: the windows' mix, or with ``horizon_as="load"``
+        the horizon's arrivals as one load) and switch live (``shoal.runtime.adaptive``). Returns the loop; its
+        ``history`` says what it saw and did."""
         name = app or self._only_app()
         dep = self.host.deployment(name)
         resolved = [p if isinstance(p, Plan) else Plan.parse(dep.app, p, default=dep.plan.default) for p in plans]
         loop = AdaptiveLoop(
-            self.host, name, resolved, candidates_for, controller, window_s, resolve=resolve, horizon_s=horizon_s
+            self.host,
+            name,
+            resolved,
+            candidates_for,
+            controller,
+            window_s,
+            resolve=resolve,
+            horizon_s=horizon_s,
+            horizon_as=horizon_as,
         )
 
         async def begin() -> None:

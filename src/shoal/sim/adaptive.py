@@ -5,9 +5,9 @@ Every ``window_s`` of simulated time the loop measures the deployment's arrivals
 for candidate plans with their predicted SLO hit rate and cost, lets the same ``GranularityController`` decide, and
 carries a switch out with ``Simulator.switch`` (warm, move, drain). Candidates without a switch cost are priced as
 the runtime's loop prices them (``policy.granularity.priced``), over the longest warm-up of the switches made so far
-(``switch_overlap_s`` until the first); with ``horizon_s`` longer than a window, plans are weighed over the recent
-windows' loads as the runtime's loop weighs them (``policy.granularity.RecentCandidates``). ``history`` keeps every
-window.
+(``switch_overlap_s`` until the first); with ``horizon_s`` longer than a window, plans are weighed over the horizon
+as the runtime's loop weighs them (``policy.granularity.Horizon``: the recent windows' mix, or with
+``horizon_as="load"`` the horizon's arrivals scored as one load). ``history`` keeps every window.
 """
 
 from __future__ import annotations
@@ -20,9 +20,8 @@ from typing import Any
 from shoal.policy.granularity import (
     Candidate,
     GranularityController,
+    Horizon,
     ObservedLoad,
-    RecentCandidates,
-    horizon_windows,
     observe_load,
     priced,
     window_record,
@@ -46,6 +45,7 @@ class SimAdaptive:
         window_s: float = 10.0,
         switch_overlap_s: float = 2.0,
         horizon_s: float | None = None,
+        horizon_as: str = "mix",
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -61,7 +61,8 @@ class SimAdaptive:
         self.controller = controller or GranularityController()
         self.window_s = window_s
         self.switch_overlap_s = switch_overlap_s
-        self.recent = RecentCandidates(horizon_windows(horizon_s, window_s))
+        self.horizon = Horizon(horizon_s, window_s, horizon_as)
+        self._keep_s = max(window_s, horizon_s or 0.0)  # arrivals kept: a window's, or the horizon's
         self.history: list[dict[str, Any]] = []
         self.switches = 0
         sim.arrivals[dep] = deque()
@@ -71,21 +72,23 @@ class SimAdaptive:
         sim = self.sim
         now = sim.kernel.now
         arrivals = sim.arrivals[self.dep]
-        while arrivals and arrivals[0] <= now - self.window_s:
+        while arrivals and arrivals[0] <= now - self._keep_s:
             arrivals.popleft()
-        load = observe_load(list(arrivals), now, self.window_s)
+        kept = list(arrivals)
+        load = observe_load(kept, now, self.window_s)
+        over = self.horizon.load(kept, now)
         current = sim.current_plan(self.dep)
         if self.dep in sim.switching:  # the last switch is still warming its functions: decide next window
             self.history.append({"t": now, "load": asdict(load), "plan": current, "reason": "a switch is under way"})
             sim.kernel.at(now + self.window_s, self._window, None)
             return
         cands = self.candidates_for(load, list(self.plans))
-        mix = self.recent.add(load.count, cands)
+        mix = self.horizon.recent(load, cands, None if over is None else self.candidates_for(over, list(self.plans)))
         cands = priced(cands, current, self.switch_overlap_s)
         if mix is not None:
             mix = priced(mix, current, self.switch_overlap_s)
         decision = self.controller.decide(now, current, cands, mix)
-        entry: dict[str, Any] = window_record(now, load, current, decision)
+        entry: dict[str, Any] = window_record(now, load, current, decision, over)
         if decision.switch_to is not None:
             entry["moves_at"] = sim.switch(self.dep, self.plans[decision.switch_to])
             self.switch_overlap_s = max(self.switch_overlap_s, entry["moves_at"] - now)

@@ -3,6 +3,8 @@
 - :func:`poisson`: homogeneous Poisson arrivals.
 - :func:`mmpp`: a Markov-modulated Poisson process (bursty): the rate switches between states, staying in each for
   an exponential time.
+- :func:`bursts`: an MMPP of a fixed shape at a given mean rate (bursts at ``peak`` times the quiet rate, half as
+  long as the quiet phases): the bursty load the empirical tables are measured under (``shoal measure --bursty-cycle``).
 - :func:`diurnal`: a sinusoidal day (or any period) of rates, as a non-homogeneous Poisson process.
 - :func:`ramp`: a linear ramp of rates.
 
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["diurnal", "mmpp", "poisson", "ramp", "thinned"]
+__all__ = ["bursts", "diurnal", "mmpp", "poisson", "ramp", "thinned"]
 
 
 def _check(rate: float, seconds: float) -> None:
@@ -99,3 +101,18 @@ def mmpp(
         if k > 1:
             state = (state + 1 + int(rng.integers(k - 1))) % k
     return np.sort(np.concatenate(parts)) if parts else np.zeros(0)
+
+
+def bursts(mean_rate: float, seconds: float, cycle_s: float, peak: float = 4.0, seed: int = 0) -> np.ndarray:
+    """Bursty arrivals of mean rate ``mean_rate``: an ``mmpp`` whose quiet phases last ``2/3 cycle_s`` and bursts
+    ``1/3 cycle_s`` on average, bursts at ``peak`` times the quiet rate. With phases long against the gaps, the gaps'
+    SCV is ``2 (2k + 1)(k + 2) / 9k - 1`` for ``k = peak``: 2 with the default peak of 4 (the middle of the
+    empirical table's SCV class 2), 1 with ``peak=1`` (Poisson). One shape at every rate, so that rows measured at
+    several rates share a burstiness class and are interpolated in rate."""
+    _check(mean_rate, seconds)
+    if not (peak >= 1 and math.isfinite(peak)):
+        raise ValueError(f"peak must be a finite number >= 1, got {peak!r}")
+    if not (cycle_s > 0 and math.isfinite(cycle_s)):
+        raise ValueError(f"cycle_s must be a finite number > 0, got {cycle_s!r}")
+    quiet = 3.0 * mean_rate / (2.0 + peak)
+    return mmpp([quiet, peak * quiet], [2.0 * cycle_s / 3.0, cycle_s / 3.0], seconds, seed=seed)
