@@ -26,7 +26,7 @@ def test_bursts_have_the_mean_rate_and_the_gap_scv_of_their_shape(peak, scv):
     t = g.bursts(20.0, 40_000.0, cycle_s=60.0, peak=peak, seed=5)
     assert len(t) / 40_000.0 == pytest.approx(20.0, rel=0.03)
     gaps = np.diff(t)
-    assert gaps.var() / gaps.mean() ** 2 == pytest.approx(scv, rel=0.08)
+    assert gaps.var() / gaps.mean() ** 2 == pytest.approx(scv, rel=0.08) and g.bursts_scv(peak) == pytest.approx(scv)
     with pytest.raises(ValueError, match="peak"):
         g.bursts(20.0, 10.0, cycle_s=6.0, peak=0.5)
     with pytest.raises(ValueError, match="cycle_s"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -79,14 +80,18 @@ def measure(
     from shoal.runtime.profiler.options import ProfilerError
     from shoal.runtime.profiler.targets import load_target
     from shoal.runtime.replay import replay
-    from shoal.workload.generators import bursts, poisson
+    from shoal.workload.generators import bursts, bursts_scv, poisson
 
     levels = _floats(rates, "--rates")
     if not (bursty_cycle >= 0 and math.isfinite(bursty_cycle)):
         _fail(f"--bursty-cycle must be 0 (off) or a number of seconds > 0, got {bursty_cycle:g}")
-    arrivals: dict[str, Callable[[float], np.ndarray]] = {"poisson": lambda r: poisson(r, seconds, seed=seed)}
+    # each kind of load: how to draw it, and the SCV of its process (a row's burstiness class: a sample of a few
+    # burst cycles scatters too widely around it for rows at several rates to share a class)
+    arrivals: dict[str, tuple[Callable[[float], np.ndarray], float]] = {
+        "poisson": (lambda r: poisson(r, seconds, seed=seed), 1.0)
+    }
     if bursty_cycle > 0:
-        arrivals["bursty"] = lambda r: bursts(r, seconds, bursty_cycle, seed=seed)
+        arrivals["bursty"] = (lambda r: bursts(r, seconds, bursty_cycle, seed=seed), bursts_scv())
     try:
         target = load_target(app)
         application = target.app
@@ -104,7 +109,7 @@ def measure(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task("measuring", total=len(plans) * len(levels) * len(arrivals))
-        for p, (kind, draw), rate in itertools.product(plans, arrivals.items(), levels):
+        for p, (kind, (draw, scv)), rate in itertools.product(plans, arrivals.items(), levels):
             progress.update(task, description=f"{p.label} at {rate:g} req/s ({kind})")
             times = draw(rate)
             stable = min(60.0, max(2.0, seconds / 2))  # scaling settles within a run of a few tens of seconds
@@ -115,13 +120,13 @@ def measure(
                     replay(svc.host, application.name, times, lambda i: inputs[i % len(inputs)]),
                     timeout=seconds * 10 + 120,
                 )
-            row = res.measurement(objective.latency_s, 0.0, seconds)
+            row = dataclasses.replace(res.measurement(objective.latency_s, 0.0, seconds), scv=scv)
             rows.append(row)
             if runs_out is not None:
                 _keep_run(runs_out, app, p.label, str(objective), seconds, res.to_dict(), rate, seed, cfg, kind)
             progress.advance(task)
             console.print(
-                f"{p.label:30s} {rate:6.1f} req/s {kind:7s} (SCV {row.scv:4.2f})  SLO hit {row.slo_hit:.3f}  "
+                f"{p.label:30s} {rate:6.1f} req/s {kind:7s}  SLO hit {row.slo_hit:.3f}  "
                 f"p99 {row.p99_ms:8.1f} ms  cost {row.cost_per_s * 3600:.4f} USD/h"
             )
     MeasuredPredictor(rows, slo=str(objective)).save(out)

@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["bursts", "diurnal", "mmpp", "poisson", "ramp", "thinned"]
+__all__ = ["bursts", "bursts_scv", "diurnal", "mmpp", "poisson", "ramp", "thinned"]
 
 
 def _check(rate: float, seconds: float) -> None:
@@ -110,9 +110,16 @@ def bursts(mean_rate: float, seconds: float, cycle_s: float, peak: float = 4.0, 
     empirical table's SCV class 2), 1 with ``peak=1`` (Poisson). One shape at every rate, so that rows measured at
     several rates share a burstiness class and are interpolated in rate."""
     _check(mean_rate, seconds)
-    if not (peak >= 1 and math.isfinite(peak)):
-        raise ValueError(f"peak must be a finite number >= 1, got {peak!r}")
+    bursts_scv(peak)
     if not (cycle_s > 0 and math.isfinite(cycle_s)):
         raise ValueError(f"cycle_s must be a finite number > 0, got {cycle_s!r}")
     quiet = 3.0 * mean_rate / (2.0 + peak)
     return mmpp([quiet, peak * quiet], [2.0 * cycle_s / 3.0, cycle_s / 3.0], seconds, seed=seed)
+
+
+def bursts_scv(peak: float = 4.0) -> float:
+    """The SCV of the gaps of ``bursts`` with this ``peak`` (phases long against the gaps): the burstiness of the
+    process, which a short sample of it scatters around (a minute of 15-s cycles: 1.5 to 3 for peak 4)."""
+    if not (peak >= 1 and math.isfinite(peak)):
+        raise ValueError(f"peak must be a finite number >= 1, got {peak!r}")
+    return 2.0 * (2.0 * peak + 1.0) * (peak + 2.0) / (9.0 * peak) - 1.0
