@@ -186,9 +186,12 @@ def test_a_horizon_in_load_mode_observes_the_horizons_arrivals_as_one_load():
     rng = np.random.default_rng(0)
     times = np.sort(np.concatenate([rng.uniform(0, 40, 80)] + [k + rng.uniform(0, 1, 40) for k in range(0, 40, 4)]))
     h = Horizon(20.0, 2.0, "load")
-    assert h.load(times, 2.0) is None  # one window so far: nothing beyond it
-    early = h.load(times, 6.0)  # three windows: the horizon is the time since the first began
+    assert h.load(times + 4.0, 2.0) is None and h.load(times + 4.0, 4.0) is None  # no traffic yet: no horizon
+    assert h.load(times + 4.0, 6.0) is None  # traffic in one window so far: nothing beyond it
+    early = h.load(times + 4.0, 10.0)  # three windows of traffic: the horizon is the time since the first began
     assert early is not None and early.window_s == pytest.approx(6.0)
+    h = Horizon(20.0, 2.0, "load")
+    assert h.load(times, 2.0) is None
     over = h.load(times, 40.0)
     assert over.window_s == 20.0 and over.rate == pytest.approx(((times > 20) & (times <= 40)).sum() / 20.0)
     assert over.scv > 3

@@ -221,10 +221,14 @@ class Horizon:
         self._began: float | None = None
 
     def load(self, arrivals: Sequence[float] | np.ndarray, now: float) -> ObservedLoad | None:
-        """In ``load`` mode, the load of the horizon ending ``now`` (of the time since the first window began, while
-        that is shorter), for the loop to score; None otherwise, and while less than two windows have passed (one
-        window's load is this window's: nothing to add)."""
+        """In ``load`` mode, the load of the horizon ending ``now`` (of the time since the first window with traffic
+        began, while that is shorter), for the loop to score; None otherwise, and while less than two windows have
+        passed (one window's load is this window's: nothing to add). The horizon starts at the first window with
+        three arrivals or more: the idle time before a service's first requests is not burstiness, and one gap that
+        long among a window's short gaps would make its SCV look like a burst's."""
         if self._began is None:
+            if observe_load(arrivals, now, self.window_s).count < 3:
+                return None
             self._began = now - self.window_s
         if self.mode != "load" or self.horizon_s is None:
             return None
