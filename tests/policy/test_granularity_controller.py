@@ -77,6 +77,18 @@ def test_a_plan_that_meets_the_target_replaces_one_that_does_not():
     assert d.switch_to == FINE and "meets the SLO target" in d.reason
 
 
+def test_when_no_plan_meets_the_target_one_as_good_and_cheaper_is_adopted():
+    """Under bursts every plan misses 0.99: coarse (0.975) does as well as fine (0.97) at half the cost: switch; a
+    saving below min_cost_saving, or one that does not pay for the switch, is not taken."""
+    ctl = GranularityController(ControllerConfig(confirm_windows=1, min_dwell_s=0))
+    d = ctl.decide(0, FINE, cands(fine=(0.97, 2.0), coarse=(0.975, 1.0)))
+    assert d.switch_to == COARSE and "no plan meets the target" in d.reason
+    assert ctl.decide(10, FINE, cands(fine=(0.97, 2.0), coarse=(0.975, 1.9))).switch_to is None
+    assert ctl.decide(20, FINE, cands(fine=(0.97, 2.0), coarse=(0.975, 1.0), switch_cost=1e3)).switch_to is None
+    # and a cheaper plan predicted to do worse is not "as good": the best plan stays the current one
+    assert ctl.decide(30, FINE, cands(fine=(0.97, 2.0), coarse=(0.96, 1.0))).best == FINE
+
+
 def test_a_current_plan_predicted_within_the_tolerance_of_the_target_is_kept():
     """Prediction noise (0.985 against 0.99) is not a reason to move to a dearer plan; a real miss (0.97) is."""
     ctl = GranularityController(ControllerConfig(confirm_windows=1, min_dwell_s=0, slo_tolerance=0.01))

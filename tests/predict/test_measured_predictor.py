@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from shoal.predict.measured import MeasuredError, MeasuredPredictor, Measurement
+from shoal.predict.measured import MeasuredError, MeasuredPredictor, Measurement, credible_scv
 
 
 def rows():
@@ -100,3 +100,15 @@ def test_poisson_rows_whose_measured_scv_scatters_are_one_group():
     p = MeasuredPredictor(rows)
     assert p.predict("coarse", load(7.0, scv=0.82)).slo_hit == 1.0
     assert p.predict("coarse", load(12.0, scv=1.3)).slo_hit == pytest.approx(0.98)
+
+
+def test_an_observed_scv_is_discounted_by_its_sampling_noise():
+    """A steady window's SCV of 1.1 over 1,200 gaps is noise (two standard errors: 0.16): priced as Poisson; a
+    horizon's 2.9 over 15,000 is burstiness; a load stated without a count is taken as given."""
+    p = MeasuredPredictor(rows())
+    assert p.predict("coarse", SimpleNamespace(rate=40, scv=1.1, count=1200)).slo_hit == pytest.approx(0.85)
+    assert p.predict("coarse", SimpleNamespace(rate=40, scv=1.1)).slo_hit < 0.85
+    assert credible_scv(1.1, 1200) == 1.0 and credible_scv(0.9, 1200) == 1.0
+    assert credible_scv(2.9, 15_000) == pytest.approx(2.9 - 2 * (8 / 15_000) ** 0.5)
+    assert credible_scv(0.5, 1000) == pytest.approx(0.5 + 2 * (8 / 1000) ** 0.5) and credible_scv(0.5, 100) == 1.0
+    assert credible_scv(3.0, None) == 3.0

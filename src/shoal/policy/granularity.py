@@ -10,7 +10,9 @@ controller answers whether to switch, and to which plan:
   for while both plans overlap) and disturbs the autoscalers' history. So a switch happens only if the best plan
   (a) meets the target where the current plan does not, or raises the predicted SLO hit rate by ``min_slo_gain``, or
   (b) meets the target like the current plan and is cheaper by ``min_cost_saving`` (relative), *and* its saving over
-  ``payback_s`` pays for its ``switch_cost``.
+  ``payback_s`` pays for its ``switch_cost``; or (c) when no plan meets the target, does at least as well as the
+  current plan and is cheaper, by the same rule as (b). Without (c), a plan stuck below the target (every plan
+  misses under bursts) was never left for one predicted as good and cheaper (the GPU experiment's detect/bursty).
 - **Noise is not a miss.** Predictions carry error (an empirical table from runs of a few seconds is off by a
   percent or so): the plan now serving counts as meeting the target while its prediction is within
   ``slo_tolerance`` of it. Without this, the first pilot of the experiment switched on predicted hit rates of 0.978
@@ -321,10 +323,19 @@ class GranularityController:
             )
         if not here_meets and best.slo_hit - here.slo_hit >= cfg.min_slo_gain:
             return f"{best.plan} raises the predicted SLO hit rate from {here.slo_hit:.3f} to {best.slo_hit:.3f}"
-        if here_meets and best.slo_hit >= cfg.slo_target and here.cost_per_s > 0:
+        # A cheaper plan pays if both meet the target, or if none does: then the best plan has the highest predicted
+        # hit rate of all (best_candidate), as high as the current plan's, and a saving on top.
+        nothing_meets = best.slo_hit < cfg.slo_target
+        if here.cost_per_s > 0 and (here_meets or nothing_meets):
             saving = here.cost_per_s - best.cost_per_s
-            if saving / here.cost_per_s >= cfg.min_cost_saving and saving * cfg.payback_s >= best.switch_cost:
+            pays = saving / here.cost_per_s >= cfg.min_cost_saving and saving * cfg.payback_s >= best.switch_cost
+            if pays and best.slo_hit >= cfg.slo_target:
                 return f"{best.plan} meets the target {100 * saving / here.cost_per_s:.0f}% cheaper than {here.plan}"
+            if pays:  # nothing meets the target: the best plan is the likeliest to, and cheaper too
+                return (
+                    f"no plan meets the target; {best.plan} does as well as {here.plan} ({best.slo_hit:.3f} against "
+                    f"{here.slo_hit:.3f}) {100 * saving / here.cost_per_s:.0f}% cheaper"
+                )
         return None
 
 
