@@ -13,6 +13,7 @@ from shoal.policy.granularity import (
     best_candidate,
     horizon_windows,
     mixed,
+    observe_load,
 )
 
 FINE = "fine"
@@ -207,6 +208,8 @@ def test_a_horizon_in_load_mode_observes_the_horizons_arrivals_as_one_load():
     over = h.load(times, 40.0)
     assert over.window_s == 20.0 and over.rate == pytest.approx(((times > 20) & (times <= 40)).sum() / 20.0)
     assert over.scv > 3
+    quiet = observe_load(times, 40.0, 2.0)
+    assert h.window(quiet).scv == 1.0 and Horizon(20.0, 2.0).window(quiet) == quiet  # burstiness is the horizon's
     here = cands()
     assert h.recent(over, here, None) is None and h.recent(over, here, cands(coarse=(0.9, 1.0)))[1].slo_hit == 0.9
 

@@ -237,6 +237,13 @@ class Horizon:
         span = min(self.horizon_s, now - self._began)
         return observe_load(arrivals, now, span) if span >= 2 * self.window_s - 1e-9 else None
 
+    def window(self, load: ObservedLoad) -> ObservedLoad:
+        """The load to score a window at: as observed, except in ``load`` mode, where burstiness is the horizon's
+        and a window is scored as steady load at its rate (SCV 1). A window's SCV measures clustering over seconds,
+        not the bursts of minutes that an autoscaler has to chase and that a table's bursty rows price: a trace
+        window at 1.2 was priced as partly bursty, and the GPU experiment's fan-out switched urgently on it."""
+        return replace(load, scv=1.0) if self.mode == "load" else load
+
     def recent(
         self, load: ObservedLoad, candidates: Sequence[Candidate], scored: Sequence[Candidate] | None = None
     ) -> list[Candidate] | None:

@@ -107,7 +107,7 @@ class AdaptiveLoop:
         arrivals = self.host.arrivals_of(self.app)
         load = observe_load(arrivals, now, self.window_s)
         current = self.host.deployment(self.app).plan.label
-        cands = await asyncio.to_thread(self.candidates_for, load, self.plans)
+        cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(load), self.plans)
         over = self.horizon.load(arrivals, now)
         scored = None if over is None else await asyncio.to_thread(self.candidates_for, over, self.plans)
         mix = self.horizon.recent(load, cands, scored)

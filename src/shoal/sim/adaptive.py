@@ -82,7 +82,7 @@ class SimAdaptive:
             self.history.append({"t": now, "load": asdict(load), "plan": current, "reason": "a switch is under way"})
             sim.kernel.at(now + self.window_s, self._window, None)
             return
-        cands = self.candidates_for(load, list(self.plans))
+        cands = self.candidates_for(self.horizon.window(load), list(self.plans))
         mix = self.horizon.recent(load, cands, None if over is None else self.candidates_for(over, list(self.plans)))
         cands = priced(cands, current, self.switch_overlap_s)
         if mix is not None:
