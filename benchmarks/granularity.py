@@ -148,7 +148,7 @@ def keep_run(
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = run_file_doc(
         subject.ref, plan, str(app.slo), seconds, res.to_dict(), kind=kind, load=load, rate=rate, repeat=repeat,
-        config=fn_config(), input_mix=EVEN_MIX,
+        config=fn_config(), input_mix=EVEN_MIX, app_name=app.name,
     )  # fmt: skip
     out.write_text(json.dumps({"app": name} | doc))
 

@@ -37,7 +37,8 @@ def test_measure_keeps_each_run_as_a_run_file(chain):
     files = read_run_files([chain["runs"]])
     assert sorted((f.plan, f.rate) for f in files) == [("coarse", 20), ("fine", 20)]
     for f in files:
-        assert f.ref == PACED and f.slo == "p99:1000ms" and f.seconds == 2 and f.kind == "measure"
+        assert f.ref == PACED and f.app_name == "paced" and f.slo == "p99:1000ms" and f.seconds == 2
+        assert f.kind == "measure"
         assert f.function_config().keep_alive_s == 10  # measure's default keep-alive, not FunctionConfig's
         assert len(f.run["arrival_s"]) == len(f.run["status"]) > 0 and f.run["samples"]
 
@@ -105,17 +106,32 @@ def test_fit_app_adds_features_to_the_defaults_with_a_plus(chain):
 def test_fit_app_refuses_runs_of_another_app_and_says_which(chain, tmp_path):
     src = sorted(chain["runs"].glob("*.json"))[0]
     doc = json.loads(src.read_text())
-    doc["ref"] = f"{APPS}:diamond"  # the same stage shape, another application
-    (tmp_path / "other.json").write_text(json.dumps(doc))
+    (tmp_path / "other.json").write_text(json.dumps(doc | {"app_name": "diamond"}))  # same stage shape, another app
     r = fit_app("--profile", str(chain["profile"]), "--runs", str(chain["runs"]), "--runs", str(tmp_path))
     assert r.exit_code != 0
     assert "is a run of application 'diamond', the profile is of 'paced': give its profile too" in r.output
-    doc["ref"] = str(tmp_path / "moved_away.py")
-    (tmp_path / "other.json").write_text(json.dumps(doc))
-    r = fit_app("--profile", str(chain["profile"]), "--runs", str(tmp_path))
-    assert r.exit_code != 0 and "pass --app" in r.output
+    r = fit_app("--profile", str(chain["profile"]), "--runs", str(tmp_path), "--app", str(tmp_path / "gone.py"))
+    assert r.exit_code != 0 and "cannot load --app" in r.output
     r = fit_app("--profile", str(chain["profile"]), "--runs", str(tmp_path), "--app", PACED, "--out", "/dev/null")
     assert r.exit_code != 0 and "at least 3 observed runs, got 1" in r.output  # --app loads it; one run is too few
+
+
+def test_fit_app_imports_nothing_a_run_file_points_at(chain, tmp_path):
+    """The graph comes from the profile: a run file whose ref names code that would run on import is fitted
+    without importing it; a run file without the app's name (older ones) is the one profile's app."""
+    marker = tmp_path / "imported"
+    trap = tmp_path / "trap.py"
+    trap.write_text(f"open({str(marker)!r}, 'w').close()\n")
+    (tmp_path / "runs").mkdir()
+    for src in sorted(chain["runs"].glob("*.json")):
+        doc = json.loads(src.read_text())
+        doc["ref"] = str(trap)
+        if src.name.startswith("measure-poisson-20-0-fine"):
+            del doc["app_name"]
+        (tmp_path / "runs" / src.name).write_text(json.dumps(doc))
+    r = fit_app("--profile", str(chain["profile"]), "--runs", str(tmp_path / "runs"), "--window", "1")
+    assert r.exit_code == 0, r.output
+    assert "fitted on 2 runs and 4 windows of 1 s of paced" in r.output and not marker.exists()
 
 
 def test_fit_app_refuses_a_profile_without_a_plans_stages(chain, tmp_path):
@@ -171,7 +187,7 @@ def test_fit_app_fits_runs_of_several_apps_each_with_its_own_profile(chain, tmp_
     (tmp_path / "runs").mkdir()
     for src in sorted(chain["runs"].glob("*.json")):
         doc = json.loads(src.read_text())
-        (tmp_path / "runs" / src.name).write_text(json.dumps(doc | {"ref": f"{APPS}:diamond"}))
+        (tmp_path / "runs" / src.name).write_text(json.dumps(doc | {"app_name": "diamond"}))
     out = tmp_path / "both.json"
     args = ["--profile", str(chain["profile"]), "--profile", str(diamond), "--window", "1", "--out", str(out)]
     r = fit_app(*args, "--runs", str(chain["runs"]), "--runs", str(tmp_path / "runs"))
@@ -180,3 +196,7 @@ def test_fit_app_fits_runs_of_several_apps_each_with_its_own_profile(chain, tmp_
     assert LearnedPredictor.load(out).meta["apps"] == ["diamond", "paced"]
     r = fit_app("--profile", str(diamond), "--profile", str(diamond), "--runs", str(tmp_path / "runs"))
     assert r.exit_code != 0 and "two profiles of application 'diamond'" in r.output
+    for f in (tmp_path / "runs").iterdir():  # run files from before stop 11 name no application
+        f.write_text(json.dumps({k: v for k, v in json.loads(f.read_text()).items() if k != "app_name"}))
+    r = fit_app(*args, "--runs", str(tmp_path / "runs"))
+    assert r.exit_code != 0 and "does not record its application's name" in r.output

@@ -58,7 +58,7 @@ def make_profile() -> Profile:
             "tiny",
             "p99:200ms",
             "tiny.py",
-            (StageInfo("a", (), False, 0.5, 64, 0.0), StageInfo("b", ("a",), True, 1.0, 64, 0.0)),
+            (StageInfo("a", (), False, 0.5, 64, 0.0), StageInfo("b", ("a",), True, 1.0, 64, 0.25, 900, 4)),
         ),
         settings=Settings(10, 2, (1.0, 2.0), (1, 4), ("small", "medium"), ("fine", "coarse"), (1024,), "test"),
         stages=(point("stage", "a", "fine"), point("stage", "b", "fine"), point("stage", "b", "fine", batch=4)),
@@ -83,6 +83,29 @@ def test_a_profile_reads_back_equal(tmp_path: Path) -> None:
     assert back.point("b", vcpu=2.0) is None
 
 
+def test_the_profile_rebuilds_the_applications_graph_without_its_code() -> None:
+    from shoal.app import Plan
+
+    app = make_profile().app.graph()
+    assert app.name == "tiny" and str(app.slo) == "p99:200ms" and list(app.stages) == ["a", "b"]
+    b = app["b"]
+    assert b.after == ("a",) and b.batch
+    assert (b.resources.gpu, b.resources.gpu_memory_mb, b.resources.max_concurrency) == (0.25, 900, 4)
+    assert Plan.parse(app, "a+b").label == "coarse"
+    with pytest.raises(RuntimeError, match="built from a profile: it can be planned, not run"):
+        b.fn(1)
+
+
+def test_a_profile_written_before_stage_limits_were_recorded_reads_with_the_defaults(tmp_path: Path) -> None:
+    doc = make_profile().to_dict()
+    for st in doc["app"]["stages"]:
+        del st["gpu_memory_mb"], st["max_concurrency"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc))
+    b = read_profile(path).app.stages[1]
+    assert (b.gpu_memory_mb, b.max_concurrency) == (0, 1)
+
+
 @pytest.mark.parametrize(
     ("change", "names"),
     [
@@ -94,6 +117,7 @@ def test_a_profile_reads_back_equal(tmp_path: Path) -> None:
         (lambda d: d["hops"][0].__setitem__("bytes", 1.5), "hops[0].bytes: expected an integer"),
         (lambda d: d["gpu"][0].pop("source"), "gpu[0].source: missing"),
         (lambda d: d["app"]["stages"][1].__setitem__("batch", "yes"), "app.stages[1].batch"),
+        (lambda d: d["app"]["stages"][1].__setitem__("max_concurrency", 0), "app.stages[1].max_concurrency"),
         (lambda d: d["machine"].pop("cpu"), "machine.cpu: missing"),
         (lambda d: d.__setitem__("stages", {}), "stages: expected a list"),
         (lambda d: d.pop("settings"), "settings: missing"),

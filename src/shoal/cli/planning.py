@@ -123,7 +123,8 @@ def measure(
             row = dataclasses.replace(res.measurement(objective.latency_s, 0.0, seconds), scv=scv)
             rows.append(row)
             if runs_out is not None:
-                _keep_run(runs_out, app, p.label, str(objective), seconds, res.to_dict(), rate, seed, cfg, kind)
+                doc = res.to_dict()
+                _keep_run(runs_out, app, application.name, p.label, str(objective), seconds, doc, rate, seed, cfg, kind)
             progress.advance(task)
             console.print(
                 f"{p.label:30s} {rate:6.1f} req/s {kind:7s}  SLO hit {row.slo_hit:.3f}  "
@@ -137,6 +138,7 @@ def measure(
 def _keep_run(
     folder: Path,
     ref: str,
+    app_name: str,
     plan: str,
     slo: str,
     seconds: float,
@@ -149,7 +151,8 @@ def _keep_run(
     """One run as a run file (``shoal.predict.run_files``: the layout benchmarks/granularity.py keeps its runs in)."""
     from shoal.predict.run_files import EVEN_MIX, run_file_doc
 
-    doc = run_file_doc(ref, plan, slo, seconds, run, load=load, rate=rate, repeat=seed, config=cfg, input_mix=EVEN_MIX)
+    kw: dict[str, Any] = {"load": load, "rate": rate, "repeat": seed, "config": cfg, "input_mix": EVEN_MIX}
+    doc = run_file_doc(ref, plan, slo, seconds, run, app_name=app_name, **kw)
     slug = plan.replace(",", "_").replace("+", "-").replace(" ", "")
     path = folder / f"measure-{load}-{rate:g}-{seed}-{slug}.json"
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -149,7 +149,10 @@ def fit_app(
     ] = None,
     app: Annotated[
         str | None,
-        typer.Option(help="FILE.py[:VARIABLE] of the application, if the runs' own reference no longer loads."),
+        typer.Option(
+            help="FILE.py[:VARIABLE] of the application, imported to parse the runs' plans (default: its graph as "
+            "the profile recorded it, nothing imported)."
+        ),
     ] = None,
     features: Annotated[
         str | None,
@@ -165,7 +168,8 @@ def fit_app(
     Each run is predicted analytically from the profile; the trees learn the log ratio of measured to predicted p50,
     p95, p99 and cost per second, and the difference of SLO hit rates. Prints how many runs (and windows) it was
     fitted on and its in-sample error of p99 and cost against the analytical model's. Adaptive runs (the plan
-    switched during the run) are skipped. The file is JSON, never a pickle.
+    switched during the run) are skipped. The application's graph comes from its profile: no code a run file points
+    at is imported (--app FILE.py imports one, by your choice). The file is JSON, never a pickle.
 
     \b
     Example:
@@ -192,7 +196,7 @@ def fit_app(
             _fail(f"two profiles of application {measured.app.name!r} given ({path}): give one per application")
         profiles[measured.app.name] = measured
     if app is not None and len(profiles) > 1:
-        _fail("--app names one application: with several profiles, fit from runs whose references load")
+        _fail("--app names one application: with several profiles, leave it out (each run's profile is found by name)")
     observed, skipped, unset = _observed_runs(profiles, runs, window, app)
     wholes = sum("@" not in o.source for o in observed)
     names = DEFAULT_FEATURES
@@ -235,6 +239,7 @@ def _observed_runs(
     from shoal.app.loader import load_app
     from shoal.predict.app_learned import observed_runs
     from shoal.predict.app_model import PredictError
+    from shoal.predict.profile import ProfileError
     from shoal.predict.run_files import read_run_files
     from shoal.runtime.replay import ReplayResult
 
@@ -245,21 +250,38 @@ def _observed_runs(
     fixed = [f for f in files if f.kind != "adaptive" and f.plan != "adaptive"]
     if not fixed:
         _fail(f"all {len(files)} runs given are adaptive (their plan switched): give runs of fixed plans")
-    apps: dict[str, Any] = {}
+    imported = None
+    if app_ref is not None:  # the user's choice: import it
+        try:
+            imported = load_app(app_ref)
+        except AppError as e:
+            _fail(f"cannot load --app {app_ref!r}: {e}")
+    graphs: dict[str, Any] = {}
     out: list[ObservedRun] = []
     for f in fixed:
-        ref = app_ref or f.ref
-        try:
-            application = apps[ref] if ref in apps else apps.setdefault(ref, load_app(ref))
-        except AppError as e:
-            _fail(f"{f.name}: cannot load its application {ref!r} ({e}): pass --app FILE.py[:VARIABLE]")
-        profile = profiles.get(application.name)
+        # which application ran: --app, else the name the run file records, else (older run files) the one profiled
+        name = imported.name if imported is not None else f.app_name
+        if name is None and len(profiles) == 1:
+            name = next(iter(profiles))
+        if name is None:
+            _fail(
+                f"{f.name} does not record its application's name (a run file from before stop 11) and several "
+                "profiles were given: fit it with its own profile alone, or pass --app FILE.py[:VARIABLE]"
+            )
+        profile = profiles.get(name)
         if profile is None:
             _fail(
-                f"{f.name} is a run of application {application.name!r}, the profile is of "
+                f"{f.name} is a run of application {name!r}, the profile is of "
                 f"{', '.join(repr(n) for n in profiles)}: give its profile too (--profile is repeatable), or leave "
                 "the run out"
             )
+        if imported is not None:
+            application = imported
+        else:
+            try:
+                application = graphs[name] if name in graphs else graphs.setdefault(name, profile.app.graph())
+            except ProfileError as e:
+                _fail(f"the profile of {name!r} does not describe a valid application: {e}")
         try:
             plan = Plan.parse(application, f.plan, default=f.function_config())
             slo = SLO.parse(f.slo)

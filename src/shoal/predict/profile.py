@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -32,6 +32,9 @@ from shoal.predict.fields import (
     str_field,
     strs_field,
 )
+
+if TYPE_CHECKING:
+    from shoal.app import App
 
 __all__ = [
     "SCHEMA",
@@ -217,7 +220,9 @@ class GpuPoint:
 
 @dataclass(frozen=True)
 class StageInfo:
-    """A stage as the application declares it."""
+    """A stage as the application declares it: its place in the graph and its resources, all the predictors need
+    of the application (``AppInfo.graph``). ``gpu_memory_mb`` and ``max_concurrency`` are absent from profiles
+    written before they were recorded; such profiles read as the defaults (0, 1)."""
 
     name: str
     after: tuple[str, ...]
@@ -225,6 +230,8 @@ class StageInfo:
     vcpu: float
     memory_mb: int
     gpu: float
+    gpu_memory_mb: int = 0
+    max_concurrency: int = 1
 
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
@@ -239,6 +246,8 @@ class StageInfo:
             vcpu=num_field(d, "vcpu", where, lo=0, strict=True),
             memory_mb=int_field(d, "memory_mb", where, lo=1),
             gpu=num_field(d, "gpu", where, lo=0),
+            gpu_memory_mb=int_field(d, "gpu_memory_mb", where, lo=0) if "gpu_memory_mb" in d else 0,
+            max_concurrency=int_field(d, "max_concurrency", where, lo=1) if "max_concurrency" in d else 1,
         )
 
 
@@ -252,6 +261,30 @@ class AppInfo:
     def to_dict(self) -> dict[str, Any]:
         return _as_dict(self)
 
+    def graph(self) -> App:
+        """The application as the profile recorded it: its stages, their order and resources, and its SLO, enough to
+        parse plans and predict them, with no code behind the stages (calling one raises). Lets a predictor be
+        fitted or used from data files alone, without importing the application a file names."""
+        from shoal.app import App, AppError
+
+        app = App(self.name, slo=self.slo)
+        for st in self.stages:
+            try:
+                app.stage(
+                    _profiled_only(self.name, st.name),
+                    name=st.name,
+                    after=st.after,
+                    vcpu=st.vcpu,
+                    memory_mb=st.memory_mb,
+                    gpu=st.gpu,
+                    gpu_memory_mb=st.gpu_memory_mb,
+                    max_concurrency=st.max_concurrency,
+                    batch=st.batch,
+                )
+            except (AppError, ValueError) as e:
+                raise ProfileError(f"app.stages: {st.name!r}: {e}") from None
+        return app
+
     @classmethod
     def from_dict(cls, d: Any, where: str) -> AppInfo:
         expect_obj(d, where)
@@ -263,6 +296,13 @@ class AppInfo:
                 StageInfo.from_dict(s, f"{where}.stages[{i}]") for i, s in enumerate(list_field(d, "stages", where))
             ),
         )
+
+
+def _profiled_only(app: str, stage: str) -> Any:
+    def run(*_: Any) -> Any:
+        raise RuntimeError(f"stage {stage!r} of {app!r} was built from a profile: it can be planned, not run")
+
+    return run
 
 
 @dataclass(frozen=True)

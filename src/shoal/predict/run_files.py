@@ -3,7 +3,9 @@
 One layout for every writer: ``shoal measure --runs-out DIR`` and ``benchmarks/granularity.py``
 (``results/granularity_runs/APP/*.json``) both write a JSON object holding
 
-- ``ref``: the application as ``shoal`` loads it (``FILE.py`` or ``FILE.py:VARIABLE``);
+- ``ref``: the application as ``shoal`` loads it (``FILE.py`` or ``FILE.py:VARIABLE``), and optionally
+  ``app_name``, its name (``App.name``), by which ``shoal predict fit-app`` finds its profile: the fit then builds
+  the application's graph from the profile (``AppInfo.graph``) and never imports the code ``ref`` points at;
 - ``plan``: the plan's label (``fine``, ``coarse``, ``a+b,c``; ``adaptive`` for a run that switched plans);
 - ``slo`` (``p99:300ms``), ``seconds`` (the length of the load), ``kind`` (``measure``, ``calibrate``, ``fixed``,
   ``adaptive``), ``load`` (``poisson``, ``steady``, ``bursty``, ``trace``), ``rate`` (the nominal rate, req/s, or
@@ -54,6 +56,7 @@ class RunFile:
     run: dict[str, Any] = field(repr=False)
     input_mix: dict[str, float] = field(default_factory=lambda: dict(EVEN_MIX))
     config: dict[str, Any] | None = None
+    app_name: str | None = None  # absent from run files written before stop 11
 
     @property
     def name(self) -> str:
@@ -83,11 +86,13 @@ def run_file_doc(
     repeat: int = 0,
     config: FunctionConfig | None = None,
     input_mix: Mapping[str, float] | None = None,
+    app_name: str | None = None,
 ) -> dict[str, Any]:
     """The document of one run file; ``run`` is ``ReplayResult.to_dict()``. ``config`` must not set resources (a
     run file records one setting for every function; per-function resources are the stages' own)."""
     doc: dict[str, Any] = {
         "ref": ref,
+        **({"app_name": app_name} if app_name is not None else {}),
         "plan": plan,
         "slo": slo,
         "seconds": seconds,
@@ -156,6 +161,7 @@ def _check(doc: Any, path: Path) -> RunFile:
         run=run,
         input_mix=mix,
         config=config,
+        app_name=None if doc.get("app_name") is None else str(doc["app_name"]),
     )
 
 

@@ -108,7 +108,16 @@ def profile_app(
         slo=str(app.slo),
         source=source,
         stages=tuple(
-            StageInfo(s.name, s.after, s.batch, s.resources.vcpu, s.resources.memory_mb, s.resources.gpu)
+            StageInfo(
+                s.name,
+                s.after,
+                s.batch,
+                s.resources.vcpu,
+                s.resources.memory_mb,
+                s.resources.gpu,
+                s.resources.gpu_memory_mb,
+                s.resources.max_concurrency,
+            )
             for s in app.stages.values()
         ),
     )
