@@ -94,6 +94,7 @@ SLO_TARGET = 0.99
 WINDOW_S = 5.0
 HORIZON_S: float | None = None  # --horizon-s: the adaptive arm weighs plans over the recent windows' loads
 HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals priced as one load
+EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 15.0  # bursty calibration: quiet 10 s, bursts 5 s on average (the workload's: 15 and 10 s)
 # Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
 CONTROLLER = ControllerConfig(
@@ -218,6 +219,7 @@ def adaptive_arm(app: shoal.App, table: MeasuredPredictor) -> Any:
                 resolve=made.__getitem__,
                 horizon_s=HORIZON_S,
                 horizon_as=HORIZON_AS,
+                emergency_s=EMERGENCY_S,
             )
         )
 
@@ -245,7 +247,7 @@ def oracle(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> dic
 
 
 def main() -> None:
-    global HORIZON_S, HORIZON_AS, OUT, RUNS  # settings of the run, read by the helpers above and the report
+    global HORIZON_S, HORIZON_AS, EMERGENCY_S, OUT, RUNS  # settings of the run, read by the helpers and the report
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"])
@@ -260,6 +262,7 @@ def main() -> None:
     ap.add_argument("--horizon-s", type=float, default=None, help="adaptive: weigh plans over this many seconds")
     ap.add_argument("--horizon-as", default="mix", choices=HORIZON_MODES, help="adaptive: mix windows, or one load")
     ap.add_argument("--bursty-calibration", action="store_true", help="also calibrate under bursty load (SCV 2)")
+    ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
     ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
     args = ap.parse_args()
     OUT, RUNS = args.out, RESULTS / f"{args.out}_runs"
@@ -270,6 +273,9 @@ def main() -> None:
         ap.error(f"--horizon-s must be at least the window ({WINDOW_S:g} s)")
     HORIZON_S = args.horizon_s
     HORIZON_AS = args.horizon_as
+    EMERGENCY_S = args.emergency_s
+    if EMERGENCY_S is not None and not 0 < EMERGENCY_S <= WINDOW_S:
+        ap.error(f"--emergency-s must be in (0, {WINDOW_S:g}]")
     if HORIZON_AS == "load" and HORIZON_S is None:
         ap.error("--horizon-as load needs --horizon-s")
     RESULTS.mkdir(exist_ok=True)

@@ -80,6 +80,7 @@ CONTROLLER = ControllerConfig(
 )
 HORIZON_S: float | None = None  # --horizon-s: weigh plans over the recent windows' loads (None: this window's)
 HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals priced as one load
+EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 180.0  # bursty calibration: quiet 2 min, bursts 1 min on average (the workload's are 3 and 1.5)
 BURSTY_SHARE = 0.75  # bursty calibration at the rates up to this share of the highest (bursts reach 2x the mean)
 SWITCH_OVERLAP_S = 2.0  # first guess of a switch's overlap (cold start of the new functions), then as measured
@@ -369,6 +370,7 @@ def adaptive_arm(app: App, measured: MeasuredPredictor) -> Callable[[Simulator, 
             window_s=WINDOW_S,
             horizon_s=HORIZON_S,
             horizon_as=HORIZON_AS,
+            emergency_s=EMERGENCY_S,
         )
         return loop
 
@@ -456,7 +458,7 @@ def targets(summary: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any
 
 # -- main ---------------------------------------------------------------------------------------------------------
 def main() -> None:
-    global WINDOW_S, CONTROLLER, HORIZON_S, HORIZON_AS  # settings of the run, read by the helpers above
+    global WINDOW_S, CONTROLLER, HORIZON_S, HORIZON_AS, EMERGENCY_S  # settings of the run, read by the helpers above
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"], choices=["steady", "bursty", "trace"])
@@ -470,6 +472,7 @@ def main() -> None:
     ap.add_argument("--horizon-s", type=float, default=None, help="adaptive: weigh plans over this many seconds")
     ap.add_argument("--horizon-as", default="mix", choices=HORIZON_MODES, help="adaptive: mix windows, or one load")
     ap.add_argument("--bursty-calibration", action="store_true", help="also calibrate under bursty load (SCV 2)")
+    ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
     ap.add_argument("--out", default="granularity_gpu_sim", help="name of the results (results/NAME.json, .md, .png)")
     args = ap.parse_args()
     if not (args.window_s > 0 and (WARM_S / args.window_s).is_integer()):
@@ -479,6 +482,9 @@ def main() -> None:
         ap.error(f"--horizon-s must be at least the window ({WINDOW_S:g} s)")
     HORIZON_S = args.horizon_s
     HORIZON_AS = args.horizon_as
+    EMERGENCY_S = args.emergency_s
+    if EMERGENCY_S is not None and not 0 < EMERGENCY_S <= WINDOW_S:
+        ap.error(f"--emergency-s must be in (0, {WINDOW_S:g}]")
     if HORIZON_AS == "load" and HORIZON_S is None:
         ap.error("--horizon-as load needs --horizon-s")
     CONTROLLER = replace(CONTROLLER, min_dwell_s=args.dwell_s, min_cost_saving=args.min_cost_saving)

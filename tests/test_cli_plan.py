@@ -83,6 +83,8 @@ def test_serve_adaptive_refuses_a_table_without_the_served_plan(tmp_path):
     path = MeasuredPredictor(rows, slo="p99:200ms").save(tmp_path / "both.json")
     r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-horizon", "5"])
     assert r.exit_code != 0 and "--adaptive-horizon must be 0 (off) or at least --adaptive-window" in r.output
+    r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-emergency", "11"])
+    assert r.exit_code != 0 and "--adaptive-emergency must be 0 (off) or in (0, --adaptive-window" in r.output
     r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-horizon-as", "x"])
     assert r.exit_code != 0 and "--adaptive-horizon-as takes mix or load" in r.output
     r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-horizon-as", "load"])

@@ -11,6 +11,7 @@ from shoal.policy.granularity import (
     Horizon,
     RecentCandidates,
     best_candidate,
+    checks_per_window,
     horizon_windows,
     mixed,
     observe_load,
@@ -225,3 +226,25 @@ def test_a_horizon_in_mix_mode_mixes_windows_and_scores_no_load():
     assert h.recent(w, cands()) is None and h.recent(w, cands(coarse=(0.9, 1.0)))[1].slo_hit == pytest.approx(0.9475)
     with pytest.raises(ValueError, match="horizon mode must be one of mix, load"):
         Horizon(20.0, 10.0, "both")
+
+
+def test_between_windows_only_an_slo_emergency_switches_and_no_streak_is_counted():
+    ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=60))
+    calm = ctl.emergency(1.0, COARSE, cands(fine=(0.999, 2.0), coarse=(0.999, 1.0)))
+    assert calm.switch_to is None and "no SLO emergency" in calm.reason
+    mild = ctl.emergency(2.0, COARSE, cands(fine=(0.999, 2.0), coarse=(0.97, 1.0)))  # misses, but by < 0.05
+    assert mild.switch_to is None
+    d = ctl.emergency(3.0, COARSE, cands(fine=(0.999, 2.0), coarse=(0.5, 1.0)))
+    assert d.switch_to == FINE and "between windows" in d.reason
+    # the window after it: the emergency switch counts for the dwell time like any other
+    assert ctl.decide(10.0, FINE, cands(fine=(0.999, 2.0), coarse=(0.999, 1.0))).switch_to is None
+    assert ctl.decide(20.0, FINE, cands(fine=(0.999, 2.0), coarse=(0.999, 1.0))).switch_to is None
+    with pytest.raises(ValueError, match="time went backwards"):
+        ctl.emergency(5.0, FINE, cands())
+    with pytest.raises(ValueError, match="not among the candidates"):
+        ctl.emergency(30.0, "a+b", cands())
+    assert (
+        checks_per_window(10.0, None) == 1 and checks_per_window(10.0, 2.0) == 5 and checks_per_window(10.0, 3.0) == 3
+    )
+    with pytest.raises(ValueError, match="emergency_s"):
+        checks_per_window(10.0, 20.0)

@@ -77,6 +77,28 @@ def test_the_loop_switches_to_the_plan_the_load_calls_for_and_no_request_fails()
         assert svc.status()["apps"][0]["adaptive"][-1]["plan"] in ("coarse", "fine")
 
 
+def test_checks_between_windows_switch_on_an_emergency_before_the_window_ends():
+    """Windows of 3 s, checks every 0.3 s: heavy load sent right after a window began is answered by a check
+    (between_windows), long before the window's end; requests all succeed."""
+    config = HostConfig(tick_s=0.05, stable_window_s=4, panic_window_s=1)
+    controller = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=60))
+    with shoal.local(paced, "coarse", config) as svc:
+        loop = svc.adapt(["coarse", "fine"], rule, controller, window_s=3.0, emergency_s=0.3)
+        wait_until(lambda: len(loop.history) >= 1, timeout=10, message="a first window")
+        began = time.monotonic()
+        sent = []
+        i = 0
+        while loop.switches == 0 and time.monotonic() - began < 2.5:  # stop before the window would switch
+            sent.append((i, svc.submit([i])))
+            i += 1
+            time.sleep(1 / 70)
+        wait_until(lambda: loop.switches >= 1, timeout=10, message="a switch")
+        entry = next(e for e in loop.history if e.get("switch_to"))
+        assert entry["switch_to"] == "fine" and entry["between_windows"] and "between windows" in entry["reason"]
+        for i, f in sent:
+            np.testing.assert_array_equal(f.result(timeout=30).output, paced_reference([i]))
+
+
 def test_a_failing_predictor_is_logged_and_the_plan_is_kept():
     def broken(load, plans):
         raise RuntimeError("no model")
@@ -105,7 +127,7 @@ def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path, horizon_as)
     ]
     table = MeasuredPredictor(rows, slo=str(paced.slo)).save(tmp_path / "paced.json")
     args = ["--adaptive", str(table), "--adaptive-window", "0.3", "--adaptive-dwell", "0", "--adaptive-horizon", "0.9"]
-    args += ["--adaptive-horizon-as", horizon_as]
+    args += ["--adaptive-horizon-as", horizon_as, "--adaptive-emergency", "0.1"]
     with ServerProcess(ref("paced"), "fine", *args) as srv:
         for i in range(5):
             assert httpx.post(f"{srv.url}/apps/paced/invoke", json=[i], timeout=10).status_code == 200

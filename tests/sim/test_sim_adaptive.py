@@ -159,3 +159,22 @@ def test_a_horizon_settles_on_the_plan_for_the_mix_instead_of_chasing_bursts(hor
             assert scored and max(h["scv"] for h in scored) > 2 and scored[-1]["window_s"] == 40.0
         else:
             assert not scored
+
+
+@pytest.mark.parametrize("emergency_s", [None, 0.5])
+def test_checks_between_windows_answer_a_burst_within_a_check(emergency_s):
+    """Quiet at 10 req/s, then a burst at 80 from t = 10.2 s: with 5-s windows the switch comes at the window's
+    end (15 s); with a check every 0.5 s, within a second of the burst."""
+    app = chain()
+    plans = three_plans(app)
+    sim = Simulator(ClusterSpec.uniform(4), [plans["coarse"]], config())
+    ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=60.0, payback_s=1e6))
+    loop = SimAdaptive(sim, 0, plans, bursts_rule, ctl, window_s=5.0, emergency_s=emergency_s)
+    times = np.concatenate([generators.poisson(10.0, 10.2, seed=1), 10.2 + generators.poisson(80.0, 10.0, seed=2)])
+    sim.run(times, until=25.0)
+    switches = [e for e in loop.history if e.get("switch_to")]
+    assert switches and switches[0]["switch_to"] == "a+b,c"
+    if emergency_s is None:
+        assert switches[0]["t"] == 15.0 and not switches[0].get("between_windows")
+    else:
+        assert 10.2 < switches[0]["t"] <= 11.2 and switches[0]["between_windows"]

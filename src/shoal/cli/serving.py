@@ -69,6 +69,13 @@ def serve(
             "one load: with a table measured --bursty-cycle, what bursts cost)."
         ),
     ] = "mix",
+    adaptive_emergency: Annotated[
+        float,
+        typer.Option(
+            help="Adaptive: also check every this many seconds between windows for an SLO emergency alone, so that "
+            "a burst is answered seconds after it starts (0: at windows only)."
+        ),
+    ] = 0.0,
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
@@ -79,7 +86,8 @@ def serve(
     it weighs each plan over the loads of the last two minutes instead, so bursts that come and go do not make it
     chase them; an SLO emergency at the window's load is still answered at once. With --adaptive-horizon-as load
     the two minutes' arrivals are priced as one load, rate and burstiness: from a table measured with
-    `shoal measure --bursty-cycle`, that prices what bursts cost each plan.
+    `shoal measure --bursty-cycle`, that prices what bursts cost each plan. With --adaptive-emergency 2 it also
+    looks every 2 s between windows for an SLO emergency, and answers one at once.
 
     \b
     Example:
@@ -128,6 +136,7 @@ def serve(
             slo_target,
             adaptive_horizon,
             adaptive_horizon_as,
+            adaptive_emergency,
         )
     run_server(
         [(the_app, the_plan)], bind=bind, port=port, token=token, config=config, log_level=log_level, on_start=on_start
@@ -144,6 +153,7 @@ def _adaptive_starter(
     target: float,
     horizon_s: float = 0.0,
     horizon_as: str = "mix",
+    emergency_s: float = 0.0,
 ) -> Callable[[Host], None]:
     """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the table's plans."""
     from shoal.policy.granularity import HORIZON_MODES, ControllerConfig, GranularityController
@@ -164,6 +174,10 @@ def _adaptive_starter(
         _fail(f"--adaptive-window must be > 0, got {window_s:g}")
     if horizon_s and not horizon_s >= window_s:
         _fail(f"--adaptive-horizon must be 0 (off) or at least --adaptive-window ({window_s:g} s), got {horizon_s:g}")
+    if emergency_s and not 0 < emergency_s <= window_s:
+        _fail(
+            f"--adaptive-emergency must be 0 (off) or in (0, --adaptive-window = {window_s:g} s], got {emergency_s:g}"
+        )
     if horizon_as not in HORIZON_MODES:
         _fail(f"--adaptive-horizon-as takes {' or '.join(HORIZON_MODES)}, got {horizon_as!r}")
     if horizon_as == "load" and not horizon_s:
@@ -194,6 +208,7 @@ def _adaptive_starter(
             resolve=made.__getitem__,
             horizon_s=horizon_s or None,
             horizon_as=horizon_as,
+            emergency_s=emergency_s or None,
         )
         host.adapt(loop)
 

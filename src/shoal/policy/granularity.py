@@ -57,6 +57,7 @@ __all__ = [
     "ObservedLoad",
     "RecentCandidates",
     "best_candidate",
+    "checks_per_window",
     "horizon_windows",
     "mixed",
     "observe_load",
@@ -173,6 +174,16 @@ def mixed(windows: Sequence[tuple[float, Sequence[Candidate]]]) -> list[Candidat
             )
         )
     return out
+
+
+def checks_per_window(window_s: float, emergency_s: float | None) -> int:
+    """How many checks a loop makes per window: one (the window's) without ``emergency_s``, else the window divided
+    into spans of about ``emergency_s``, the last of which is the window's own step."""
+    if emergency_s is None:
+        return 1
+    if not (math.isfinite(emergency_s) and 0 < emergency_s <= window_s):
+        raise ValueError(f"emergency_s must be a number in (0, window_s = {window_s!r}], got {emergency_s!r}")
+    return max(1, round(window_s / emergency_s))
 
 
 def horizon_windows(horizon_s: float | None, window_s: float) -> int:
@@ -314,6 +325,30 @@ class GranularityController:
         self._last_switch = now
         self._streak_plan, self._streak = None, 0
         return GranularityDecision(best.plan, best.plan, f"{why}{' (urgent)' if urgent else ''}: switch to {best.plan}")
+
+    def emergency(self, now: float, current: str, candidates: Sequence[Candidate]) -> GranularityDecision:
+        """Between windows: switch only if the current plan is in an SLO emergency at this load (as ``decide``
+        judges one: predicted to miss the target by more than ``urgent_slo_gap``, and the best plan does better).
+        Anything else is left to the next window: no streak is counted, no cost weighed. A loop calls it every
+        ``emergency_s``, much shorter than a window, so that a burst is answered seconds after it begins rather
+        than at the end of the window it began in (Knative's panic window answers the same lag in scaling)."""
+        if self._last_now is not None and now < self._last_now:
+            raise ValueError(f"time went backwards: {now!r} < {self._last_now!r}")
+        self._last_now = now
+        by_plan = {c.plan: c for c in candidates}
+        if current not in by_plan:
+            raise ValueError(f"the current plan {current!r} is not among the candidates {sorted(by_plan)}")
+        here, best = by_plan[current], best_candidate(candidates, self.config.slo_target)
+        if best.plan == current or not self._urgent(here, best):
+            return GranularityDecision(None, best.plan, "no SLO emergency between windows")
+        self._last_switch = now
+        self._streak_plan, self._streak = None, 0
+        return GranularityDecision(
+            best.plan,
+            best.plan,
+            f"{best.plan} is predicted to hit {best.slo_hit:.3f} where {current} misses ({here.slo_hit:.3f}) "
+            f"(urgent, between windows): switch to {best.plan}",
+        )
 
     def _urgent(self, here: Candidate, best: Candidate) -> bool:
         """The current plan misses the target by more than ``urgent_slo_gap`` and the best plan does better."""

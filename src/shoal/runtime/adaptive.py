@@ -14,6 +14,9 @@ Horizon``), while an SLO emergency at this window's load is still answered at on
 the loads of the windows within it (their candidates are kept, not recomputed), with ``"load"`` at the horizon's
 arrivals observed as one load (a second ``candidates_for`` call per window), for a predictor that prices burstiness.
 
+With ``emergency_s``, the loop also looks every ``emergency_s`` between windows for an SLO emergency alone
+(``GranularityController.emergency``): a burst is answered seconds after it begins, not when its window ends.
+
 Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
 """
 
@@ -31,6 +34,7 @@ from shoal.policy.granularity import (
     GranularityController,
     Horizon,
     ObservedLoad,
+    checks_per_window,
     observe_load,
     priced,
     window_record,
@@ -60,9 +64,12 @@ class AdaptiveLoop:
         switch_overlap_s: float = 2.0,
         horizon_s: float | None = None,
         horizon_as: str = "mix",
+        emergency_s: float | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
+        #: Between windows, every this many seconds, look for an SLO emergency only (``checks_per_window``).
+        self.checks = checks_per_window(window_s, emergency_s)
         self.host = host
         self.app = app
         self.plans = {p.label: p for p in plans}
@@ -92,14 +99,30 @@ class AdaptiveLoop:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.window_s)
-            try:
-                await self.step()
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # a failed window must not end adaptation: log it, keep the plan, try again
-                log.exception("adaptive granularity window of %s failed", self.app)
-                self._remember({"t": self.host.now(), "error": f"{type(e).__name__}: {e}"})
+            for k in range(self.checks):
+                await asyncio.sleep(self.window_s / self.checks)
+                try:
+                    await (self.step() if k == self.checks - 1 else self.check_emergency())
+                except asyncio.CancelledError:
+                    raise
+                except Exception as e:  # a failed window must not end adaptation: log it, keep the plan, try again
+                    log.exception("adaptive granularity window of %s failed", self.app)
+                    self._remember({"t": self.host.now(), "error": f"{type(e).__name__}: {e}"})
+
+    async def check_emergency(self) -> dict[str, Any] | None:
+        """Between windows: the load of the last check's span, and a switch only if the current plan is in an SLO
+        emergency there (``GranularityController.emergency``). Returns the entry kept for a switch, else None."""
+        now = self.host.now()
+        load = observe_load(self.host.arrivals_of(self.app), now, self.window_s / self.checks)
+        current = self.host.deployment(self.app).plan.label
+        cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(load), self.plans)
+        decision = self.controller.emergency(now, current, cands)
+        if decision.switch_to is None:
+            return None
+        entry: dict[str, Any] = window_record(now, load, current, decision) | {"between_windows": True}
+        await self._switch(decision.switch_to, current, decision.reason, entry)
+        self._remember(entry)
+        return entry
 
     async def step(self) -> dict[str, Any]:
         """One window: observe, predict, decide, and switch if the controller says so. Returns the window's entry."""
@@ -117,18 +140,21 @@ class AdaptiveLoop:
         decision = self.controller.decide(now, current, cands, mix)
         entry: dict[str, Any] = window_record(now, load, current, decision, over)
         if decision.switch_to is not None:
-            target = self.plans.get(decision.switch_to)
-            if target is None and self.resolve is not None:
-                target = self.plans[decision.switch_to] = self.resolve(decision.switch_to)
-            if target is None:
-                raise ValueError(f"the controller chose {decision.switch_to!r}, which is not among the plans")
-            summary = await self.host.switch_plan(self.app, target)
-            self.switches += 1
-            entry["switch_s"] = summary["switch_s"]
-            self.switch_overlap_s = max(self.switch_overlap_s, float(summary["switch_s"]))
-            log.info("%s: %s -> %s (%s)", self.app, current, decision.switch_to, decision.reason)
+            await self._switch(decision.switch_to, current, decision.reason, entry)
         self._remember(entry)
         return entry
+
+    async def _switch(self, label: str, current: str, reason: str, entry: dict[str, Any]) -> None:
+        target = self.plans.get(label)
+        if target is None and self.resolve is not None:
+            target = self.plans[label] = self.resolve(label)
+        if target is None:
+            raise ValueError(f"the controller chose {label!r}, which is not among the plans")
+        summary = await self.host.switch_plan(self.app, target)
+        self.switches += 1
+        entry["switch_s"] = summary["switch_s"]
+        self.switch_overlap_s = max(self.switch_overlap_s, float(summary["switch_s"]))
+        log.info("%s: %s -> %s (%s)", self.app, current, label, reason)
 
     def _remember(self, entry: dict[str, Any]) -> None:
         self.history.append(entry)

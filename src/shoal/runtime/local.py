@@ -73,11 +73,13 @@ class LocalService:
         resolve: Callable[[str], Plan] | None = None,
         horizon_s: float | None = None,
         horizon_as: str = "mix",
+        emergency_s: float | None = None,
     ) -> AdaptiveLoop:
         """Adapt the app's granularity while it serves: every ``window_s``, weigh ``candidates_for(load, plans)``
         with the controller (over the last ``horizon_s``, if given: the windows' mix, or with ``horizon_as="load"``
-        the horizon's arrivals as one load) and switch live (``shoal.runtime.adaptive``). Returns the loop; its
-        ``history`` says what it saw and did."""
+        the horizon's arrivals as one load) and switch live (``shoal.runtime.adaptive``); with ``emergency_s``, also
+        look for SLO emergencies that often between windows. Returns the loop; its ``history`` says what it saw
+        and did."""
         name = app or self._only_app()
         dep = self.host.deployment(name)
         resolved = [p if isinstance(p, Plan) else Plan.parse(dep.app, p, default=dep.plan.default) for p in plans]
@@ -91,6 +93,7 @@ class LocalService:
             resolve=resolve,
             horizon_s=horizon_s,
             horizon_as=horizon_as,
+            emergency_s=emergency_s,
         )
 
         async def begin() -> None:

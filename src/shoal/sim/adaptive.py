@@ -7,7 +7,8 @@ carries a switch out with ``Simulator.switch`` (warm, move, drain). Candidates w
 the runtime's loop prices them (``policy.granularity.priced``), over the longest warm-up of the switches made so far
 (``switch_overlap_s`` until the first); with ``horizon_s`` longer than a window, plans are weighed over the horizon
 as the runtime's loop weighs them (``policy.granularity.Horizon``: the recent windows' mix, or with
-``horizon_as="load"`` the horizon's arrivals scored as one load). ``history`` keeps every window.
+``horizon_as="load"`` the horizon's arrivals scored as one load); with ``emergency_s``, SLO emergencies are also
+looked for between windows, as the runtime's loop does. ``history`` keeps every window and every switch.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from shoal.policy.granularity import (
     GranularityController,
     Horizon,
     ObservedLoad,
+    checks_per_window,
     observe_load,
     priced,
     window_record,
@@ -46,6 +48,7 @@ class SimAdaptive:
         switch_overlap_s: float = 2.0,
         horizon_s: float | None = None,
         horizon_as: str = "mix",
+        emergency_s: float | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -65,8 +68,29 @@ class SimAdaptive:
         self._keep_s = max(window_s, horizon_s or 0.0)  # arrivals kept: a window's, or the horizon's
         self.history: list[dict[str, Any]] = []
         self.switches = 0
+        self.checks = checks_per_window(window_s, emergency_s)
         sim.arrivals[dep] = deque()
         sim.kernel.at(window_s, self._window, None)
+        for k in range(1, self.checks):  # the checks between windows, each rescheduling itself a window later
+            sim.kernel.at(k * window_s / self.checks, self._emergency, None)
+
+    def _emergency(self, _: object) -> None:
+        """Between windows: switch only on an SLO emergency at the load of the last span (as the runtime's loop)."""
+        sim = self.sim
+        now = sim.kernel.now
+        sim.kernel.at(now + self.window_s, self._emergency, None)
+        if self.dep in sim.switching:
+            return
+        load = observe_load(list(sim.arrivals[self.dep]), now, self.window_s / self.checks)
+        current = sim.current_plan(self.dep)
+        decision = self.controller.emergency(
+            now, current, self.candidates_for(self.horizon.window(load), list(self.plans))
+        )
+        if decision.switch_to is None:
+            return
+        entry: dict[str, Any] = window_record(now, load, current, decision) | {"between_windows": True}
+        self._switch(decision.switch_to, now, entry)
+        self.history.append(entry)
 
     def _window(self, _: object) -> None:
         sim = self.sim
@@ -90,8 +114,11 @@ class SimAdaptive:
         decision = self.controller.decide(now, current, cands, mix)
         entry: dict[str, Any] = window_record(now, load, current, decision, over)
         if decision.switch_to is not None:
-            entry["moves_at"] = sim.switch(self.dep, self.plans[decision.switch_to])
-            self.switch_overlap_s = max(self.switch_overlap_s, entry["moves_at"] - now)
-            self.switches += 1
+            self._switch(decision.switch_to, now, entry)
         self.history.append(entry)
         sim.kernel.at(now + self.window_s, self._window, None)
+
+    def _switch(self, label: str, now: float, entry: dict[str, Any]) -> None:
+        entry["moves_at"] = self.sim.switch(self.dep, self.plans[label])
+        self.switch_overlap_s = max(self.switch_overlap_s, entry["moves_at"] - now)
+        self.switches += 1
