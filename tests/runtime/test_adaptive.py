@@ -129,12 +129,31 @@ def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path, horizon_as)
     args = ["--adaptive", str(table), "--adaptive-window", "0.3", "--adaptive-dwell", "0", "--adaptive-horizon", "0.9"]
     args += ["--adaptive-horizon-as", horizon_as, "--adaptive-emergency", "0.1"]
     with ServerProcess(ref("paced"), "fine", *args) as srv:
-        for i in range(5):
-            assert httpx.post(f"{srv.url}/apps/paced/invoke", json=[i], timeout=10).status_code == 200
-        wait_until(lambda: srv.client.get("/apps").json()["paced"]["plan"] == "coarse", timeout=15)
+        done = threading.Event()
+        codes: list[int] = []
+
+        def steady() -> None:  # steady traffic, so that every window has requests in it (a horizon starts with it)
+            with httpx.Client(base_url=srv.url, timeout=10) as client:
+                while not done.is_set():
+                    codes.append(client.post("/apps/paced/invoke", json=[1]).status_code)
+                    time.sleep(0.01)
+
+        def weighed_over_the_horizon() -> bool:  # switched, and the horizon (3 windows of traffic) was weighed
+            history = srv.client.get("/status").json()["apps"][0]["adaptive"]
+            return any(e.get("switch_to") == "coarse" for e in history) and any(
+                "over the recent loads" in e.get("reason", "") for e in history
+            )
+
+        sender = threading.Thread(target=steady)
+        sender.start()
+        try:
+            wait_until(weighed_over_the_horizon, timeout=15, message="a switch, and a window weighed over the horizon")
+        finally:
+            done.set()
+            sender.join()
+        assert codes and set(codes) == {200}
+        assert srv.client.get("/apps").json()["paced"]["plan"] == "coarse"
         history = srv.client.get("/status").json()["apps"][0]["adaptive"]
-        assert any(e.get("switch_to") == "coarse" for e in history)
-        assert any("over the recent loads" in e.get("reason", "") for e in history)  # the 3-window horizon was weighed
         # in load mode the horizon's arrivals were scored as one load (from the second window on: 0.6 s, then 0.9 s)
         spans = [e["horizon_load"]["window_s"] for e in history if "horizon_load" in e]
         assert (spans and 0.6 <= spans[0] <= 0.9) if horizon_as == "load" else not spans
