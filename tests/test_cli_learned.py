@@ -129,7 +129,8 @@ def test_fit_app_imports_nothing_a_run_file_points_at(chain, tmp_path):
         if src.name.startswith("measure-poisson-20-0-fine"):
             del doc["app_name"]
         (tmp_path / "runs" / src.name).write_text(json.dumps(doc))
-    r = fit_app("--profile", str(chain["profile"]), "--runs", str(tmp_path / "runs"), "--window", "1")
+    args = ["--runs", str(tmp_path / "runs"), "--window", "1", "--out", str(tmp_path / "learned.json")]
+    r = fit_app("--profile", str(chain["profile"]), *args)
     assert r.exit_code == 0, r.output
     assert "fitted on 2 runs and 4 windows of 1 s of paced" in r.output and not marker.exists()
 

@@ -286,12 +286,7 @@ class GranularityController:
         ``recent`` (``mixed`` over the last windows), weigh those instead unless the current plan is in an SLO
         emergency at this window's load (module docstring)."""
         cfg = self.config
-        if self._last_now is not None and now < self._last_now:
-            raise ValueError(f"time went backwards: {now!r} < {self._last_now!r}")
-        self._last_now = now
-        by_plan = {c.plan: c for c in candidates}
-        if current not in by_plan:
-            raise ValueError(f"the current plan {current!r} is not among the candidates {sorted(by_plan)}")
+        by_plan = self._observe(now, current, candidates)
         here = by_plan[current]
         where = "at this load"
         if recent is not None and not self._urgent(here, best_candidate(candidates, cfg.slo_target)):
@@ -332,12 +327,7 @@ class GranularityController:
         Anything else is left to the next window: no streak is counted, no cost weighed. A loop calls it every
         ``emergency_s``, much shorter than a window, so that a burst is answered seconds after it begins rather
         than at the end of the window it began in (Knative's panic window answers the same lag in scaling)."""
-        if self._last_now is not None and now < self._last_now:
-            raise ValueError(f"time went backwards: {now!r} < {self._last_now!r}")
-        self._last_now = now
-        by_plan = {c.plan: c for c in candidates}
-        if current not in by_plan:
-            raise ValueError(f"the current plan {current!r} is not among the candidates {sorted(by_plan)}")
+        by_plan = self._observe(now, current, candidates)
         here, best = by_plan[current], best_candidate(candidates, self.config.slo_target)
         if best.plan == current or not self._urgent(here, best):
             return GranularityDecision(None, best.plan, "no SLO emergency between windows")
@@ -349,6 +339,16 @@ class GranularityController:
             f"{best.plan} is predicted to hit {best.slo_hit:.3f} where {current} misses ({here.slo_hit:.3f}) "
             f"(urgent, between windows): switch to {best.plan}",
         )
+
+    def _observe(self, now: float, current: str, candidates: Sequence[Candidate]) -> dict[str, Candidate]:
+        """Check and note the time of a decision; the candidates by plan, the current plan among them."""
+        if self._last_now is not None and now < self._last_now:
+            raise ValueError(f"time went backwards: {now!r} < {self._last_now!r}")
+        self._last_now = now
+        by_plan = {c.plan: c for c in candidates}
+        if current not in by_plan:
+            raise ValueError(f"the current plan {current!r} is not among the candidates {sorted(by_plan)}")
+        return by_plan
 
     def _urgent(self, here: Candidate, best: Candidate) -> bool:
         """The current plan misses the target by more than ``urgent_slo_gap`` and the best plan does better."""
