@@ -74,6 +74,12 @@ class MeasuredPredictor:
         self._by_plan: dict[str, dict[float, list[Measurement]]] = {}
         for r in self.rows:
             self._by_plan.setdefault(r.plan, {}).setdefault(_burstiness_class(r.scv), []).append(r)
+        # per plan, its classes by position: each class sits at the geometric mean of its rows' SCVs (a Poisson class
+        # near 1, an MMPP's near its SCV); computed once, not on every prediction (the planner's inner loop)
+        self._positions = {
+            plan: sorted((math.exp(float(np.mean([math.log(r.scv) for r in g]))), c) for c, g in groups.items())
+            for plan, groups in self._by_plan.items()
+        }
 
     @property
     def plans(self) -> list[str]:
@@ -91,8 +97,7 @@ class MeasuredPredictor:
         scv = getattr(load, "scv", 1.0)
         scv = 1.0 if scv is None or not math.isfinite(scv) or scv <= 0 else float(scv)
         scv = credible_scv(scv, getattr(load, "count", None))
-        # each class sits at the geometric mean of its rows' SCVs (a Poisson class near 1, an MMPP's near its SCV)
-        at = sorted((math.exp(float(np.mean([math.log(r.scv) for r in g]))), c) for c, g in groups.items())
+        at = self._positions[label]
         below = [x for x in at if x[0] <= scv]
         above = [x for x in at if x[0] > scv]
         lo = below[-1] if below else at[0]
