@@ -41,6 +41,7 @@ from _common import RESULTS, ROOT, console, machine_info, save
 
 import shoal
 from shoal.app import FunctionConfig, Plan
+from shoal.policy.arrivals import BURST_SCALE_S
 from shoal.policy.granularity import (
     HORIZON_MODES,
     Candidate,
@@ -185,14 +186,16 @@ def calibrate(
             keep_run(name, subject, app, res, seconds, kind="calibrate", load=kind, rate=rate, repeat=0, plan=label)
             # the row's burstiness is its process's: 60 s of 15-s cycles scatter too widely around it (1.5-3) for
             # rows at several rates to share a class (MeasuredPredictor)
-            nominal = 1.0 if kind == "poisson" else generators.bursts_scv()
-            row = dataclasses.replace(res.measurement(app.slo.latency_s, 0.0, seconds), scv=nominal)
+            scv, burst = (1.0, 0.0)
+            if kind == "bursty":
+                scv, burst = generators.bursts_scv(), generators.bursts_index(cycle_s=BURST_CYCLE_S)
+            row = dataclasses.replace(res.measurement(app.slo.latency_s, 0.0, seconds), scv=scv, burst=burst)
             rows.append(row)
             console.print(
                 f"[dim]calibrate {name} {label:45s} {rate:5.1f} req/s {kind}: SLO hit "
                 f"{row.slo_hit:.3f}, cost {row.cost_per_s * 3600:.4f} USD/h, p99 {row.p99_ms:.0f} ms[/]"
             )
-    table = MeasuredPredictor(rows, slo=str(app.slo))
+    table = MeasuredPredictor(rows, slo=str(app.slo), burst_scale_s=BURST_SCALE_S)
     table.save(RESULTS / f"{OUT}_{name}_measured.json")
     return table
 
@@ -326,7 +329,7 @@ def main() -> None:
                 arms["oracle"]["slo_hit"].append(o["slo_hit"])
                 arms["oracle"]["cost_usd"].append(o["cost_usd"])
                 timelines.append({"adaptive": loops[0].history if loops else [], "oracle": o["plans"]})
-                whole = observe_load(times, args.seconds, args.seconds)
+                whole = observe_load(times, args.seconds, args.seconds, BURST_SCALE_S)
                 for label, res in fixed.items():  # the table read at the whole run's load (rate, SCV) against it
                     at = table.predict(label, whole)
                     cost = res.cost_between(0.0, args.seconds)
@@ -385,7 +388,8 @@ def _report(doc: dict[str, Any]) -> None:
     if errs:
         lines += [
             "",
-            "The table read at each fixed run's whole load (rate, SCV): predicted - measured SLO hit / cost:",
+            "The table read at each fixed run's whole load (rate, SCV, burst index): predicted - measured SLO hit"
+            " / cost:",
             "",
         ]
         for w in errs:

@@ -49,6 +49,7 @@ from _common import RESULTS, ROOT, console, machine_info, save
 from _gpu_apps import detect_classify, gpu_cluster
 
 from shoal.app import App, FunctionConfig, Plan
+from shoal.policy.arrivals import BURST_SCALE_S
 from shoal.policy.granularity import (
     HORIZON_MODES,
     Candidate,
@@ -286,7 +287,7 @@ def calibrate(
                 ramp = generators.ramp(1.0, rate, SETTLE_S, seed=seed)
                 times = np.concatenate([ramp, SETTLE_S + generators.poisson(rate, seconds, seed=seed)])
                 run = simulate(app, models, label, times, SETTLE_S + seconds, seed, table, measure_from_s=SETTLE_S)
-                mine.append(Measurement(label, rate, 1.0, run.slo_hit, run.cost_usd / seconds, run.p99_ms))
+                mine.append(Measurement(label, rate, 1.0, run.slo_hit, run.cost_usd / seconds, run.p99_ms, burst=0.0))
             rows += mine
             hit, cost = (float(np.mean([getattr(m, k) for m in mine])) for k in ("slo_hit", "cost_per_s"))
             at_rate.append(Candidate(label, hit, cost))
@@ -317,7 +318,13 @@ def calibrate(
                     sample.append(observe_load(burst, bursty_seconds, bursty_seconds).scv)
                     mine.append(
                         Measurement(
-                            label, rate, generators.bursts_scv(), run.slo_hit, run.cost_usd / bursty_seconds, run.p99_ms
+                            label,
+                            rate,
+                            generators.bursts_scv(),
+                            run.slo_hit,
+                            run.cost_usd / bursty_seconds,
+                            run.p99_ms,
+                            burst=generators.bursts_index(cycle_s=BURST_CYCLE_S),
                         )
                     )
                 rows += mine
@@ -328,7 +335,7 @@ def calibrate(
                 + ", ".join(said)
                 + "[/]"
             )
-    return MeasuredPredictor(rows, slo=str(app.slo)), crossover
+    return MeasuredPredictor(rows, slo=str(app.slo), burst_scale_s=BURST_SCALE_S), crossover
 
 
 # -- the arms -----------------------------------------------------------------------------------------------------
@@ -400,9 +407,9 @@ def oracle(fixed: dict[str, Run]) -> dict[str, Any]:
 def table_error(measured: MeasuredPredictor, fixed: dict[str, Run], times: np.ndarray) -> dict[str, dict[str, float]]:
     """How far the empirical table is from what each fixed plan did over the run: read at each window's observed
     rate (what the controller sees without a horizon), SLO hit rate (predicted - measured, weighted by requests) and
-    cost (relative); and read once at the whole run's load, its mean rate and SCV (what a horizon as long as the run
-    would see in ``load`` mode), ``run_slo_hit`` and ``run_cost_rel``."""
-    whole = observe_load(times, float(times[-1]), float(times[-1]))
+    cost (relative); and read once at the whole run's load, its mean rate, SCV and burst index (what a horizon as
+    long as the run would see in ``load`` mode), ``run_slo_hit`` and ``run_cost_rel``."""
+    whole = observe_load(times, float(times[-1]), float(times[-1]), BURST_SCALE_S)
     out = {}
     for label, run in fixed.items():
         at_run = measured.predict(label, whole)
@@ -616,7 +623,7 @@ def _report(doc: dict[str, Any]) -> None:
             f"- {w['app']}/{w['load']}: "
             + "; ".join(f"{p} {e['slo_hit']:+.3f} / {100 * e['cost_rel']:+.0f} %" for p, e in w["table_error"].items())
         )
-    lines += ["", "The same, the table read once at each run's whole load (mean rate and SCV of its gaps):", ""]
+    lines += ["", "The same, the table read once at each run's whole load (mean rate, SCV, burst index):", ""]
     for w in doc["workloads"]:
         lines.append(
             f"- {w['app']}/{w['load']}: "

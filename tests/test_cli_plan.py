@@ -8,8 +8,9 @@ import pytest
 from typer.testing import CliRunner
 
 from shoal.cli import cli
+from shoal.policy.arrivals import BURST_SCALE_S
 from shoal.predict.measured import MeasuredPredictor, Measurement
-from shoal.workload.generators import bursts
+from shoal.workload.generators import bursts, bursts_index
 
 PACED = str(Path(__file__).parent / "runtime" / "apps_for_tests.py") + ":paced"
 runner = CliRunner()
@@ -97,7 +98,9 @@ def test_measure_bursty_cycle_adds_a_bursty_row_per_plan_and_rate(tmp_path):
     args = ["measure", PACED, "--plan", "coarse", "--rates", "20", "--seconds", "6", "--bursty-cycle", "3"]
     r = runner.invoke(cli, [*args, "--slo", "p99:1s", "--out", str(out), "--runs-out", str(runs)])
     assert r.exit_code == 0, r.output
-    assert sorted(m.scv for m in MeasuredPredictor.load(out).rows) == [1.0, 2.0]
+    table = MeasuredPredictor.load(out)
+    assert sorted((m.scv, m.burst) for m in table.rows) == [(1.0, 0.0), (2.0, bursts_index(cycle_s=3.0))]
+    assert table.burst_scale_s == BURST_SCALE_S
     kept = {p.name.split("-")[1]: json.loads(p.read_text()) for p in runs.iterdir()}
     assert sorted(kept) == ["bursty", "poisson"] and kept["bursty"]["load"] == "bursty"
     arrived = np.asarray(kept["bursty"]["run"]["arrival_s"])

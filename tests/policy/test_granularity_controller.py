@@ -8,6 +8,7 @@ from shoal.policy.granularity import (
     Candidate,
     ControllerConfig,
     GranularityController,
+    GranularityDecision,
     Horizon,
     RecentCandidates,
     best_candidate,
@@ -15,6 +16,7 @@ from shoal.policy.granularity import (
     horizon_windows,
     mixed,
     observe_load,
+    window_record,
 )
 
 FINE = "fine"
@@ -213,6 +215,27 @@ def test_a_horizon_in_load_mode_observes_the_horizons_arrivals_as_one_load():
     assert h.window(quiet).scv == 1.0 and Horizon(20.0, 2.0).window(quiet) == quiet  # burstiness is the horizon's
     here = cands()
     assert h.recent(over, here, None) is None and h.recent(over, here, cands(coarse=(0.9, 1.0)))[1].slo_hit == 0.9
+
+
+def test_a_horizon_in_load_mode_carries_its_burst_index_and_windows_are_scored_as_steady():
+    """The same bursts, burst index at a 1-s scale: well above 0 over the horizon; a window is scored at index 0 (its
+    burstiness is the horizon's), with the horizon's scale so that a table at that scale reads it."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    times = np.sort(np.concatenate([rng.uniform(0, 40, 80)] + [k + rng.uniform(0, 1, 40) for k in range(0, 40, 4)]))
+    h = Horizon(20.0, 2.0, "load", burst_scale_s=1.0)
+    h.load(times, 2.0)
+    over = h.load(times, 40.0)
+    assert over.burst_scale_s == 1.0 and over.burst > 1.0
+    window = h.window(observe_load(times, 40.0, 2.0))
+    assert (window.scv, window.burst, window.burst_scale_s) == (1.0, 0.0, 1.0)
+    stay = GranularityDecision(None, COARSE, "stay")
+    entry = window_record(40.0, over, COARSE, stay, over)
+    assert entry["horizon_load"]["burst"] == over.burst and entry["horizon_load"]["burst_scale_s"] == 1.0
+    assert "burst" not in window_record(40.0, observe_load(times, 40.0, 2.0), COARSE, stay)["load"]
+    with pytest.raises(ValueError, match="burst_scale_s"):
+        Horizon(20.0, 2.0, "load", burst_scale_s=0.0)
 
 
 def test_a_horizon_in_mix_mode_mixes_windows_and_scores_no_load():

@@ -112,3 +112,64 @@ def test_an_observed_scv_is_discounted_by_its_sampling_noise():
     assert credible_scv(2.9, 15_000) == pytest.approx(2.9 - 2 * (8 / 15_000) ** 0.5)
     assert credible_scv(0.5, 1000) == pytest.approx(0.5 + 2 * (8 / 1000) ** 0.5) and credible_scv(0.5, 100) == 1.0
     assert credible_scv(3.0, None) == 3.0
+
+
+def burst_rows():
+    """Poisson rows (index 0) and bursty rows (index 0.07, SCV 2) of one plan, at two rates."""
+    return [
+        Measurement("p", 10, 1.0, 1.00, 1.0, 40, burst=0.0),
+        Measurement("p", 40, 1.0, 0.99, 2.0, 80, burst=0.0),
+        Measurement("p", 10, 2.0, 0.90, 1.5, 90, burst=0.07),
+        Measurement("p", 40, 2.0, 0.70, 3.0, 400, burst=0.07),
+    ]
+
+
+def test_with_burst_indices_it_is_linear_in_the_index_and_the_scv_is_not_used():
+    """A load with a burst index at the table's scale is priced by it: between classes linearly, beyond the bursty
+    class that class's figures; a drifting load (SCV 1.3, index 0) is Poisson, which by SCV it was not."""
+    p = MeasuredPredictor(burst_rows(), burst_scale_s=10.0)
+    at = dict(rate=40, burst_scale_s=10.0)
+    assert p.predict("p", SimpleNamespace(**at, scv=1.3, burst=0.0)).slo_hit == pytest.approx(0.99)
+    half = p.predict("p", SimpleNamespace(**at, scv=1.0, burst=0.035))
+    assert half.slo_hit == pytest.approx(0.845) and half.cost_per_s == pytest.approx(2.5)
+    assert half.details["burst_used"] == [0.0, 0.0625] and half.details["burst_weight"] == pytest.approx(0.5)
+    assert p.predict("p", SimpleNamespace(**at, scv=1.0, burst=0.5)).slo_hit == pytest.approx(0.70)
+    by_scv = p.predict("p", SimpleNamespace(rate=40, scv=1.3))  # no index: by SCV, as before
+    assert by_scv.slo_hit < 0.99 and "scv_used" in by_scv.details
+    other_scale = p.predict("p", SimpleNamespace(rate=40, scv=1.0, burst=0.5, burst_scale_s=30.0))
+    assert other_scale.slo_hit == pytest.approx(0.99) and "scv_used" in other_scale.details
+
+
+def test_an_observed_burst_index_is_discounted_by_its_sampling_noise():
+    """Observed over 600 s at 2 req/s (12 per 10-s bin), an index of 0.02 is within Poisson noise (3 standard errors:
+    0.056): priced as Poisson; the same index over 10,000 arrivals per bin is a burst."""
+    from shoal.policy.arrivals import ObservedLoad
+
+    p = MeasuredPredictor(burst_rows(), burst_scale_s=10.0)
+    quiet = ObservedLoad(2.0, 1.0, 1200, 600.0, burst=0.02, burst_scale_s=10.0)
+    assert p.predict("p", quiet).slo_hit == pytest.approx(1.0)
+    busy = ObservedLoad(1000.0, 1.0, 600_000, 600.0, burst=0.02, burst_scale_s=10.0)
+    assert p.predict("p", busy).details["burst_weight"] == pytest.approx((0.02 - 3 * (3 / 59) ** 0.5 / 10_000) / 0.07)
+
+
+def test_tables_with_burst_indices_round_trip_and_need_their_scale(tmp_path):
+    p = MeasuredPredictor(burst_rows(), slo="p99:100ms", burst_scale_s=10.0)
+    doc = json.loads(p.save(tmp_path / "b.json").read_text())
+    assert doc["burst_scale_s"] == 10.0 and doc["rows"][2]["burst"] == 0.07
+    q = MeasuredPredictor.load(tmp_path / "b.json")
+    load = SimpleNamespace(rate=25, scv=1.0, burst=0.02, burst_scale_s=10.0)
+    assert q.burst_scale_s == 10.0 and q.predict("p", load) == p.predict("p", load)
+    plain = json.loads(MeasuredPredictor(rows()).save(tmp_path / "plain.json").read_text())
+    assert "burst_scale_s" not in plain and all("burst" not in r for r in plain["rows"])  # as before indices
+    with pytest.raises(MeasuredError, match="burst_scale_s"):
+        MeasuredPredictor(burst_rows())
+    with pytest.raises(MeasuredError, match="burst must be"):
+        Measurement("x", 1, 1, 1, 1, 1, burst=-0.1)
+
+
+def test_a_plan_whose_rows_lack_burst_indices_is_priced_by_scv():
+    """Mixed tables (old rows of one plan, new of another): each plan by what its rows have."""
+    mixed = [*burst_rows(), Measurement("q", 40, 1.0, 0.99, 2.0, 80), Measurement("q", 40, 4.0, 0.5, 3.0, 900)]
+    p = MeasuredPredictor(mixed, burst_scale_s=10.0)
+    load = SimpleNamespace(rate=40, scv=4.0, burst=0.0, burst_scale_s=10.0)
+    assert p.predict("p", load).slo_hit == pytest.approx(0.99) and p.predict("q", load).slo_hit == pytest.approx(0.5)

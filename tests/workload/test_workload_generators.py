@@ -51,3 +51,22 @@ def test_refuses_bad_rates():
         g.poisson(-1.0, 10.0)
     with pytest.raises(ValueError, match="amplitude"):
         g.diurnal(1.0, 10.0, amplitude=2.0)
+
+
+def test_the_burst_index_of_bursts_is_rate_free_and_matches_long_samples():
+    """``bursts_index`` is the process's (policy.arrivals): the same at every mean rate, 0 without bursts, and what
+    a long sample gives."""
+    from shoal.policy.arrivals import burst_index
+
+    assert g.bursts_index(4.0, 180.0, 10.0) == pytest.approx(0.0694, abs=1e-4)
+    assert g.bursts_index(1.0, 180.0, 10.0) == 0.0
+    assert g.bursts_index(8.0, 180.0, 10.0) > g.bursts_index(4.0, 180.0, 10.0) > g.bursts_index(4.0, 600.0, 10.0)
+    for rate in (5.0, 200.0):
+        t = g.bursts(rate, 180.0 * 300, 180.0, seed=7)
+        assert burst_index(t, t[-1], 180.0 * 299, 10.0) == pytest.approx(g.bursts_index(), rel=0.15)
+    with pytest.raises(ValueError, match="two-state"):
+        g.mmpp_burst_index([1.0, 2.0, 3.0], [1.0, 1.0, 1.0], 10.0)
+    with pytest.raises(ValueError, match="no arrivals"):
+        g.mmpp_burst_index([0.0, 0.0], [1.0, 1.0], 10.0)
+    with pytest.raises(ValueError, match="cycle_s"):
+        g.bursts_index(4.0, 0.0)

@@ -74,24 +74,29 @@ def measure(
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from shoal.app import SLO, AppError, FunctionConfig, Plan, PlanError, SpecError
+    from shoal.policy.arrivals import BURST_SCALE_S
     from shoal.predict.measured import MeasuredPredictor
     from shoal.runtime.host import HostConfig
     from shoal.runtime.local import local
     from shoal.runtime.profiler.options import ProfilerError
     from shoal.runtime.profiler.targets import load_target
     from shoal.runtime.replay import replay
-    from shoal.workload.generators import bursts, bursts_scv, poisson
+    from shoal.workload.generators import bursts, bursts_index, bursts_scv, poisson
 
     levels = _floats(rates, "--rates")
     if not (bursty_cycle >= 0 and math.isfinite(bursty_cycle)):
         _fail(f"--bursty-cycle must be 0 (off) or a number of seconds > 0, got {bursty_cycle:g}")
-    # each kind of load: how to draw it, and the SCV of its process (a row's burstiness class: a sample of a few
-    # burst cycles scatters too widely around it for rows at several rates to share a class)
-    arrivals: dict[str, tuple[Callable[[float], np.ndarray], float]] = {
-        "poisson": (lambda r: poisson(r, seconds, seed=seed), 1.0)
+    # each kind of load: how to draw it, and the SCV and burst index of its process (a row's burstiness class: a
+    # sample of a few burst cycles scatters too widely around them for rows at several rates to share a class)
+    arrivals: dict[str, tuple[Callable[[float], np.ndarray], float, float]] = {
+        "poisson": (lambda r: poisson(r, seconds, seed=seed), 1.0, 0.0)
     }
     if bursty_cycle > 0:
-        arrivals["bursty"] = (lambda r: bursts(r, seconds, bursty_cycle, seed=seed), bursts_scv())
+        arrivals["bursty"] = (
+            lambda r: bursts(r, seconds, bursty_cycle, seed=seed),
+            bursts_scv(),
+            bursts_index(cycle_s=bursty_cycle, scale_s=BURST_SCALE_S),
+        )
     try:
         target = load_target(app)
         application = target.app
@@ -109,7 +114,7 @@ def measure(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
         task = progress.add_task("measuring", total=len(plans) * len(levels) * len(arrivals))
-        for p, (kind, (draw, scv)), rate in itertools.product(plans, arrivals.items(), levels):
+        for p, (kind, (draw, scv, burst)), rate in itertools.product(plans, arrivals.items(), levels):
             progress.update(task, description=f"{p.label} at {rate:g} req/s ({kind})")
             times = draw(rate)
             stable = min(60.0, max(2.0, seconds / 2))  # scaling settles within a run of a few tens of seconds
@@ -120,7 +125,7 @@ def measure(
                     replay(svc.host, application.name, times, lambda i: inputs[i % len(inputs)]),
                     timeout=seconds * 10 + 120,
                 )
-            row = dataclasses.replace(res.measurement(objective.latency_s, 0.0, seconds), scv=scv)
+            row = dataclasses.replace(res.measurement(objective.latency_s, 0.0, seconds), scv=scv, burst=burst)
             rows.append(row)
             if runs_out is not None:
                 doc = res.to_dict()
@@ -130,7 +135,7 @@ def measure(
                 f"{p.label:30s} {rate:6.1f} req/s {kind:7s}  SLO hit {row.slo_hit:.3f}  "
                 f"p99 {row.p99_ms:8.1f} ms  cost {row.cost_per_s * 3600:.4f} USD/h"
             )
-    MeasuredPredictor(rows, slo=str(objective)).save(out)
+    MeasuredPredictor(rows, slo=str(objective), burst_scale_s=BURST_SCALE_S).save(out)
     kept = f"; kept every run in {runs_out}/" if runs_out is not None else ""
     typer.echo(f"wrote {out} ({len(rows)} runs, SLO {objective}){kept}")
 

@@ -29,10 +29,11 @@ controller answers whether to switch, and to which plan:
   switch arrives a confirmation and a warm-up late each time; a plan that does well over both costs less than the
   chase (the runtime experiment's text/bursty, docs/granularity.md).
 - **Or price the recent load as one** (``Horizon`` with ``mode="load"``): the loop observes the arrivals of the whole
-  horizon as one load (its mean rate and the SCV of its gaps: a horizon that holds a burst and a quiet phase has an
-  SCV well above 1) and has that load scored. A predictor that has seen bursty operation (an empirical table with
-  rows measured under bursty loads, docs/granularity.md) then prices what the mix cannot: the scale-outs, cold
-  starts and queueing at each burst's onset, which no window's steady-state price contains.
+  horizon as one load (its mean rate, the SCV of its gaps and its burst index: a horizon that holds a burst and a
+  quiet phase has both well above Poisson's, ``policy.arrivals``) and has that load scored. A predictor that has
+  seen bursty operation (an empirical table with rows measured under bursty loads, docs/granularity.md) then prices
+  what the mix cannot: the scale-outs, cold starts and queueing at each burst's onset, which no window's
+  steady-state price contains. The burst index, unlike the SCV, does not mistake a slow drift for bursts.
 
 Pure: no clock (times come in the observations), no I/O, no predictor calls. ``shoal.predict`` produces the
 candidates; the runtime and the simulator both call ``decide``.
@@ -46,6 +47,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+
+from shoal.policy.arrivals import BURST_SCALE_S, ObservedLoad, observe_load
 
 __all__ = [
     "Candidate",
@@ -219,18 +222,23 @@ class Horizon:
     """How an adaptive loop looks back beyond its window, for ``GranularityController.decide``'s ``recent``.
 
     ``mode="mix"``: each plan over the last windows' candidates (``RecentCandidates``, ``mixed``). ``mode="load"``:
-    the arrivals of the last ``horizon_s`` observed as one load, scored by the loop's predictor like a window's
-    (``load``), for a predictor that knows what burstiness costs. Without ``horizon_s``, no look back at all.
-    The runtime's and the simulator's loops both keep one.
+    the arrivals of the last ``horizon_s`` observed as one load, its burst index at ``burst_scale_s`` included,
+    scored by the loop's predictor like a window's (``load``), for a predictor that knows what burstiness costs.
+    Without ``horizon_s``, no look back at all. The runtime's and the simulator's loops both keep one.
     """
 
-    def __init__(self, horizon_s: float | None, window_s: float, mode: str = "mix") -> None:
+    def __init__(
+        self, horizon_s: float | None, window_s: float, mode: str = "mix", burst_scale_s: float = BURST_SCALE_S
+    ) -> None:
         if mode not in HORIZON_MODES:
             raise ValueError(f"horizon mode must be one of {', '.join(HORIZON_MODES)}, got {mode!r}")
+        if not (burst_scale_s > 0 and math.isfinite(burst_scale_s)):
+            raise ValueError(f"burst_scale_s must be a finite number > 0, got {burst_scale_s!r}")
         self.windows = RecentCandidates(horizon_windows(horizon_s, window_s))
         self.horizon_s = horizon_s
         self.window_s = window_s
         self.mode = mode
+        self.burst_scale_s = burst_scale_s
         self._began: float | None = None
 
     def load(self, arrivals: Sequence[float] | np.ndarray, now: float) -> ObservedLoad | None:
@@ -246,14 +254,18 @@ class Horizon:
         if self.mode != "load" or self.horizon_s is None:
             return None
         span = min(self.horizon_s, now - self._began)
-        return observe_load(arrivals, now, span) if span >= 2 * self.window_s - 1e-9 else None
+        if span < 2 * self.window_s - 1e-9:
+            return None
+        return observe_load(arrivals, now, span, self.burst_scale_s)
 
     def window(self, load: ObservedLoad) -> ObservedLoad:
         """The load to score a window at: as observed, except in ``load`` mode, where burstiness is the horizon's
-        and a window is scored as steady load at its rate (SCV 1). A window's SCV measures clustering over seconds,
-        not the bursts of minutes that an autoscaler has to chase and that a table's bursty rows price: a trace
-        window at 1.2 was priced as partly bursty, and the GPU experiment's fan-out switched urgently on it."""
-        return replace(load, scv=1.0) if self.mode == "load" else load
+        and a window is scored as steady load at its rate (SCV 1, burst index 0). A window's SCV measures clustering
+        over seconds, not the bursts of minutes that an autoscaler has to chase and that a table's bursty rows price:
+        a trace window at 1.2 was priced as partly bursty, and the GPU experiment's fan-out switched urgently on it."""
+        if self.mode != "load":
+            return load
+        return replace(load, scv=1.0, burst=0.0, burst_scale_s=self.burst_scale_s)
 
     def recent(
         self, load: ObservedLoad, candidates: Sequence[Candidate], scored: Sequence[Candidate] | None = None
@@ -381,31 +393,6 @@ class GranularityController:
         return None
 
 
-@dataclass(frozen=True)
-class ObservedLoad:
-    """Arrivals of one window: ``rate`` per second, ``scv`` the squared coefficient of variation of the gaps between
-    arrivals (1 for a Poisson process, above 1 for bursty load; NaN with fewer than three arrivals)."""
-
-    rate: float
-    scv: float
-    count: int
-    window_s: float
-
-
-def observe_load(arrivals: Sequence[float] | np.ndarray, now: float, window_s: float) -> ObservedLoad:
-    """The load of the window ``(now - window_s, now]`` from arrival times (seconds, any order)."""
-    if not window_s > 0:
-        raise ValueError(f"window_s must be > 0, got {window_s!r}")
-    t = np.asarray(arrivals, dtype=np.float64)
-    t = np.sort(t[(t > now - window_s) & (t <= now)])
-    scv = math.nan
-    if t.size >= 3:
-        gaps = np.diff(t)
-        mean = float(gaps.mean())
-        scv = float(gaps.var(ddof=1) / (mean * mean)) if mean > 0 else math.nan
-    return ObservedLoad(t.size / window_s, scv, int(t.size), window_s)
-
-
 def window_record(
     now: float,
     load: ObservedLoad,
@@ -429,4 +416,7 @@ def window_record(
 
 
 def _load_record(load: ObservedLoad) -> dict[str, float]:
-    return {"rate": load.rate, "scv": load.scv, "count": load.count, "window_s": load.window_s}
+    record = {"rate": load.rate, "scv": load.scv, "count": load.count, "window_s": load.window_s}
+    if load.burst_scale_s is not None:
+        record |= {"burst": load.burst, "burst_scale_s": load.burst_scale_s}
+    return record

@@ -1,0 +1,57 @@
+"""What adaptive loops observe of arrivals: the burst index tells bursts from Poisson noise and from slow drift."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from shoal.policy.arrivals import BURST_SCALE_S, ObservedLoad, burst_index, credible_burst, observe_load
+from shoal.workload import generators as g
+
+
+def test_poisson_arrivals_have_no_credible_burst_index():
+    """Across seeds and rates the estimate scatters around 0, within the noise ``credible_burst`` takes off: fewer
+    than 2 % of samples keep a credible index, and what they keep is small beside a burst's (0.07)."""
+    for rate in (2.0, 40.0):
+        loads = [observe_load(g.poisson(rate, 600.0, seed=seed), 600.0, 600.0, BURST_SCALE_S) for seed in range(200)]
+        assert abs(np.mean([x.burst for x in loads])) < 0.002
+        credible = np.array([credible_burst(x) for x in loads])
+        assert (credible > 0).mean() < 0.02 and credible.max() < 0.015
+
+
+@pytest.mark.parametrize(("rates", "dwell"), [([40.0, 220.0], [180.0, 90.0]), ([5.0, 20.0], [120.0, 60.0])])
+def test_an_mmpp_sample_comes_out_at_its_process_index(rates, dwell):
+    seconds = 200 * sum(dwell)
+    t = g.mmpp(rates, dwell, seconds, seed=3)
+    assert burst_index(t, seconds, seconds, 10.0) == pytest.approx(g.mmpp_burst_index(rates, dwell, 10.0), rel=0.15)
+
+
+def test_a_slow_drift_is_not_a_burst_though_its_scv_says_so():
+    """A rate that swings by half over an hour: the gaps' SCV over 10 minutes is credibly above 1 (what mispriced
+    the GPU experiment's trace load, BENCHMARKS.md §13c); the burst index is credibly 0."""
+    t = g.diurnal(100.0, 3600.0, period_s=3600.0, amplitude=0.9, peak_at_s=900.0, seed=4)
+    load = observe_load(t, 2100.0, 1200.0, BURST_SCALE_S)  # 20 minutes of the steepest fall
+    noise = 2 * math.sqrt(8 / load.count)  # credible_scv's discount
+    assert load.scv - noise > 1.0
+    assert credible_burst(load) == 0.0
+    sharp = g.bursts(100.0, 600.0, 180.0, seed=4)  # bursts of the same mean rate
+    assert credible_burst(observe_load(sharp, 600.0, 600.0, BURST_SCALE_S)) > 0.02
+
+
+def test_too_few_bins_or_no_arrivals_have_no_index_and_bad_scales_are_refused():
+    t = g.poisson(10.0, 60.0, seed=1)
+    assert math.isnan(observe_load(t, 60.0, 25.0, BURST_SCALE_S).burst)  # two whole bins
+    assert math.isnan(observe_load([], 60.0, 60.0, BURST_SCALE_S).burst)
+    plain = observe_load(t, 60.0, 60.0)
+    assert math.isnan(plain.burst) and plain.burst_scale_s is None and math.isnan(credible_burst(plain))
+    with pytest.raises(ValueError, match="burst scale"):
+        burst_index(t, 60.0, 60.0, 0.0)
+    assert math.isnan(credible_burst(ObservedLoad(1.0, 1.0, 0, 60.0, 0.5, 10.0)))
+
+
+def test_bins_are_counted_back_from_now():
+    """Whole bins ending at ``now``: arrivals in a partial bin at the window's start are left out, not half-counted."""
+    t = np.concatenate([np.full(50, 0.5), np.arange(50, 350) / 10])  # a clump in (0, 5], then 10 per second
+    assert burst_index(t, 35.0, 35.0, 10.0) == pytest.approx((0 - 2 * 100) / (2 * 100**2), abs=1e-12)
