@@ -13,6 +13,7 @@ from shoal.policy.granularity import (
     RecentCandidates,
     best_candidate,
     checks_per_window,
+    emergency_span_s,
     horizon_windows,
     mixed,
     observe_load,
@@ -271,3 +272,23 @@ def test_between_windows_only_an_slo_emergency_switches_and_no_streak_is_counted
     )
     with pytest.raises(ValueError, match="emergency_s"):
         checks_per_window(10.0, 20.0)
+
+
+def test_an_emergency_needs_a_plan_that_meets_the_target_or_gains_enough():
+    """Every plan misses under a burst: moving for 0.001 of predicted SLO hit is not an emergency (chain, §13d);
+    for min_slo_gain (0.02) or to a plan that meets the target, it is, between windows and in a window."""
+    ctl = GranularityController(ControllerConfig(min_slo_gain=0.02))
+    tiny = ctl.emergency(1.0, FINE, cands(fine=(0.742, 2.0), coarse=(0.743, 2.1)))
+    assert tiny.switch_to is None and "no SLO emergency" in tiny.reason
+    assert ctl.emergency(2.0, FINE, cands(fine=(0.742, 2.0), coarse=(0.77, 2.1))).switch_to == COARSE
+    ctl = GranularityController(ControllerConfig(confirm_windows=3))
+    assert ctl.decide(10.0, FINE, cands(fine=(0.742, 2.0), coarse=(0.75, 2.1))).switch_to is None  # not urgent
+    ctl = GranularityController(ControllerConfig(confirm_windows=3))
+    assert ctl.decide(10.0, FINE, cands(fine=(0.742, 2.0), coarse=(0.995, 2.1))).switch_to == COARSE  # urgent
+
+
+def test_an_emergency_check_looks_at_three_of_its_intervals_at_most_a_window():
+    assert emergency_span_s(10.0, 5) == pytest.approx(6.0)  # Knative's panic window: 6 s, every 2 s
+    assert emergency_span_s(10.0, 2) == 10.0 and emergency_span_s(10.0, 1) == 10.0
+    with pytest.raises(ValueError, match="checks"):
+        emergency_span_s(10.0, 0)

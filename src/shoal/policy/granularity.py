@@ -61,6 +61,7 @@ __all__ = [
     "RecentCandidates",
     "best_candidate",
     "checks_per_window",
+    "emergency_span_s",
     "horizon_windows",
     "mixed",
     "observe_load",
@@ -187,6 +188,17 @@ def checks_per_window(window_s: float, emergency_s: float | None) -> int:
     if not (math.isfinite(emergency_s) and 0 < emergency_s <= window_s):
         raise ValueError(f"emergency_s must be a number in (0, window_s = {window_s!r}], got {emergency_s!r}")
     return max(1, round(window_s / emergency_s))
+
+
+def emergency_span_s(window_s: float, checks: int) -> float:
+    """The span of arrivals an emergency check between windows observes: three check intervals, at most a window.
+    As Knative's panic window (6 s, looked at every 2 s): a check of the last interval alone read a 2-s spike of
+    the squeezed Azure trace (169 req/s against 115) as a sustained rate its plan could not carry, and fan-out
+    switched to its dearest plan and back within a minute (BENCHMARKS.md §13d); over three intervals a spike that
+    short is damped, and a burst's onset is still seen within two intervals."""
+    if checks < 1:
+        raise ValueError(f"checks must be >= 1, got {checks!r}")
+    return min(window_s, 3.0 * window_s / checks)
 
 
 def horizon_windows(horizon_s: float | None, window_s: float) -> int:
@@ -335,7 +347,8 @@ class GranularityController:
 
     def emergency(self, now: float, current: str, candidates: Sequence[Candidate]) -> GranularityDecision:
         """Between windows: switch only if the current plan is in an SLO emergency at this load (as ``decide``
-        judges one: predicted to miss the target by more than ``urgent_slo_gap``, and the best plan does better).
+        judges one: predicted to miss the target by more than ``urgent_slo_gap``, and the best plan meets it or
+        does ``min_slo_gain`` better), at the load of the last ``emergency_span_s``.
         Anything else is left to the next window: no streak is counted, no cost weighed. A loop calls it every
         ``emergency_s``, much shorter than a window, so that a burst is answered seconds after it begins rather
         than at the end of the window it began in (Knative's panic window answers the same lag in scaling)."""
@@ -363,9 +376,14 @@ class GranularityController:
         return by_plan
 
     def _urgent(self, here: Candidate, best: Candidate) -> bool:
-        """The current plan misses the target by more than ``urgent_slo_gap`` and the best plan does better."""
+        """The current plan misses the target by more than ``urgent_slo_gap`` and the best plan would meet it, or
+        raise the predicted hit rate by ``min_slo_gain`` at least. Any gain at all was enough at first: under
+        bursts where every plan misses, chain was switched urgently, in the middle of a burst, for 0.001 of
+        predicted SLO hit (0.742 to 0.743), and a switch mid-burst costs more than that (BENCHMARKS.md §13d)."""
         cfg = self.config
-        return here.slo_hit < cfg.slo_target - cfg.urgent_slo_gap and best.slo_hit > here.slo_hit
+        if here.slo_hit >= cfg.slo_target - cfg.urgent_slo_gap:
+            return False
+        return best.slo_hit >= cfg.slo_target or best.slo_hit - here.slo_hit >= cfg.min_slo_gain
 
     def _worth_it(self, here: Candidate, best: Candidate) -> str | None:
         """Why moving from ``here`` to ``best`` pays, or None if it does not."""

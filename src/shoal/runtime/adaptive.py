@@ -35,6 +35,7 @@ from shoal.policy.granularity import (
     Horizon,
     ObservedLoad,
     checks_per_window,
+    emergency_span_s,
     observe_load,
     priced,
     window_record,
@@ -110,10 +111,10 @@ class AdaptiveLoop:
                     self._remember({"t": self.host.now(), "error": f"{type(e).__name__}: {e}"})
 
     async def check_emergency(self) -> dict[str, Any] | None:
-        """Between windows: the load of the last check's span, and a switch only if the current plan is in an SLO
-        emergency there (``GranularityController.emergency``). Returns the entry kept for a switch, else None."""
+        """Between windows: the load of the last ``emergency_span_s``, and a switch only if the current plan is in an
+        SLO emergency there (``GranularityController.emergency``). Returns the entry kept for a switch, else None."""
         now = self.host.now()
-        load = observe_load(self.host.arrivals_of(self.app), now, self.window_s / self.checks)
+        load = observe_load(self.host.arrivals_of(self.app), now, emergency_span_s(self.window_s, self.checks))
         current = self.host.deployment(self.app).plan.label
         cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(load), self.plans)
         decision = self.controller.emergency(now, current, cands)

@@ -24,6 +24,7 @@ from shoal.policy.granularity import (
     Horizon,
     ObservedLoad,
     checks_per_window,
+    emergency_span_s,
     observe_load,
     priced,
     window_record,
@@ -75,13 +76,14 @@ class SimAdaptive:
             sim.kernel.at(k * window_s / self.checks, self._emergency, None)
 
     def _emergency(self, _: object) -> None:
-        """Between windows: switch only on an SLO emergency at the load of the last span (as the runtime's loop)."""
+        """Between windows: switch only on an SLO emergency at the load of the last ``emergency_span_s`` (as the
+        runtime's loop)."""
         sim = self.sim
         now = sim.kernel.now
         sim.kernel.at(now + self.window_s, self._emergency, None)
         if self.dep in sim.switching:
             return
-        load = observe_load(list(sim.arrivals[self.dep]), now, self.window_s / self.checks)
+        load = observe_load(list(sim.arrivals[self.dep]), now, emergency_span_s(self.window_s, self.checks))
         current = sim.current_plan(self.dep)
         decision = self.controller.emergency(
             now, current, self.candidates_for(self.horizon.window(load), list(self.plans))
