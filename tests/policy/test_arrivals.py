@@ -13,12 +13,12 @@ from shoal.workload import generators as g
 
 def test_poisson_arrivals_have_no_credible_burst_index():
     """Across seeds and rates the estimate scatters around 0, within the noise ``credible_burst`` takes off: fewer
-    than 2 % of samples keep a credible index, and what they keep is small beside a burst's (0.07)."""
+    than 2 % of samples keep a credible index, and what they keep is under a third of a burst's (0.07)."""
     for rate in (2.0, 40.0):
         loads = [observe_load(g.poisson(rate, 600.0, seed=seed), 600.0, 600.0, BURST_SCALE_S) for seed in range(200)]
         assert abs(np.mean([x.burst for x in loads])) < 0.002
         credible = np.array([credible_burst(x) for x in loads])
-        assert (credible > 0).mean() < 0.02 and credible.max() < 0.015
+        assert (credible > 0).mean() < 0.02 and credible.max() < 0.025
 
 
 @pytest.mark.parametrize(("rates", "dwell"), [([40.0, 220.0], [180.0, 90.0]), ([5.0, 20.0], [120.0, 60.0])])
@@ -54,4 +54,15 @@ def test_too_few_bins_or_no_arrivals_have_no_index_and_bad_scales_are_refused():
 def test_bins_are_counted_back_from_now():
     """Whole bins ending at ``now``: arrivals in a partial bin at the window's start are left out, not half-counted."""
     t = np.concatenate([np.full(50, 0.5), np.arange(50, 350) / 10])  # a clump in (0, 5], then 10 per second
-    assert burst_index(t, 35.0, 35.0, 10.0) == pytest.approx((0 - 2 * 100) / (2 * 100**2), abs=1e-12)
+    assert burst_index(t, 35.0, 35.0, 10.0) == pytest.approx((0 - 100) / 100**2, abs=1e-12)
+
+
+def test_a_rise_is_a_burst_and_a_fall_is_not():
+    """A rate that jumps from 10 to 50 req/s has an index; the same jump down, or a load that stops, has none: a
+    falling rate is no danger to an SLO (the end of a run's trace read as a burst, BENCHMARKS.md §13d)."""
+    up = np.concatenate([g.poisson(10.0, 300.0, seed=1), 300.0 + g.poisson(50.0, 300.0, seed=2)])
+    down = np.concatenate([g.poisson(50.0, 300.0, seed=1), 300.0 + g.poisson(10.0, 300.0, seed=2)])
+    stops = g.poisson(50.0, 300.0, seed=1)
+    assert credible_burst(observe_load(up, 600.0, 600.0, BURST_SCALE_S)) > 0.02
+    assert credible_burst(observe_load(down, 600.0, 600.0, BURST_SCALE_S)) == 0.0
+    assert credible_burst(observe_load(stops, 600.0, 600.0, BURST_SCALE_S)) == 0.0

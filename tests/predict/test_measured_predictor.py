@@ -141,15 +141,15 @@ def test_with_burst_indices_it_is_linear_in_the_index_and_the_scv_is_not_used():
 
 
 def test_an_observed_burst_index_is_discounted_by_its_sampling_noise():
-    """Observed over 600 s at 2 req/s (12 per 10-s bin), an index of 0.02 is within Poisson noise (3 standard errors:
-    0.056): priced as Poisson; the same index over 10,000 arrivals per bin is a burst."""
+    """Observed over 600 s at 2 req/s (20 per 10-s bin), an index of 0.02 is within Poisson noise (3 standard errors:
+    0.039): priced as Poisson; the same index over 10,000 arrivals per bin is a burst."""
     from shoal.policy.arrivals import ObservedLoad
 
     p = MeasuredPredictor(burst_rows(), burst_scale_s=10.0)
     quiet = ObservedLoad(2.0, 1.0, 1200, 600.0, burst=0.02, burst_scale_s=10.0)
     assert p.predict("p", quiet).slo_hit == pytest.approx(1.0)
     busy = ObservedLoad(1000.0, 1.0, 600_000, 600.0, burst=0.02, burst_scale_s=10.0)
-    assert p.predict("p", busy).details["burst_weight"] == pytest.approx((0.02 - 3 * (3 / 59) ** 0.5 / 10_000) / 0.07)
+    assert p.predict("p", busy).details["burst_weight"] == pytest.approx((0.02 - 3 * 2 / 59**0.5 / 10_000) / 0.07)
 
 
 def test_tables_with_burst_indices_round_trip_and_need_their_scale(tmp_path):

@@ -136,10 +136,11 @@ def bursts_index(peak: float = 4.0, cycle_s: float = 180.0, scale_s: float = 10.
 
 
 def mmpp_burst_index(rates: Sequence[float], mean_dwell_s: Sequence[float], scale_s: float) -> float:
-    """The burst index at ``scale_s`` (``policy.arrivals``) of a two-state ``mmpp``, exactly: with Poisson noise
-    taken out it is ``(Var Λ - Cov(Λ, Λ')) / (m τ)²`` for the expected arrivals Λ, Λ' of neighbouring bins of length
-    τ, m the mean rate; the rate's autocovariance is ``σ² exp(-θ s)`` with ``θ`` the sum of the switching rates and
-    ``σ²`` the rate's variance (a two-state Markov chain)."""
+    """The burst index at ``scale_s`` (``policy.arrivals``) of a two-state ``mmpp``, exactly. The process is
+    reversible, so neighbouring bins' counts are exchangeable and its rises are distributed as its falls: with
+    Poisson noise taken out, the index is half the mean square of the difference of the bins' expected arrivals
+    Λ, Λ' over (m τ)², m the mean rate, i.e. ``(Var Λ - Cov(Λ, Λ')) / (m τ)²``. The rate's autocovariance is
+    ``σ² exp(-θ s)``, ``θ`` the sum of the switching rates and ``σ²`` the rate's variance."""
     if len(rates) != 2 or len(mean_dwell_s) != 2:
         raise ValueError("the burst index is known exactly for two-state MMPPs only")
     if any(not (d > 0 and math.isfinite(d)) for d in mean_dwell_s) or any(not (r >= 0) for r in rates):
