@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from shoal.cli import cli
 from shoal.policy.arrivals import BURST_SCALE_S
 from shoal.predict.measured import MeasuredPredictor, Measurement
-from shoal.workload.generators import bursts, bursts_index
+from shoal.workload.generators import bursts, bursts_index, bursts_scv
 
 PACED = str(Path(__file__).parent / "runtime" / "apps_for_tests.py") + ":paced"
 runner = CliRunner()
@@ -107,3 +107,17 @@ def test_measure_bursty_cycle_adds_a_bursty_row_per_plan_and_rate(tmp_path):
     np.testing.assert_allclose(arrived, bursts(20, 6, 3.0, seed=0), atol=0.25)  # the bursts were sent as drawn
     r = runner.invoke(cli, [*args[:-2], "--bursty-cycle", "-1"])
     assert r.exit_code != 0 and "--bursty-cycle must be 0 (off)" in r.output
+    r = runner.invoke(cli, [*args, "--bursty-peak", "0.5"])
+    assert r.exit_code != 0 and "--bursty-peak must be a number >= 1" in r.output
+
+
+def test_measure_bursty_peak_sets_the_bursts_shape(tmp_path):
+    """Sharper bursts, as the user sees them: sent as drawn with that peak, the row at that shape's SCV and index."""
+    out, runs = tmp_path / "t.json", tmp_path / "runs"
+    args = ["measure", PACED, "--plan", "coarse", "--rates", "20", "--seconds", "6", "--bursty-cycle", "3"]
+    r = runner.invoke(cli, [*args, "--bursty-peak", "8", "--slo", "p99:1s", "--out", str(out), "--runs-out", str(runs)])
+    assert r.exit_code == 0, r.output
+    bursty = [m for m in MeasuredPredictor.load(out).rows if m.scv != 1.0]
+    assert [(m.scv, m.burst) for m in bursty] == [(bursts_scv(8.0), bursts_index(8.0, 3.0))]
+    kept = next(json.loads(p.read_text()) for p in runs.iterdir() if "bursty" in p.name)
+    np.testing.assert_allclose(kept["run"]["arrival_s"], bursts(20, 6, 3.0, peak=8.0, seed=0), atol=0.25)

@@ -50,10 +50,17 @@ def measure(
     bursty_cycle: Annotated[
         float,
         typer.Option(
-            help="Also measure each rate as bursty load: bursts at 4x the quiet rate, quiet + burst this many "
-            "seconds on average (SCV 2). 0: Poisson only."
+            help="Also measure each rate as bursty load: bursts at --bursty-peak times the quiet rate, quiet + "
+            "burst this many seconds on average. 0: Poisson only."
         ),
     ] = 0.0,
+    bursty_peak: Annotated[
+        float,
+        typer.Option(
+            help="How sharp the measured bursts are: the burst rate over the quiet rate (4: SCV 2). Match the "
+            "bursts your service sees; `shoal load --plot` shows them."
+        ),
+    ] = 4.0,
 ) -> None:
     """Measure plans of an application under open-loop Poisson load on this machine, for `shoal plan --measured`.
 
@@ -68,6 +75,7 @@ def measure(
     Example:
       shoal measure examples/image_pipeline.py --plan fine --plan coarse --rates 5,20,40 --seconds 20
       shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-cycle 15   # Poisson and bursty
+      shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-cycle 25 --bursty-peak 6
       shoal measure examples/image_pipeline.py --rates 5,20,40 --runs-out runs/image   # then: shoal predict fit-app
     """
     from rich.console import Console
@@ -86,6 +94,8 @@ def measure(
     levels = _floats(rates, "--rates")
     if not (bursty_cycle >= 0 and math.isfinite(bursty_cycle)):
         _fail(f"--bursty-cycle must be 0 (off) or a number of seconds > 0, got {bursty_cycle:g}")
+    if not (bursty_peak >= 1 and math.isfinite(bursty_peak)):
+        _fail(f"--bursty-peak must be a number >= 1 (the burst rate over the quiet rate), got {bursty_peak:g}")
     # each kind of load: how to draw it, and the SCV and burst index of its process (a row's burstiness class: a
     # sample of a few burst cycles scatters too widely around them for rows at several rates to share a class)
     arrivals: dict[str, tuple[Callable[[float], np.ndarray], float, float]] = {
@@ -93,9 +103,9 @@ def measure(
     }
     if bursty_cycle > 0:
         arrivals["bursty"] = (
-            lambda r: bursts(r, seconds, bursty_cycle, seed=seed),
-            bursts_scv(),
-            bursts_index(cycle_s=bursty_cycle, scale_s=BURST_SCALE_S),
+            lambda r: bursts(r, seconds, bursty_cycle, peak=bursty_peak, seed=seed),
+            bursts_scv(bursty_peak),
+            bursts_index(bursty_peak, bursty_cycle, BURST_SCALE_S),
         )
     try:
         target = load_target(app)
