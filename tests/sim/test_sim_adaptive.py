@@ -157,6 +157,8 @@ def test_a_horizon_settles_on_the_plan_for_the_mix_instead_of_chasing_bursts(hor
         scored = [e["horizon_load"] for e in loop.history if "horizon_load" in e]
         if horizon_as == "load":  # the horizon's arrivals, as one bursty load
             assert scored and max(h["scv"] for h in scored) > 2 and scored[-1]["window_s"] == 40.0
+            rises = [h["burst"] for h in scored if h["burst"] == h["burst"]]  # NaN while the horizon is < 3 bins
+            assert max(rises) > 0.1 and scored[-1]["burst_scale_s"] == 10.0
         else:
             assert not scored
 

@@ -7,7 +7,7 @@ the arrival rate within each burstiness class (SCV of the inter-arrival gaps, in
 linearly in log SCV between the two classes that bracket the load's SCV (beyond the classes measured, the nearest
 one's figures). A table measured under Poisson loads only answers every load from its Poisson rows; rows measured
 under bursty loads (an MMPP) price what bursts cost a plan: scale-outs, cold starts, queueing at each onset.
-Where the rows carry a burst index (``policy.arrivals``: how much the rate jumps between neighbouring bins of the
+Where the rows carry a burst index (``policy.arrivals``: how much the rate rises between neighbouring bins of the
 table's ``burst_scale_s``, 0 for Poisson and for slow drift) and the load has one at that scale, the classes are by
 burst index instead, linear in it between them: the SCV mistook a drifting trace for bursts (docs/granularity.md).
 It is as RaPP is over its GPU tables: exact at measured points, and honest about where it has no data:
@@ -89,10 +89,11 @@ class MeasuredPredictor:
         self._by_plan: dict[str, dict[float, list[Measurement]]] = {}
         for r in self.rows:
             self._by_plan.setdefault(r.plan, {}).setdefault(_burstiness_class(r.scv), []).append(r)
-        # per plan, its classes by position: each class sits at the geometric mean of its rows' SCVs (a Poisson class
-        # near 1, an MMPP's near its SCV); computed once, not on every prediction (the planner's inner loop)
-        self._positions = {
-            plan: sorted((math.exp(float(np.mean([math.log(r.scv) for r in g]))), c) for c, g in groups.items())
+        # per plan, its classes by position in log SCV: each class sits at the geometric mean of its rows' SCVs (a
+        # Poisson class near 1, an MMPP's near its SCV); computed once, not on every prediction (the planner's inner
+        # loop)
+        self._log_scv_positions = {
+            plan: sorted((float(np.mean([math.log(r.scv) for r in g])), c) for c, g in groups.items())
             for plan, groups in self._by_plan.items()
         }
         # the same by burst index, for the plans whose every row has one: classes a factor of two wide (0 alone),
@@ -129,8 +130,7 @@ class MeasuredPredictor:
             scv = getattr(load, "scv", 1.0)
             scv = 1.0 if scv is None or not math.isfinite(scv) or scv <= 0 else float(scv)
             scv = credible_scv(scv, getattr(load, "count", None))
-            groups, x, coordinate = self._by_plan[label], math.log(scv), "scv"
-            at = [(math.log(position), c) for position, c in self._positions[label]]
+            groups, at, x, coordinate = self._by_plan[label], self._log_scv_positions[label], math.log(scv), "scv"
         below = [p for p in at if p[0] <= x]
         above = [p for p in at if p[0] > x]
         lo = below[-1] if below else at[0]
