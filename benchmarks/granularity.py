@@ -4,8 +4,9 @@ the real embedded runtime.
 Per application:
 1. **Calibrate** (``--calibrate``, or when results/granularity_<app>_measured.json is missing): each candidate plan
    under Poisson load at the app's three rates, ``--calibrate-seconds`` each: the empirical predictor's table. With
-   ``--bursty-calibration`` also under bursty load (``generators.bursts``: bursts at 4x the quiet rate, 15-s
-   cycles, SCV 2; not the bursty workload's shape) at the low and mid rates, for ``--horizon-as load``.
+   ``--bursty-calibration`` also under bursty load (``generators.bursts``: by default bursts at 4x the quiet rate,
+   15-s cycles, SCV 2, not the bursty workload's shape; ``--bursty-peak 6 --bursty-cycle 25`` is the workload's) at
+   the low and mid rates, for ``--horizon-as load``.
 2. For each load pattern and repeat (seeded arrivals, the same for every arm):
    - every **fixed** plan, replayed open loop (``shoal.runtime.replay``);
    - **adaptive**: served from the plan the planner picks for the first window's load, with the planner scoring the
@@ -97,6 +98,7 @@ HORIZON_S: float | None = None  # --horizon-s: the adaptive arm weighs plans ove
 HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals priced as one load
 EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 15.0  # bursty calibration: quiet 10 s, bursts 5 s on average (the workload's: 15 and 10 s)
+BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6)
 # Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
 CONTROLLER = ControllerConfig(
     slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=15, payback_s=30, slo_tolerance=0.01
@@ -181,14 +183,14 @@ def calibrate(
             if kind == "poisson":
                 times = generators.poisson(rate, seconds, seed=99)
             else:
-                times = generators.bursts(rate, seconds, BURST_CYCLE_S, seed=99)
+                times = generators.bursts(rate, seconds, BURST_CYCLE_S, peak=BURST_PEAK, seed=99)
             res = run_once(app, plan, times, inputs)
             keep_run(name, subject, app, res, seconds, kind="calibrate", load=kind, rate=rate, repeat=0, plan=label)
             # the row's burstiness is its process's: 60 s of 15-s cycles scatter too widely around it (1.5-3) for
             # rows at several rates to share a class (MeasuredPredictor)
             scv, burst = (1.0, 0.0)
             if kind == "bursty":
-                scv, burst = generators.bursts_scv(), generators.bursts_index(cycle_s=BURST_CYCLE_S)
+                scv, burst = generators.bursts_scv(BURST_PEAK), generators.bursts_index(BURST_PEAK, BURST_CYCLE_S)
             row = dataclasses.replace(res.measurement(app.slo.latency_s, 0.0, seconds), scv=scv, burst=burst)
             rows.append(row)
             console.print(
@@ -250,7 +252,7 @@ def oracle(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> dic
 
 
 def main() -> None:
-    global HORIZON_S, HORIZON_AS, EMERGENCY_S, OUT, RUNS  # settings of the run, read by the helpers and the report
+    global HORIZON_S, HORIZON_AS, EMERGENCY_S, OUT, RUNS, BURST_CYCLE_S, BURST_PEAK  # read by the helpers and report
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"])
@@ -265,6 +267,8 @@ def main() -> None:
     ap.add_argument("--horizon-s", type=float, default=None, help="adaptive: weigh plans over this many seconds")
     ap.add_argument("--horizon-as", default="mix", choices=HORIZON_MODES, help="adaptive: mix windows, or one load")
     ap.add_argument("--bursty-calibration", action="store_true", help="also calibrate under bursty load (SCV 2)")
+    ap.add_argument("--bursty-cycle", type=float, default=BURST_CYCLE_S, help="bursty calibration: quiet + burst, s")
+    ap.add_argument("--bursty-peak", type=float, default=BURST_PEAK, help="bursty calibration: burst / quiet rate")
     ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
     ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
     args = ap.parse_args()
@@ -275,6 +279,9 @@ def main() -> None:
     if args.horizon_s is not None and not args.horizon_s >= WINDOW_S:
         ap.error(f"--horizon-s must be at least the window ({WINDOW_S:g} s)")
     HORIZON_S = args.horizon_s
+    if not (args.bursty_cycle > 0 and args.bursty_peak >= 1):
+        ap.error("--bursty-cycle must be > 0 and --bursty-peak >= 1")
+    BURST_CYCLE_S, BURST_PEAK = args.bursty_cycle, args.bursty_peak
     HORIZON_AS = args.horizon_as
     EMERGENCY_S = args.emergency_s
     if EMERGENCY_S is not None and not 0 < EMERGENCY_S <= WINDOW_S:
