@@ -1,6 +1,6 @@
 """What the two granularity experiments (``granularity.py`` on the runtime, ``granularity_gpu_sim.py`` in the
-simulator) report alike: a mean with its 95 % confidence interval over repeats, and the cost-against-SLO-hit plot of
-every arm per workload."""
+simulator) do alike: a mean with its 95 % confidence interval over repeats, the cost-against-SLO-hit plot of every
+arm per workload, and the bursty calibration's shape fitted to a workload's history (``--bursty-like-workload``)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+#: The bursty workload's history the calibration shape is fitted to: its own generator, a seed no run uses.
+HISTORY_SEED = 1000
+
+
+def workload_bursts(history: np.ndarray, seconds: float) -> tuple[float, float]:
+    """The peak and cycle of the ``generators.bursts`` shape fitted to a workload's history, as `shoal measure
+    --bursty-like` fits them to a user's traffic."""
+    from shoal.policy.arrivals import burst_curve
+    from shoal.workload.generators import fit_bursts
+
+    shape = fit_bursts((x.scale_s, x.index, x.noise, x.bins) for x in burst_curve(history, seconds))
+    if shape is None:
+        raise ValueError("the workload's history shows no bursts to fit")
+    return shape.peak, shape.cycle_s
 
 
 def ci95(xs: Sequence[float]) -> tuple[float, float]:

@@ -5,8 +5,9 @@ Per application:
 1. **Calibrate** (``--calibrate``, or when results/granularity_<app>_measured.json is missing): each candidate plan
    under Poisson load at the app's three rates, ``--calibrate-seconds`` each: the empirical predictor's table. With
    ``--bursty-calibration`` also under bursty load (``generators.bursts``: by default bursts at 4x the quiet rate,
-   15-s cycles, SCV 2, not the bursty workload's shape; ``--bursty-peak 6 --bursty-cycle 25`` is the workload's) at
-   the low and mid rates, for ``--horizon-as load``.
+   15-s cycles, SCV 2, not the bursty workload's shape; ``--bursty-peak 6 --bursty-cycle 25`` is the workload's;
+   ``--bursty-like-workload`` fits the shape to half an hour of the bursty workload's history, as ``shoal measure
+   --bursty-like`` does to a user's traffic) at the low and mid rates, for ``--horizon-as load``.
 2. For each load pattern and repeat (seeded arrivals, the same for every arm):
    - every **fixed** plan, replayed open loop (``shoal.runtime.replay``);
    - **adaptive**: served from the plan the planner picks for the first window's load, with the planner scoring the
@@ -37,7 +38,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from _arms import arms_table, ci95, plot_arms
+from _arms import HISTORY_SEED, arms_table, ci95, plot_arms, workload_bursts
 from _common import RESULTS, ROOT, console, machine_info, save
 
 import shoal
@@ -99,6 +100,7 @@ HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals 
 EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 15.0  # bursty calibration: quiet 10 s, bursts 5 s on average (the workload's: 15 and 10 s)
 BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6)
+HISTORY_S = 1800.0  # --bursty-like-workload: the history the shape is fitted to
 # Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
 CONTROLLER = ControllerConfig(
     slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=15, payback_s=30, slo_tolerance=0.01
@@ -269,6 +271,11 @@ def main() -> None:
     ap.add_argument("--bursty-calibration", action="store_true", help="also calibrate under bursty load (SCV 2)")
     ap.add_argument("--bursty-cycle", type=float, default=BURST_CYCLE_S, help="bursty calibration: quiet + burst, s")
     ap.add_argument("--bursty-peak", type=float, default=BURST_PEAK, help="bursty calibration: burst / quiet rate")
+    ap.add_argument(
+        "--bursty-like-workload",
+        action="store_true",
+        help="bursty calibration: fit peak and cycle to 30 min of the bursty workload (another seed)",
+    )
     ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
     ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
     args = ap.parse_args()
@@ -302,6 +309,10 @@ def main() -> None:
         assert target.inputs is not None
         inputs = [target.inputs(s) for s in ("small", "medium", "large")]
         path = RESULTS / f"{OUT}_{name}_measured.json"
+        if args.bursty_like_workload:
+            BURST_PEAK, BURST_CYCLE_S = workload_bursts(loads(subject, "bursty", HISTORY_S, HISTORY_SEED), HISTORY_S)
+            doc.setdefault("calibration_shape", {})[name] = {"peak": BURST_PEAK, "cycle_s": BURST_CYCLE_S}
+            console.print(f"{name}: bursty calibration {BURST_PEAK:.2f}x the quiet rate, {BURST_CYCLE_S:.1f}-s cycles")
         if args.calibrate or not path.exists():
             table = calibrate(name, subject, app, inputs, args.calibrate_seconds, args.bursty_calibration)
         else:

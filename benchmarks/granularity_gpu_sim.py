@@ -10,8 +10,9 @@ GPU shares under FaST-GShare admission, on 4 simulated nodes x 2 GPUs (``_gpu_ap
    each, measured after a settling minute), into an empirical table (``MeasuredPredictor``), and a crossover check:
    which plan is the cheapest meeting the SLO target at each rate. With ``--bursty-calibration``, also under bursty
    load (``generators.bursts``: bursts at 4x the quiet rate, 3-min cycles, SCV 2; not the shape of the bursty
-   workload below) at the lower calibration rates, 3 x ``--calibrate-minutes`` each: rows that price what bursts
-   cost, for ``--horizon-as load``.
+   workload below; ``--bursty-like-workload`` fits the shape to two hours of that workload's history, as ``shoal
+   measure --bursty-like`` does to a user's traffic) at the lower calibration rates, 3 x ``--calibrate-minutes``
+   each: rows that price what bursts cost, for ``--horizon-as load``.
 2. For each load pattern and repeat (seeded arrivals, the same for every arm):
    - every **fixed** plan;
    - **adaptive**: ``SimAdaptive`` (the runtime's ``GranularityController`` on simulated time) with the planner
@@ -44,7 +45,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from _arms import arms_table, ci95, plot_arms
+from _arms import HISTORY_SEED, arms_table, ci95, plot_arms, workload_bursts
 from _common import RESULTS, ROOT, console, machine_info, save
 from _gpu_apps import detect_classify, gpu_cluster
 
@@ -83,6 +84,8 @@ HORIZON_S: float | None = None  # --horizon-s: weigh plans over the recent windo
 HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals priced as one load
 EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 180.0  # bursty calibration: quiet 2 min, bursts 1 min on average (the workload's are 3 and 1.5)
+BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6)
+HISTORY_S = 7200.0  # --bursty-like-workload: the history the shape is fitted to (some 27 of its cycles)
 BURSTY_SHARE = 0.75  # bursty calibration at the rates up to this share of the highest (bursts reach 2x the mean)
 SWITCH_OVERLAP_S = 2.0  # first guess of a switch's overlap (cold start of the new functions), then as measured
 
@@ -308,7 +311,7 @@ def calibrate(
                 mine = []
                 for seed in seeds:
                     ramp = generators.ramp(1.0, rate, SETTLE_S, seed=seed)
-                    burst = generators.bursts(rate, bursty_seconds, BURST_CYCLE_S, seed=seed)
+                    burst = generators.bursts(rate, bursty_seconds, BURST_CYCLE_S, peak=BURST_PEAK, seed=seed)
                     times = np.concatenate([ramp, SETTLE_S + burst])
                     run = simulate(
                         app, models, label, times, SETTLE_S + bursty_seconds, seed, table, measure_from_s=SETTLE_S
@@ -320,11 +323,11 @@ def calibrate(
                         Measurement(
                             label,
                             rate,
-                            generators.bursts_scv(),
+                            generators.bursts_scv(BURST_PEAK),
                             run.slo_hit,
                             run.cost_usd / bursty_seconds,
                             run.p99_ms,
-                            burst=generators.bursts_index(cycle_s=BURST_CYCLE_S),
+                            burst=generators.bursts_index(BURST_PEAK, BURST_CYCLE_S),
                         )
                     )
                 rows += mine
@@ -465,7 +468,7 @@ def targets(summary: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any
 
 # -- main ---------------------------------------------------------------------------------------------------------
 def main() -> None:
-    global WINDOW_S, CONTROLLER, HORIZON_S, HORIZON_AS, EMERGENCY_S  # settings of the run, read by the helpers above
+    global WINDOW_S, CONTROLLER, HORIZON_S, HORIZON_AS, EMERGENCY_S, BURST_PEAK, BURST_CYCLE_S  # read by the helpers
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"], choices=["steady", "bursty", "trace"])
@@ -479,6 +482,11 @@ def main() -> None:
     ap.add_argument("--horizon-s", type=float, default=None, help="adaptive: weigh plans over this many seconds")
     ap.add_argument("--horizon-as", default="mix", choices=HORIZON_MODES, help="adaptive: mix windows, or one load")
     ap.add_argument("--bursty-calibration", action="store_true", help="also calibrate under bursty load (SCV 2)")
+    ap.add_argument(
+        "--bursty-like-workload",
+        action="store_true",
+        help="bursty calibration: fit peak and cycle to 2 h of the bursty workload (another seed)",
+    )
     ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
     ap.add_argument("--out", default="granularity_gpu_sim", help="name of the results (results/NAME.json, .md, .png)")
     args = ap.parse_args()
@@ -527,8 +535,12 @@ def main() -> None:
         if args.quick:  # three rates, one seed
             subject, seeds = replace(subject, calibration=subject.rates), CALIBRATION_SEEDS[:1]
         bursty_s = 3 * args.calibrate_minutes * 60.0 if args.bursty_calibration else 0.0
+        if args.bursty_like_workload:
+            BURST_PEAK, BURST_CYCLE_S = workload_bursts(loads(subject, "bursty", HISTORY_S, HISTORY_SEED), HISTORY_S)
+            doc["calibration"][name] = {"shape": {"peak": BURST_PEAK, "cycle_s": BURST_CYCLE_S}}
+            console.print(f"{name}: bursty calibration {BURST_PEAK:.2f}x the quiet rate, {BURST_CYCLE_S:.1f}-s cycles")
         measured, crossover = calibrate(name, subject, app, models, args.calibrate_minutes * 60.0, gpu, seeds, bursty_s)
-        doc["calibration"][name] = {"table": measured.to_dict(), "crossover": crossover}
+        doc["calibration"].setdefault(name, {}).update(table=measured.to_dict(), crossover=crossover)
         planner = Planner(app, measured.predict, slo_target=SLO_TARGET, default=fn_config())
         for load in args.loads:
             arms: dict[str, dict[str, list[float]]] = {}

@@ -121,3 +121,36 @@ def test_measure_bursty_peak_sets_the_bursts_shape(tmp_path):
     assert [(m.scv, m.burst) for m in bursty] == [(bursts_scv(8.0), bursts_index(8.0, 3.0))]
     kept = next(json.loads(p.read_text()) for p in runs.iterdir() if "bursty" in p.name)
     np.testing.assert_allclose(kept["run"]["arrival_s"], bursts(20, 6, 3.0, peak=8.0, seed=0), atol=0.25)
+
+
+def test_measure_bursty_like_fits_the_bursts_of_the_users_traffic(tmp_path):
+    """Bursts shaped like a trace the user has (Azure LLM 2023 format: half an hour of 6x bursts in 25-s cycles):
+    the shape is fitted, said, and measured; traffic without bursts, or too little of it, is refused with what to do."""
+    from datetime import datetime, timedelta
+
+    from shoal.policy.arrivals import burst_curve
+    from shoal.workload.generators import fit_bursts
+
+    times = bursts(10.0, 1800.0, 25.0, peak=6.0, seed=5)
+    start = datetime(2023, 11, 16, 18, 0, 0)
+    lines = [f"{(start + timedelta(seconds=float(t))).isoformat(sep=' ')},100,10" for t in times]
+    trace = tmp_path / "yesterday.csv"
+    trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    curve = burst_curve(times - times[0], times[-1] - times[0])  # the reader re-bases the trace to its first arrival
+    shape = fit_bursts((x.scale_s, x.index, x.noise, x.bins) for x in curve)
+    assert shape is not None and 4.5 < shape.peak < 7.5 and 18.0 < shape.cycle_s < 32.0
+    out = tmp_path / "t.json"
+    args = ["measure", PACED, "--plan", "coarse", "--rates", "20", "--seconds", "6", "--slo", "p99:1s"]
+    r = runner.invoke(cli, [*args, "--bursty-like", str(trace), "--out", str(out)])
+    assert r.exit_code == 0, r.output
+    assert f"bursts in {trace}: {shape.peak:.2f}x the quiet rate, {shape.cycle_s:.1f}-s cycles" in r.output
+    bursty = [m for m in MeasuredPredictor.load(out).rows if m.scv != 1.0]
+    assert [(m.scv, m.burst) for m in bursty] == [(bursts_scv(shape.peak), bursts_index(shape.peak, shape.cycle_s))]
+    r = runner.invoke(cli, [*args, "--bursty-like", "poisson:10:1800"])
+    assert r.exit_code != 0 and "no bursts in this traffic" in r.output and "measure Poisson load only" in r.output
+    r = runner.invoke(cli, [*args, "--bursty-like", "poisson:0.1:20"])
+    assert r.exit_code != 0 and "too few to read bursts from" in r.output
+    r = runner.invoke(cli, [*args, "--bursty-like", str(trace), "--bursty-cycle", "3"])
+    assert r.exit_code != 0 and "not both" in r.output
+    r = runner.invoke(cli, [*args, "--bursty-like", str(tmp_path / "missing.csv")])
+    assert r.exit_code != 0 and "--bursty-like: cannot read load" in r.output

@@ -66,3 +66,21 @@ def test_a_rise_is_a_burst_and_a_fall_is_not():
     assert credible_burst(observe_load(up, 600.0, 600.0, BURST_SCALE_S)) > 0.02
     assert credible_burst(observe_load(down, 600.0, 600.0, BURST_SCALE_S)) == 0.0
     assert credible_burst(observe_load(stops, 600.0, 600.0, BURST_SCALE_S)) == 0.0
+
+
+def test_the_burst_curve_reads_each_scale_it_can_and_peaks_near_a_bursts_length():
+    """Scales with fewer than ten bins or under one arrival per bin are left out; a bursty load's index rises with
+    the scale up to about its bursts' length and falls beyond, a Poisson load's stays within its noise of 0."""
+    from shoal.policy.arrivals import burst_curve
+
+    seconds = 1800.0
+    bursty = burst_curve(g.bursts(10.0, seconds, 60.0, peak=6.0, seed=1), seconds)
+    assert [x.scale_s for x in bursty] == [1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0]  # 320 s: 5 bins
+    assert all(x.bins == int(seconds // x.scale_s) for x in bursty)
+    top = max(bursty, key=lambda x: x.index)
+    assert 10.0 <= top.scale_s <= 40.0 and bursty[0].index < top.index / 2 and bursty[-1].index < top.index / 2
+    steady = burst_curve(g.poisson(10.0, seconds, seed=1), seconds)
+    assert all(abs(x.index) < 3 * x.noise for x in steady)
+    assert burst_curve(g.poisson(0.5, seconds, seed=1), seconds)[0].scale_s == 2.0  # 1-s bins: 0.5 arrivals each
+    with pytest.raises(ValueError, match="seconds"):
+        burst_curve([1.0], 0.0)

@@ -61,6 +61,14 @@ def measure(
             "bursts your service sees; `shoal load --plot` shows them."
         ),
     ] = 4.0,
+    bursty_like: Annotated[
+        str | None,
+        typer.Option(
+            help="Measure bursts shaped like this traffic: a trace CSV or generator spec as `shoal load --trace` "
+            "takes it, at the time scale your service sees it. Its bursts' peak and cycle are fitted (printed) "
+            "and used as --bursty-peak and --bursty-cycle. Half an hour or more of traffic pins them within ~25 %."
+        ),
+    ] = None,
 ) -> None:
     """Measure plans of an application under open-loop Poisson load on this machine, for `shoal plan --measured`.
 
@@ -76,6 +84,7 @@ def measure(
       shoal measure examples/image_pipeline.py --plan fine --plan coarse --rates 5,20,40 --seconds 20
       shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-cycle 15   # Poisson and bursty
       shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-cycle 25 --bursty-peak 6
+      shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-like yesterday.csv
       shoal measure examples/image_pipeline.py --rates 5,20,40 --runs-out runs/image   # then: shoal predict fit-app
     """
     from rich.console import Console
@@ -92,6 +101,10 @@ def measure(
     from shoal.workload.generators import bursts, bursts_index, bursts_scv, poisson
 
     levels = _floats(rates, "--rates")
+    if bursty_like is not None:
+        if bursty_cycle:
+            _fail("give --bursty-like (fit the bursts' shape to traffic) or --bursty-cycle (state it), not both")
+        bursty_peak, bursty_cycle = _fitted_bursts(bursty_like, seed)
     if not (bursty_cycle >= 0 and math.isfinite(bursty_cycle)):
         _fail(f"--bursty-cycle must be 0 (off) or a number of seconds > 0, got {bursty_cycle:g}")
     if not (bursty_peak >= 1 and math.isfinite(bursty_peak)):
@@ -148,6 +161,39 @@ def measure(
     MeasuredPredictor(rows, slo=str(objective), burst_scale_s=BURST_SCALE_S).save(out)
     kept = f"; kept every run in {runs_out}/" if runs_out is not None else ""
     typer.echo(f"wrote {out} ({len(rows)} runs, SLO {objective}){kept}")
+
+
+def _fitted_bursts(spec: str, seed: int) -> tuple[float, float]:
+    """The peak and cycle of the ``bursts`` shape that fits the traffic ``spec`` names, said aloud."""
+    from shoal.policy.arrivals import BURST_SCALE_S, burst_curve
+    from shoal.workload.generators import bursts_index, fit_bursts
+    from shoal.workload.source import prepare
+    from shoal.workload.traces import TraceError
+
+    try:
+        trace = prepare(spec, seed=seed)
+    except (TraceError, ValueError) as e:
+        _fail(f"--bursty-like: {e}")
+    curve = burst_curve(trace.times, trace.span_s)
+    if not curve:
+        _fail(
+            f"--bursty-like {spec}: {len(trace)} arrivals over {trace.span_s:g} s are too few to read bursts from; "
+            "give longer or busier traffic (ten bins of a second or more, an arrival per bin)"
+        )
+    shape = fit_bursts((x.scale_s, x.index, x.noise, x.bins) for x in curve)
+    if shape is None:
+        _fail(
+            f"--bursty-like {spec}: no bursts in this traffic (its burst index is within Poisson noise at every "
+            f"scale from {curve[0].scale_s:g} to {curve[-1].scale_s:g} s); measure Poisson load only"
+        )
+    fits = "fits well" if shape.misfit <= 2.0 else "the nearest shape; this traffic is not shaped like bursts"
+    typer.echo(
+        f"bursts in {spec}: {shape.peak:.2f}x the quiet rate, {shape.cycle_s:.1f}-s cycles (burst index at "
+        f"{BURST_SCALE_S:g} s: {bursts_index(shape.peak, shape.cycle_s, BURST_SCALE_S):.3f}; misfit "
+        f"{shape.misfit:.2f}, {fits})",
+        err=True,
+    )
+    return shape.peak, shape.cycle_s
 
 
 def _keep_run(

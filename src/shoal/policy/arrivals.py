@@ -33,7 +33,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BURST_SCALE_S", "ObservedLoad", "burst_index", "credible_burst", "observe_load"]
+__all__ = [
+    "BURST_SCALE_S",
+    "IndexAt",
+    "ObservedLoad",
+    "burst_curve",
+    "burst_index",
+    "credible_burst",
+    "observe_load",
+]
 
 #: The time scale of the burst index (module docstring): the bins whose neighbours are compared.
 BURST_SCALE_S = 10.0
@@ -90,6 +98,49 @@ def burst_index(arrivals: np.ndarray, now: float, window_s: float, scale_s: floa
     return float((np.mean(rises**2) - mean) / (mean * mean))
 
 
+def _poisson_noise(per_bin: float, bins: int) -> float:
+    """The standard error of the burst index of Poisson arrivals (``credible_burst``)."""
+    return 2.0 / (per_bin * math.sqrt(bins - 1))
+
+
+@dataclass(frozen=True)
+class IndexAt:
+    """The burst index of a whole load at one time scale, its standard error under Poisson arrivals, and the
+    number of bins it was read over."""
+
+    scale_s: float
+    index: float
+    noise: float
+    bins: int
+
+
+#: The scales ``burst_curve`` looks at by default: from a second to a few minutes.
+CURVE_SCALES_S = (1.0, 2.0, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
+
+
+def burst_curve(
+    arrivals: Sequence[float] | np.ndarray, seconds: float, scales_s: Sequence[float] = CURVE_SCALES_S
+) -> list[IndexAt]:
+    """The burst index of the arrivals in ``[0, seconds)`` at each of ``scales_s``, where it can be read: at least
+    ten bins and an arrival per bin on average. How the index changes with the scale tells how long bursts last
+    (it rises with the scale up to about a burst's length, then falls as bins average bursts out), and its height
+    how sharp they are: ``generators.fit_bursts`` reads a calibration shape from it."""
+    if not (seconds > 0 and math.isfinite(seconds)):
+        raise ValueError(f"seconds must be a finite number > 0, got {seconds!r}")
+    t = np.asarray(arrivals, dtype=np.float64)
+    t = t[(t >= 0) & (t < seconds)]
+    curve = []
+    for scale in scales_s:
+        bins = int(seconds // scale + 1e-9)
+        per_bin = t.size / bins if bins else 0.0
+        if bins < 10 or per_bin < 1.0:
+            continue
+        index = burst_index(t, bins * scale, bins * scale, scale)
+        if math.isfinite(index):
+            curve.append(IndexAt(scale, index, _poisson_noise(per_bin, bins), bins))
+    return curve
+
+
 def credible_burst(load: ObservedLoad) -> float:
     """The load's burst index less what Poisson sampling explains, no lower than 0; NaN where it has none.
 
@@ -105,5 +156,4 @@ def credible_burst(load: ObservedLoad) -> float:
     per_bin = load.count / bins if bins else 0.0
     if bins < 3 or per_bin <= 0:
         return math.nan
-    noise = 3.0 * 2.0 / (per_bin * math.sqrt(bins - 1))
-    return max(0.0, load.burst - noise)
+    return max(0.0, load.burst - 3.0 * _poisson_noise(per_bin, bins))

@@ -5,7 +5,8 @@
   an exponential time.
 - :func:`bursts`: an MMPP of a fixed shape at a given mean rate (bursts at ``peak`` times the quiet rate, half as
   long as the quiet phases): the bursty load the empirical tables are measured under (``shoal measure --bursty-cycle``);
-  :func:`bursts_scv` and :func:`bursts_index` give its burstiness (``policy.arrivals``) as a process, not a sample.
+  :func:`bursts_scv` and :func:`bursts_index` give its burstiness (``policy.arrivals``) as a process, not a sample;
+  :func:`fit_bursts` finds the shape whose burst index matches a load's at several time scales.
 - :func:`diurnal`: a sinusoidal day (or any period) of rates, as a non-homogeneous Poisson process.
 - :func:`ramp`: a linear ramp of rates.
 
@@ -16,11 +17,24 @@ kept with probability rate(t) / peak. Imports nothing of Shoal.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["bursts", "bursts_index", "bursts_scv", "diurnal", "mmpp", "mmpp_burst_index", "poisson", "ramp", "thinned"]
+__all__ = [
+    "BurstShape",
+    "bursts",
+    "bursts_index",
+    "bursts_scv",
+    "diurnal",
+    "fit_bursts",
+    "mmpp",
+    "mmpp_burst_index",
+    "poisson",
+    "ramp",
+    "thinned",
+]
 
 
 def _check(rate: float, seconds: float) -> None:
@@ -158,3 +172,53 @@ def mmpp_burst_index(rates: Sequence[float], mean_dwell_s: Sequence[float], scal
     var_bin = 2.0 * var_rate * (scale_s / theta - decay / theta**2)
     cov_neighbours = var_rate * decay**2 / theta**2
     return (var_bin - cov_neighbours) / (mean * scale_s) ** 2
+
+
+@dataclass(frozen=True)
+class BurstShape:
+    """The ``bursts`` process that fits a load: bursts at ``peak`` times the quiet rate, a quiet phase and a burst
+    lasting ``cycle_s`` together on average. ``misfit`` is the fit's root mean square error, in standard errors of
+    the load's indices (about 1 or less: the shape explains the load; several: the load is not shaped like
+    ``bursts``, for example a single surge or a drift, and the shape is the nearest one)."""
+
+    peak: float
+    cycle_s: float
+    misfit: float
+
+
+REL = 1.5
+
+#: The shapes ``fit_bursts`` weighs: peaks from barely bursty to sharp, cycles from seconds to an hour.
+_FIT_PEAKS = np.geomspace(1.25, 40.0, 61)
+_FIT_CYCLES_S = np.geomspace(1.0, 3600.0, 121)
+
+
+def fit_bursts(curve: Iterable[tuple[float, float, float, int]]) -> BurstShape | None:
+    """The ``bursts`` shape whose burst index best matches a load's, given as ``(scale_s, index, noise, bins)``
+    (``policy.arrivals.burst_curve``: the load's index at several scales, its standard error under Poisson arrivals
+    and the number of bins it was read over); ``None`` where no index stands three standard errors above 0 (no
+    bursts to fit: measure Poisson).
+
+    Why several scales: one index confounds how sharp bursts are with how long they last (short sharp bursts and
+    long mild ones can rise alike within 10 s); across scales the index rises up to about a burst's length and then
+    falls, so where it peaks tells the cycle and how high the peak. The fit is least squares over a grid of shapes,
+    each scale weighted by its standard error: Poisson noise plus ``REL / sqrt(bins)`` of the index (a mean of
+    squared rises over few bins scatters widely once bursts dominate it)."""
+    points = [(float(s), float(i), float(n), int(k)) for s, i, n, k in curve]
+    if any(not (s > 0 and n > 0 and k > 0 and math.isfinite(i)) for s, i, n, k in points):
+        raise ValueError("each point needs a scale > 0, a finite index, a noise > 0 and bins > 0")
+    if not any(i > 3.0 * n for _, i, n, _ in points):
+        return None
+    scales = np.array([p[0] for p in points])
+    observed = np.array([p[1] for p in points])
+    spread = np.array([n + REL * max(i, 0.0) / math.sqrt(k) for _, i, n, k in points])
+    weights = 1.0 / spread**2
+    best = (math.inf, 0.0, 0.0)
+    for peak in _FIT_PEAKS:
+        for cycle in _FIT_CYCLES_S:
+            model = np.array([bursts_index(float(peak), float(cycle), float(s)) for s in scales])
+            error = float(np.sum(weights * (model - observed) ** 2))
+            if error < best[0]:
+                best = (error, float(peak), float(cycle))
+    error, peak, cycle = best
+    return BurstShape(peak, cycle, math.sqrt(error / len(points)))
