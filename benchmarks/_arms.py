@@ -1,6 +1,7 @@
 """What the two granularity experiments (``granularity.py`` on the runtime, ``granularity_gpu_sim.py`` in the
 simulator) do alike: a mean with its 95 % confidence interval over repeats, the cost-against-SLO-hit plot of every
-arm per workload, and the bursty calibration's shape fitted to a workload's history (``--bursty-like-workload``)."""
+arm per workload, and what a workload's history tells (the bursty calibration's shape fitted to it, its burst
+index as the adaptive loop's expectation)."""
 
 from __future__ import annotations
 
@@ -11,13 +12,22 @@ from typing import Any
 
 import numpy as np
 
-#: The bursty workload's history the calibration shape is fitted to: its own generator, a seed no run uses.
+#: The seeds of a workload's history (``workload_history``): seeds no run uses.
 HISTORY_SEED = 1000
+
+
+def workload_history(
+    draw: Callable[[float, int], np.ndarray], run_s: float, total_s: float
+) -> tuple[np.ndarray, float]:
+    """What a deployment has seen of a workload before: runs of it (``draw(seconds, seed)``, seeds from
+    ``HISTORY_SEED``) one after another, at least ``total_s`` in all. Returns the arrivals and their span."""
+    runs = max(1, math.ceil(total_s / run_s))
+    return np.concatenate([draw(run_s, HISTORY_SEED + k) + k * run_s for k in range(runs)]), runs * run_s
 
 
 def workload_bursts(history: np.ndarray, seconds: float) -> tuple[float, float]:
     """The peak and cycle of the ``generators.bursts`` shape fitted to a workload's history, as `shoal measure
-    --bursty-like` fits them to a user's traffic."""
+    --bursty-like` fits them to a user's traffic (``--bursty-like-workload``)."""
     from shoal.policy.arrivals import burst_curve
     from shoal.workload.generators import fit_bursts
 
@@ -25,6 +35,14 @@ def workload_bursts(history: np.ndarray, seconds: float) -> tuple[float, float]:
     if shape is None:
         raise ValueError("the workload's history shows no bursts to fit")
     return shape.peak, shape.cycle_s
+
+
+def history_burst(history: np.ndarray, seconds: float) -> float:
+    """A workload history's burst index at ``BURST_SCALE_S``, less its sampling noise: the adaptive loop's
+    expectation (``--expect-burst``, ``Horizon(expected_burst=...)``)."""
+    from shoal.policy.arrivals import BURST_SCALE_S, credible_burst, observe_load
+
+    return credible_burst(observe_load(history, seconds, seconds, BURST_SCALE_S))
 
 
 def ci95(xs: Sequence[float]) -> tuple[float, float]:

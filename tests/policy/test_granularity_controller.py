@@ -1,5 +1,7 @@
 """The granularity controller: best plan at a load, whether a switch pays, and hysteresis."""
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -237,6 +239,29 @@ def test_a_horizon_in_load_mode_carries_its_burst_index_and_windows_are_scored_a
     assert "burst" not in window_record(40.0, observe_load(times, 40.0, 2.0), COARSE, stay)["load"]
     with pytest.raises(ValueError, match="burst_scale_s"):
         Horizon(20.0, 2.0, "load", burst_scale_s=0.0)
+
+
+def test_an_expected_burst_index_prices_the_horizon_until_a_whole_horizon_has_been_seen():
+    """Steady traffic, a horizon told to expect bursts of index 0.3: at the first window the horizon's load is
+    priced almost wholly as expected, halfway through half as expected, and after a whole horizon as seen (0)."""
+    from shoal.policy.arrivals import credible_burst
+    from shoal.workload.generators import poisson
+
+    times = poisson(20.0, 400.0, seed=4)
+    h = Horizon(200.0, 10.0, "load", burst_scale_s=10.0, expected_burst=0.3)
+    first = h.load(times, 10.0)
+    assert first is not None and first.window_s == 10.0 and math.isnan(first.burst)  # one bin: nothing to read
+    assert first.expected_weight == pytest.approx(0.95) and credible_burst(first) == pytest.approx(0.285)
+    half = h.load(times, 100.0)
+    assert half.expected_weight == pytest.approx(0.5) and credible_burst(half) == pytest.approx(0.15, abs=0.01)
+    seen = h.load(times, 300.0)
+    assert seen.expected_weight == 0.0 and credible_burst(seen) == pytest.approx(0.0, abs=0.01)
+    entry = window_record(100.0, half, COARSE, GranularityDecision(None, COARSE, "stay"), half)
+    assert entry["horizon_load"]["expected_weight"] == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="horizon priced as one load"):
+        Horizon(200.0, 10.0, "mix", expected_burst=0.3)
+    with pytest.raises(ValueError, match="expected_burst must be"):
+        Horizon(200.0, 10.0, "load", expected_burst=-0.1)
 
 
 def test_a_horizon_in_mix_mode_mixes_windows_and_scores_no_load():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from types import SimpleNamespace
@@ -150,6 +151,18 @@ def test_an_observed_burst_index_is_discounted_by_its_sampling_noise():
     assert p.predict("p", quiet).slo_hit == pytest.approx(1.0)
     busy = ObservedLoad(1000.0, 1.0, 600_000, 600.0, burst=0.02, burst_scale_s=10.0)
     assert p.predict("p", busy).details["burst_weight"] == pytest.approx((0.02 - 3 * 2 / 59**0.5 / 10_000) / 0.07)
+
+
+def test_an_expected_burst_index_is_priced_where_too_little_has_been_seen_to_read_one():
+    """A horizon of one 10-s bin has no index of its own (NaN); with an expectation of 0.07 at weight 0.95 it is
+    priced at 0.0665, near the bursty class; without one, by SCV."""
+    from shoal.policy.arrivals import ObservedLoad
+
+    p = MeasuredPredictor(burst_rows(), burst_scale_s=10.0)
+    unread = ObservedLoad(40.0, 1.0, 400, 10.0, burst=math.nan, burst_scale_s=10.0)
+    assert "scv_used" in p.predict("p", unread).details
+    expected = dataclasses.replace(unread, expected_burst=0.07, expected_weight=0.95)
+    assert p.predict("p", expected).details["burst_weight"] == pytest.approx(0.0665 / 0.07)
 
 
 def test_tables_with_burst_indices_round_trip_and_need_their_scale(tmp_path):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -161,6 +163,34 @@ def test_a_horizon_settles_on_the_plan_for_the_mix_instead_of_chasing_bursts(hor
             assert max(rises) > 0.1 and scored[-1]["burst_scale_s"] == 10.0
         else:
             assert not scored
+
+
+@pytest.mark.parametrize("expected_burst", [None, 0.2])
+def test_an_expected_burst_index_moves_to_the_burst_plan_before_any_burst(expected_burst):
+    """Quiet traffic, a controller told to expect bursts (index 0.2): from the first windows the horizon is priced
+    as bursty, coarse misses there, and the loop moves to a+b,c before a burst has come; told nothing, it stays on
+    coarse. The expectation fades as the quiet traffic is seen: by the end of the horizon it is gone."""
+    from shoal.policy.arrivals import credible_burst
+
+    def rule(load, labels):
+        burst = credible_burst(load) if load.burst_scale_s is not None else float("nan")
+        return bursts_rule(SimpleNamespace(rate=load.rate, scv=3.0 if burst > 0.05 else 1.0), labels)
+
+    app = chain()
+    plans = three_plans(app)
+    sim = Simulator(ClusterSpec.uniform(4), [plans["coarse"]], config())
+    ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=4.0, payback_s=1e6))
+    loop = SimAdaptive(
+        sim, 0, plans, rule, ctl, window_s=2.0, horizon_s=40.0, horizon_as="load", expected_burst=expected_burst
+    )
+    sim.run(generators.poisson(10.0, 60.0, seed=5), until=60.0)
+    switches = [(e["t"], e["switch_to"]) for e in loop.history if e.get("switch_to")]
+    if expected_burst is None:
+        assert switches == []
+    else:
+        assert switches[0] == (2.0, "a+b,c")  # the first window: coarse misses the target there, a+b,c meets it
+        weights = [e["horizon_load"].get("expected_weight", 0.0) for e in loop.history if "horizon_load" in e]
+        assert weights[0] == pytest.approx(0.95) and weights[-1] == 0.0
 
 
 @pytest.mark.parametrize("emergency_s", [None, 0.5])

@@ -165,7 +165,7 @@ def measure(
 
 def _fitted_bursts(spec: str, seed: int) -> tuple[float, float]:
     """The peak and cycle of the ``bursts`` shape that fits the traffic ``spec`` names, said aloud."""
-    from shoal.policy.arrivals import BURST_SCALE_S, burst_curve
+    from shoal.policy.arrivals import BURST_SCALE_S, burst_curve, credible_burst, observe_load
     from shoal.workload.generators import bursts_index, fit_bursts
     from shoal.workload.source import prepare
     from shoal.workload.traces import TraceError
@@ -187,10 +187,12 @@ def _fitted_bursts(spec: str, seed: int) -> tuple[float, float]:
             f"scale from {curve[0].scale_s:g} to {curve[-1].scale_s:g} s); measure Poisson load only"
         )
     fits = "fits well" if shape.misfit <= 2.0 else "the nearest shape; this traffic is not shaped like bursts"
+    own = credible_burst(observe_load(trace.times, trace.span_s, trace.span_s, BURST_SCALE_S))
     typer.echo(
         f"bursts in {spec}: {shape.peak:.2f}x the quiet rate, {shape.cycle_s:.1f}-s cycles (burst index at "
         f"{BURST_SCALE_S:g} s: {bursts_index(shape.peak, shape.cycle_s, BURST_SCALE_S):.3f}; misfit "
-        f"{shape.misfit:.2f}, {fits})",
+        f"{shape.misfit:.2f}, {fits}). The traffic's own burst index at {BURST_SCALE_S:g} s: {own:.3f} "
+        f"(for `shoal serve --adaptive-expect-burst`)",
         err=True,
     )
     return shape.peak, shape.cycle_s

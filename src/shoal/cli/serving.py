@@ -76,6 +76,14 @@ def serve(
             "a burst is answered seconds after it starts (0: at windows only)."
         ),
     ] = 0.0,
+    adaptive_expect_burst: Annotated[
+        float | None,
+        typer.Option(
+            help="Adaptive, with --adaptive-horizon-as load: the burst index your traffic has (`shoal measure "
+            "--bursty-like` prints it), assumed until a whole horizon has been seen, so that the first burst meets "
+            "a plan chosen for bursts."
+        ),
+    ] = None,
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
@@ -87,7 +95,8 @@ def serve(
     chase them; an SLO emergency at the window's load is still answered at once. With --adaptive-horizon-as load
     the two minutes' arrivals are priced as one load, rate and burstiness: from a table measured with
     `shoal measure --bursty-cycle`, that prices what bursts cost each plan. With --adaptive-emergency 2 it also
-    looks every 2 s between windows for an SLO emergency, and answers one at once.
+    looks every 2 s between windows for an SLO emergency, and answers one at once. With --adaptive-expect-burst
+    0.2 the horizon is priced as that bursty from the start, fading as the real traffic is seen.
 
     \b
     Example:
@@ -137,6 +146,7 @@ def serve(
             adaptive_horizon,
             adaptive_horizon_as,
             adaptive_emergency,
+            adaptive_expect_burst,
         )
     run_server(
         [(the_app, the_plan)], bind=bind, port=port, token=token, config=config, log_level=log_level, on_start=on_start
@@ -154,6 +164,7 @@ def _adaptive_starter(
     horizon_s: float = 0.0,
     horizon_as: str = "mix",
     emergency_s: float = 0.0,
+    expected_burst: float | None = None,
 ) -> Callable[[Host], None]:
     """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the table's plans."""
     from shoal.policy.granularity import HORIZON_MODES, ControllerConfig, GranularityController
@@ -182,6 +193,11 @@ def _adaptive_starter(
         _fail(f"--adaptive-horizon-as takes {' or '.join(HORIZON_MODES)}, got {horizon_as!r}")
     if horizon_as == "load" and not horizon_s:
         _fail("--adaptive-horizon-as load needs a horizon: add --adaptive-horizon SECONDS (e.g. 120)")
+    if expected_burst is not None and not (horizon_as == "load" and expected_burst >= 0):
+        _fail(
+            "--adaptive-expect-burst takes a burst index >= 0 and a horizon priced as one load: add "
+            "--adaptive-horizon SECONDS --adaptive-horizon-as load"
+        )
     if horizon_as == "load" and all(r.scv < 1.5 for r in predictor.rows):
         typer.secho(
             f"warning: {table} has no row measured under bursty load, so the horizon's load is priced from Poisson "
@@ -209,6 +225,7 @@ def _adaptive_starter(
             horizon_s=horizon_s or None,
             horizon_as=horizon_as,
             emergency_s=emergency_s or None,
+            expected_burst=expected_burst,
         )
         host.adapt(loop)
 

@@ -52,7 +52,8 @@ class ObservedLoad:
     """Arrivals of one window: ``rate`` per second, ``scv`` the squared coefficient of variation of the gaps between
     arrivals (1 for a Poisson process, above 1 for bursty load; NaN with fewer than three arrivals), and, where asked
     for, the ``burst`` index at ``burst_scale_s`` (NaN where not asked for or the window holds fewer than three
-    bins)."""
+    bins). ``expected_burst`` with its ``expected_weight`` (0 to 1) is an expectation of the index, blended into the
+    credited index (``credible_burst``): what a loop knows of its traffic before it has seen enough of it."""
 
     rate: float
     scv: float
@@ -60,6 +61,8 @@ class ObservedLoad:
     window_s: float
     burst: float = math.nan
     burst_scale_s: float | None = None
+    expected_burst: float = 0.0
+    expected_weight: float = 0.0
 
 
 def observe_load(
@@ -149,11 +152,16 @@ def credible_burst(load: ObservedLoad) -> float:
     2 and 40 req/s, 60 and 600 s). Three standard errors are taken off (``credible_scv`` takes two off the SCV):
     the estimate is skewed, and with two, 4 % of Poisson samples came out bursty, up to 0.03 at 2 req/s over 10
     minutes, half the bursty calibration's index; with three, about 1 %. A quiet load's few arrivals per bin are
-    not a burst."""
-    if load.burst_scale_s is None or not math.isfinite(load.burst):
+    not a burst. With an expectation (``expected_weight`` > 0), the credited index is blended with it by that
+    weight; where too little was seen to read an index, the expectation is taken at its weight alone."""
+    if load.burst_scale_s is None:
         return math.nan
     bins = int(load.window_s // load.burst_scale_s + 1e-9)
     per_bin = load.count / bins if bins else 0.0
-    if bins < 3 or per_bin <= 0:
-        return math.nan
-    return max(0.0, load.burst - 3.0 * _poisson_noise(per_bin, bins))
+    seen = math.nan
+    if math.isfinite(load.burst) and bins >= 3 and per_bin > 0:
+        seen = max(0.0, load.burst - 3.0 * _poisson_noise(per_bin, bins))
+    w = load.expected_weight
+    if w <= 0:
+        return seen
+    return w * load.expected_burst if math.isnan(seen) else w * load.expected_burst + (1.0 - w) * seen

@@ -151,9 +151,12 @@ class MeasuredPredictor:
 
     def _burst_of(self, load: Any) -> float | None:
         """The load's burst index to price it at, if it has one at this table's scale: observed (with a ``count``),
-        less its sampling noise (``credible_burst``); stated, as given. None: price by SCV."""
+        less its sampling noise and blended with an expectation (``credible_burst``); stated, as given. None: price
+        by SCV."""
         burst = getattr(load, "burst", None)
-        if burst is None or not math.isfinite(burst) or getattr(load, "burst_scale_s", None) != self.burst_scale_s:
+        if burst is None or getattr(load, "burst_scale_s", None) != self.burst_scale_s:
+            return None
+        if not math.isfinite(burst) and not getattr(load, "expected_weight", 0.0) > 0:
             return None
         if getattr(load, "count", None) is None or getattr(load, "window_s", None) is None:
             return max(0.0, float(burst))

@@ -66,6 +66,7 @@ class AdaptiveLoop:
         horizon_s: float | None = None,
         horizon_as: str = "mix",
         emergency_s: float | None = None,
+        expected_burst: float | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -82,7 +83,7 @@ class AdaptiveLoop:
         self.controller = controller or GranularityController()
         self.window_s = window_s
         self.switch_overlap_s = switch_overlap_s
-        self.horizon = Horizon(horizon_s, window_s, horizon_as)
+        self.horizon = Horizon(horizon_s, window_s, horizon_as, expected_burst=expected_burst)
         self.keep = keep
         self.history: list[dict[str, Any]] = []
         self.switches = 0

@@ -50,6 +50,7 @@ class SimAdaptive:
         horizon_s: float | None = None,
         horizon_as: str = "mix",
         emergency_s: float | None = None,
+        expected_burst: float | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -65,7 +66,7 @@ class SimAdaptive:
         self.controller = controller or GranularityController()
         self.window_s = window_s
         self.switch_overlap_s = switch_overlap_s
-        self.horizon = Horizon(horizon_s, window_s, horizon_as)
+        self.horizon = Horizon(horizon_s, window_s, horizon_as, expected_burst=expected_burst)
         self._keep_s = max(window_s, horizon_s or 0.0)  # arrivals kept: a window's, or the horizon's
         self.history: list[dict[str, Any]] = []
         self.switches = 0
