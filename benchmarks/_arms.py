@@ -37,12 +37,27 @@ def workload_bursts(history: np.ndarray, seconds: float) -> tuple[float, float]:
     return shape.peak, shape.cycle_s
 
 
-def history_burst(history: np.ndarray, seconds: float) -> float:
-    """A workload history's burst index at ``BURST_SCALE_S``, less its sampling noise: the adaptive loop's
-    expectation (``--expect-burst``, ``Horizon(expected_burst=...)``)."""
+def history_load(history: np.ndarray, seconds: float) -> tuple[float, float]:
+    """A workload history's mean rate and burst index at ``BURST_SCALE_S`` (less its sampling noise): the adaptive
+    loop's expectation (``--expect-history``, ``Horizon(expected_rate=..., expected_burst=...)``)."""
     from shoal.policy.arrivals import BURST_SCALE_S, credible_burst, observe_load
 
-    return credible_burst(observe_load(history, seconds, seconds, BURST_SCALE_S))
+    seen = observe_load(history, seconds, seconds, BURST_SCALE_S)
+    return seen.rate, credible_burst(seen)
+
+
+def first_load(rate: float, expected: tuple[float, float] | None, window_s: float, horizon_s: float | None) -> Any:
+    """The load the experiments choose adaptive's first plan for: the first window's rate, or with an expectation
+    (``history_load``), that blended as the loop's horizon blends it at its first window (``Horizon``)."""
+    from types import SimpleNamespace
+
+    from shoal.policy.arrivals import BURST_SCALE_S
+
+    if expected is None or horizon_s is None:
+        return SimpleNamespace(rate=rate, scv=1.0)
+    w = max(0.0, 1.0 - window_s / horizon_s)
+    blended = w * expected[0] + (1.0 - w) * rate
+    return SimpleNamespace(rate=blended, scv=1.0, burst=w * expected[1], burst_scale_s=BURST_SCALE_S)
 
 
 def ci95(xs: Sequence[float]) -> tuple[float, float]:

@@ -11,8 +11,9 @@ Per application:
 2. For each load pattern and repeat (seeded arrivals, the same for every arm):
    - every **fixed** plan, replayed open loop (``shoal.runtime.replay``);
    - **adaptive**: served from the plan the planner picks for the first window's load, with the planner scoring the
-     measured plans every window and the controller switching live (``--expect-burst``: expecting the burst index
-     of the workload's history until a horizon of it has been seen, ``Horizon(expected_burst=...)``);
+     measured plans every window and the controller switching live (``--expect-history``: expecting the mean rate
+     and burst index of the workload's history until a horizon of it has been seen, ``Horizon(expected_rate=...,
+     expected_burst=...)``);
    - the **oracle**: per window, the best fixed plan of that window by the controller's own rule, composed from the
      fixed runs' windows (it knows the load in advance and pays nothing to switch: an upper bound).
 3. Mean and 95 % confidence interval (Student t over repeats) of SLO hit rate and resource cost per arm; the best
@@ -36,11 +37,10 @@ import math
 import time
 from dataclasses import dataclass
 from functools import partial
-from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from _arms import arms_table, ci95, history_burst, plot_arms, workload_bursts, workload_history
+from _arms import arms_table, ci95, first_load, history_load, plot_arms, workload_bursts, workload_history
 from _common import RESULTS, ROOT, console, machine_info, save
 
 import shoal
@@ -102,7 +102,7 @@ HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals 
 EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 15.0  # bursty calibration: quiet 10 s, bursts 5 s on average (the workload's: 15 and 10 s)
 BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6)
-HISTORY_S = 1800.0  # --bursty-like-workload, --expect-burst: the workload's history (runs of other seeds)
+HISTORY_S = 1800.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
 # Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
 CONTROLLER = ControllerConfig(
     slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=15, payback_s=30, slo_tolerance=0.01
@@ -206,7 +206,7 @@ def calibrate(
     return table
 
 
-def adaptive_arm(app: shoal.App, table: MeasuredPredictor, expected_burst: float | None = None) -> Any:
+def adaptive_arm(app: shoal.App, table: MeasuredPredictor, expected: tuple[float, float] | None = None) -> Any:
     planner = Planner(app, table.predict, slo_target=SLO_TARGET, default=fn_config())
     made: dict[str, Plan] = {}
 
@@ -229,7 +229,8 @@ def adaptive_arm(app: shoal.App, table: MeasuredPredictor, expected_burst: float
                 horizon_s=HORIZON_S,
                 horizon_as=HORIZON_AS,
                 emergency_s=EMERGENCY_S,
-                expected_burst=expected_burst,
+                expected_rate=None if expected is None else expected[0],
+                expected_burst=None if expected is None else expected[1],
             )
         )
 
@@ -280,9 +281,9 @@ def main() -> None:
         help="bursty calibration: fit peak and cycle to 30 min of the bursty workload (another seed)",
     )
     ap.add_argument(
-        "--expect-burst",
+        "--expect-history",
         action="store_true",
-        help="adaptive (--horizon-as load): expect each workload's bursts from 30 min of its history (other seeds)",
+        help="adaptive (--horizon-as load): expect each workload's rate and bursts from 30 min of its history",
     )
     ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
     ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
@@ -303,8 +304,8 @@ def main() -> None:
         ap.error(f"--emergency-s must be in (0, {WINDOW_S:g}]")
     if HORIZON_AS == "load" and HORIZON_S is None:
         ap.error("--horizon-as load needs --horizon-s")
-    if args.expect_burst and HORIZON_AS != "load":
-        ap.error("--expect-burst needs --horizon-as load")
+    if args.expect_history and HORIZON_AS != "load":
+        ap.error("--expect-history needs --horizon-as load")
     RESULTS.mkdir(exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     doc: dict[str, Any] = {"machine": machine_info(), "settings": vars(args), "started": started, "workloads": []}
@@ -333,10 +334,9 @@ def main() -> None:
             timelines = []
             table_errors: dict[str, list[list[float]]] = {}
             expect = None
-            if args.expect_burst:  # what this workload's history says of its bursts
-                history = workload_history(partial(loads, subject, load), args.seconds, HISTORY_S)
-                expect = history_burst(*history)
-                console.print(f"{name}/{load}: expected burst index {expect:.3f} (its history's)")
+            if args.expect_history:  # what this workload's history says of its rate and bursts
+                expect = history_load(*workload_history(partial(loads, subject, load), args.seconds, HISTORY_S))
+                console.print(f"{name}/{load}: expected {expect[0]:.1f} req/s, burst index {expect[1]:.3f}")
             for rep in range(args.repeats):
                 times = loads(subject, load, args.seconds, seed=rep)
                 fixed = {}
@@ -347,9 +347,7 @@ def main() -> None:
                     )
                 start, loops = adaptive_arm(app, table, expect)
                 # adaptive starts where the planner puts the first window's load (a deployment knows its expected load)
-                first = SimpleNamespace(rate=float((times < WINDOW_S).sum()) / WINDOW_S, scv=1.0)
-                if expect is not None:  # priced as stated: the expected bursts at the first window's rate
-                    first = SimpleNamespace(rate=first.rate, scv=1.0, burst=expect, burst_scale_s=BURST_SCALE_S)
+                first = first_load(float((times < WINDOW_S).sum()) / WINDOW_S, expect, WINDOW_S, HORIZON_S)
                 initial = Planner(app, table.predict, slo_target=SLO_TARGET, default=fn_config()).best(first).plan
                 adaptive = run_once(app, initial, times, inputs, start)
                 keep_run(

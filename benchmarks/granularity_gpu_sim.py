@@ -18,7 +18,8 @@ GPU shares under FaST-GShare admission, on 4 simulated nodes x 2 GPUs (``_gpu_ap
    - **adaptive**: ``SimAdaptive`` (the runtime's ``GranularityController`` on simulated time) with the planner
      scoring the table's plans every window (``candidates_for``), starting from the planner's plan for the first
      window's load; candidates are priced with a switch cost as the runtime's ``AdaptiveLoop`` does
-     (``--expect-burst``: expecting the burst index of the workload's history until a horizon of it has been seen);
+     (``--expect-history``: expecting the mean rate and burst index of the workload's history until a horizon of
+     it has been seen);
    - the **oracle**: per window, the best fixed plan of that window by the controller's own rule, composed from the
      fixed runs' windows (it knows the load in advance and pays nothing to switch: a bound, not a policy).
 3. SLO hit rate (rejected and unfinished requests count as misses) and resource cost per arm, mean and 95 %
@@ -47,7 +48,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from _arms import arms_table, ci95, history_burst, plot_arms, workload_bursts, workload_history
+from _arms import arms_table, ci95, first_load, history_load, plot_arms, workload_bursts, workload_history
 from _common import RESULTS, ROOT, console, machine_info, save
 from _gpu_apps import detect_classify, gpu_cluster
 
@@ -87,7 +88,7 @@ HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals 
 EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 180.0  # bursty calibration: quiet 2 min, bursts 1 min on average (the workload's are 3 and 1.5)
 BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6)
-HISTORY_S = 7200.0  # --bursty-like-workload, --expect-burst: the workload's history (runs of other seeds)
+HISTORY_S = 7200.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
 BURSTY_SHARE = 0.75  # bursty calibration at the rates up to this share of the highest (bursts reach 2x the mean)
 SWITCH_OVERLAP_S = 2.0  # first guess of a switch's overlap (cold start of the new functions), then as measured
 
@@ -345,7 +346,7 @@ def calibrate(
 
 # -- the arms -----------------------------------------------------------------------------------------------------
 def adaptive_arm(
-    app: App, measured: MeasuredPredictor, expected_burst: float | None = None
+    app: App, measured: MeasuredPredictor, expected: tuple[float, float] | None = None
 ) -> Callable[[Simulator, dict[str, Deployment]], SimAdaptive]:
     """``SimAdaptive`` with the planner scoring the table's plans every window. A candidate other than the current
     plan carries a switch cost, as the runtime's ``AdaptiveLoop`` gives it: its cost per second over the switch's
@@ -385,7 +386,8 @@ def adaptive_arm(
             horizon_s=HORIZON_S,
             horizon_as=HORIZON_AS,
             emergency_s=EMERGENCY_S,
-            expected_burst=expected_burst,
+            expected_rate=None if expected is None else expected[0],
+            expected_burst=None if expected is None else expected[1],
         )
         return loop
 
@@ -493,9 +495,9 @@ def main() -> None:
         help="bursty calibration: fit peak and cycle to 2 h of the bursty workload (another seed)",
     )
     ap.add_argument(
-        "--expect-burst",
+        "--expect-history",
         action="store_true",
-        help="adaptive (--horizon-as load): expect each workload's bursts from 2 h of its history (other seeds)",
+        help="adaptive (--horizon-as load): expect each workload's rate and bursts from 2 h of its history",
     )
     ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
     ap.add_argument("--out", default="granularity_gpu_sim", help="name of the results (results/NAME.json, .md, .png)")
@@ -512,8 +514,8 @@ def main() -> None:
         ap.error(f"--emergency-s must be in (0, {WINDOW_S:g}]")
     if HORIZON_AS == "load" and HORIZON_S is None:
         ap.error("--horizon-as load needs --horizon-s")
-    if args.expect_burst and HORIZON_AS != "load":
-        ap.error("--expect-burst needs --horizon-as load")
+    if args.expect_history and HORIZON_AS != "load":
+        ap.error("--expect-history needs --horizon-as load")
     CONTROLLER = replace(CONTROLLER, min_dwell_s=args.dwell_s, min_cost_saving=args.min_cost_saving)
     if args.quick:
         args.apps, args.loads, args.minutes, args.repeats, args.calibrate_minutes = (
@@ -560,15 +562,13 @@ def main() -> None:
             timelines = []
             errors: list[dict[str, dict[str, float]]] = []
             expect = None
-            if args.expect_burst:  # what this workload's history says of its bursts
-                expect = history_burst(*workload_history(partial(loads, subject, load), seconds, HISTORY_S))
-                console.print(f"{name}/{load}: expected burst index {expect:.3f} (its history's)")
+            if args.expect_history:  # what this workload's history says of its rate and bursts
+                expect = history_load(*workload_history(partial(loads, subject, load), seconds, HISTORY_S))
+                console.print(f"{name}/{load}: expected {expect[0]:.1f} req/s, burst index {expect[1]:.3f}")
             for rep in range(args.repeats):
                 times = loads(subject, load, seconds, seed=rep)
                 fixed = {label: simulate(app, models, label, times, seconds, rep, gpu) for label in subject.plans}
-                first = SimpleNamespace(rate=float((times < WINDOW_S).sum()) / WINDOW_S, scv=1.0)
-                if expect is not None:  # priced as stated: the expected bursts at the first window's rate
-                    first = SimpleNamespace(rate=first.rate, scv=1.0, burst=expect, burst_scale_s=BURST_SCALE_S)
+                first = first_load(float((times < WINDOW_S).sum()) / WINDOW_S, expect, WINDOW_S, HORIZON_S)
                 initial = planner.best(first).label
                 adaptive = simulate(
                     app, models, initial, times, seconds, rep, gpu, adaptive_arm(app, measured, expect), subject.plans

@@ -93,7 +93,9 @@ def test_serve_adaptive_refuses_a_table_without_the_served_plan(tmp_path):
     r = runner.invoke(
         cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-expect-burst", "0.2"]
     )
-    assert r.exit_code != 0 and "--adaptive-expect-burst takes a burst index >= 0 and a horizon priced" in r.output
+    assert r.exit_code != 0 and "--adaptive-expect-burst takes a number >= 0 and a horizon priced" in r.output
+    r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-expect-rate", "-1"])
+    assert r.exit_code != 0 and "--adaptive-expect-rate takes a number >= 0" in r.output
 
 
 def test_measure_bursty_cycle_adds_a_bursty_row_per_plan_and_rate(tmp_path):
@@ -148,7 +150,7 @@ def test_measure_bursty_like_fits_the_bursts_of_the_users_traffic(tmp_path):
     r = runner.invoke(cli, [*args, "--bursty-like", str(trace), "--out", str(out)])
     assert r.exit_code == 0, r.output
     assert f"bursts in {trace}: {shape.peak:.2f}x the quiet rate, {shape.cycle_s:.1f}-s cycles" in r.output
-    assert "own burst index at 10 s: 0.2" in r.output  # the process's: 0.298
+    assert "own mean rate and burst index at 10 s: 10.0" in r.output and "req/s, 0.2" in r.output  # process: 0.298
     bursty = [m for m in MeasuredPredictor.load(out).rows if m.scv != 1.0]
     assert [(m.scv, m.burst) for m in bursty] == [(bursts_scv(shape.peak), bursts_index(shape.peak, shape.cycle_s))]
     r = runner.invoke(cli, [*args, "--bursty-like", "poisson:10:1800"])

@@ -258,10 +258,29 @@ def test_an_expected_burst_index_prices_the_horizon_until_a_whole_horizon_has_be
     assert seen.expected_weight == 0.0 and credible_burst(seen) == pytest.approx(0.0, abs=0.01)
     entry = window_record(100.0, half, COARSE, GranularityDecision(None, COARSE, "stay"), half)
     assert entry["horizon_load"]["expected_weight"] == pytest.approx(0.5)
+    assert "expected_burst" in entry["horizon_load"] and first.rate == pytest.approx(first.count / 10.0)  # rate seen
     with pytest.raises(ValueError, match="horizon priced as one load"):
         Horizon(200.0, 10.0, "mix", expected_burst=0.3)
     with pytest.raises(ValueError, match="expected_burst must be"):
         Horizon(200.0, 10.0, "load", expected_burst=-0.1)
+    with pytest.raises(ValueError, match="expected_rate must be"):
+        Horizon(200.0, 10.0, "load", expected_rate=math.inf)
+
+
+def test_an_expected_rate_is_the_horizons_rate_at_first_and_fades_to_the_rate_seen():
+    """Quiet traffic at 20 req/s, 40 expected (a bursty service's mean): the horizon is priced at 39 req/s at the
+    first window, 30 halfway, 20 once a horizon has been seen; no burst expectation, so the index is as seen."""
+    from shoal.policy.arrivals import credible_burst
+    from shoal.workload.generators import poisson
+
+    times = poisson(20.0, 400.0, seed=4)
+    h = Horizon(200.0, 10.0, "load", burst_scale_s=10.0, expected_rate=40.0)
+    seen = [h.load(times, t) for t in (10.0, 100.0, 300.0)]
+    for load, w in zip(seen, (0.95, 0.5, 0.0), strict=True):
+        assert load.rate == pytest.approx(w * 40.0 + (1 - w) * load.count / load.window_s)
+    assert seen[2].rate == pytest.approx(20.0, rel=0.1)
+    assert math.isnan(seen[0].expected_burst) and math.isnan(credible_burst(seen[0]))  # one bin: nothing read
+    assert credible_burst(seen[2]) == pytest.approx(0.0, abs=0.01)
 
 
 def test_a_horizon_in_mix_mode_mixes_windows_and_scores_no_load():

@@ -191,8 +191,9 @@ def _fitted_bursts(spec: str, seed: int) -> tuple[float, float]:
     typer.echo(
         f"bursts in {spec}: {shape.peak:.2f}x the quiet rate, {shape.cycle_s:.1f}-s cycles (burst index at "
         f"{BURST_SCALE_S:g} s: {bursts_index(shape.peak, shape.cycle_s, BURST_SCALE_S):.3f}; misfit "
-        f"{shape.misfit:.2f}, {fits}). The traffic's own burst index at {BURST_SCALE_S:g} s: {own:.3f} "
-        f"(for `shoal serve --adaptive-expect-burst`)",
+        f"{shape.misfit:.2f}, {fits}). The traffic's own mean rate and burst index at {BURST_SCALE_S:g} s: "
+        f"{len(trace) / trace.span_s:.2f} req/s, {own:.3f} (for `shoal serve --adaptive-expect-rate "
+        f"--adaptive-expect-burst`)",
         err=True,
     )
     return shape.peak, shape.cycle_s

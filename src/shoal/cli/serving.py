@@ -84,6 +84,13 @@ def serve(
             "a plan chosen for bursts."
         ),
     ] = None,
+    adaptive_expect_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Adaptive, with --adaptive-horizon-as load: the mean rate (req/s) your traffic has, assumed until a "
+            "whole horizon has been seen, so that the quiet before the first burst is not taken for the load."
+        ),
+    ] = None,
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
@@ -95,8 +102,9 @@ def serve(
     chase them; an SLO emergency at the window's load is still answered at once. With --adaptive-horizon-as load
     the two minutes' arrivals are priced as one load, rate and burstiness: from a table measured with
     `shoal measure --bursty-cycle`, that prices what bursts cost each plan. With --adaptive-emergency 2 it also
-    looks every 2 s between windows for an SLO emergency, and answers one at once. With --adaptive-expect-burst
-    0.2 the horizon is priced as that bursty from the start, fading as the real traffic is seen.
+    looks every 2 s between windows for an SLO emergency, and answers one at once. With --adaptive-expect-rate 12
+    --adaptive-expect-burst 0.2 the horizon is priced at that rate and that bursty from the start, fading to the
+    traffic seen over the first horizon (`shoal measure --bursty-like` prints both for your traffic).
 
     \b
     Example:
@@ -147,6 +155,7 @@ def serve(
             adaptive_horizon_as,
             adaptive_emergency,
             adaptive_expect_burst,
+            adaptive_expect_rate,
         )
     run_server(
         [(the_app, the_plan)], bind=bind, port=port, token=token, config=config, log_level=log_level, on_start=on_start
@@ -165,6 +174,7 @@ def _adaptive_starter(
     horizon_as: str = "mix",
     emergency_s: float = 0.0,
     expected_burst: float | None = None,
+    expected_rate: float | None = None,
 ) -> Callable[[Host], None]:
     """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the table's plans."""
     from shoal.policy.granularity import HORIZON_MODES, ControllerConfig, GranularityController
@@ -193,11 +203,12 @@ def _adaptive_starter(
         _fail(f"--adaptive-horizon-as takes {' or '.join(HORIZON_MODES)}, got {horizon_as!r}")
     if horizon_as == "load" and not horizon_s:
         _fail("--adaptive-horizon-as load needs a horizon: add --adaptive-horizon SECONDS (e.g. 120)")
-    if expected_burst is not None and not (horizon_as == "load" and expected_burst >= 0):
-        _fail(
-            "--adaptive-expect-burst takes a burst index >= 0 and a horizon priced as one load: add "
-            "--adaptive-horizon SECONDS --adaptive-horizon-as load"
-        )
+    for option, value in (("--adaptive-expect-burst", expected_burst), ("--adaptive-expect-rate", expected_rate)):
+        if value is not None and not (horizon_as == "load" and value >= 0):
+            _fail(
+                f"{option} takes a number >= 0 and a horizon priced as one load: add --adaptive-horizon SECONDS "
+                "--adaptive-horizon-as load"
+            )
     if horizon_as == "load" and all(r.scv < 1.5 for r in predictor.rows):
         typer.secho(
             f"warning: {table} has no row measured under bursty load, so the horizon's load is priced from Poisson "
@@ -226,6 +237,7 @@ def _adaptive_starter(
             horizon_as=horizon_as,
             emergency_s=emergency_s or None,
             expected_burst=expected_burst,
+            expected_rate=expected_rate,
         )
         host.adapt(loop)
 

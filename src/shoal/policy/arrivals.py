@@ -52,8 +52,10 @@ class ObservedLoad:
     """Arrivals of one window: ``rate`` per second, ``scv`` the squared coefficient of variation of the gaps between
     arrivals (1 for a Poisson process, above 1 for bursty load; NaN with fewer than three arrivals), and, where asked
     for, the ``burst`` index at ``burst_scale_s`` (NaN where not asked for or the window holds fewer than three
-    bins). ``expected_burst`` with its ``expected_weight`` (0 to 1) is an expectation of the index, blended into the
-    credited index (``credible_burst``): what a loop knows of its traffic before it has seen enough of it."""
+    bins). ``expected_weight`` (0 to 1) says how much of the load is expectation rather than observation: what a
+    loop knows of its traffic before it has seen enough of it (``policy.granularity.Horizon``). ``expected_burst``
+    (NaN: none) is then blended into the credited index (``credible_burst``); an expected rate is already in
+    ``rate``, and ``count / window_s`` is the rate seen."""
 
     rate: float
     scv: float
@@ -61,7 +63,7 @@ class ObservedLoad:
     window_s: float
     burst: float = math.nan
     burst_scale_s: float | None = None
-    expected_burst: float = 0.0
+    expected_burst: float = math.nan
     expected_weight: float = 0.0
 
 
@@ -162,6 +164,6 @@ def credible_burst(load: ObservedLoad) -> float:
     if math.isfinite(load.burst) and bins >= 3 and per_bin > 0:
         seen = max(0.0, load.burst - 3.0 * _poisson_noise(per_bin, bins))
     w = load.expected_weight
-    if w <= 0:
+    if w <= 0 or math.isnan(load.expected_burst):
         return seen
     return w * load.expected_burst if math.isnan(seen) else w * load.expected_burst + (1.0 - w) * seen

@@ -239,10 +239,11 @@ class Horizon:
     scored by the loop's predictor like a window's (``load``), for a predictor that knows what burstiness costs.
     Without ``horizon_s``, no look back at all. The runtime's and the simulator's loops both keep one.
 
-    ``expected_burst`` (load mode): the burst index the traffic is expected to have (its history's, say), so that
-    the first burst meets a plan chosen for bursts instead of the one cheapest in the quiet before it. It is
-    blended with what has been seen by the share of the horizon not yet seen (all of it at the first window,
-    nothing once a whole horizon has passed), and the horizon is scored from the first window on.
+    ``expected_rate`` and ``expected_burst`` (load mode): the mean rate and burst index the traffic is expected to
+    have (its history's, say), so that the first burst meets a plan chosen for the traffic as it will be instead of
+    the one cheapest in the quiet before it. Each is blended with what has been seen by the share of the horizon
+    not yet seen (all of it at the first window, nothing once a whole horizon has passed), and the horizon is
+    scored from the first window on.
     """
 
     def __init__(
@@ -252,16 +253,19 @@ class Horizon:
         mode: str = "mix",
         burst_scale_s: float = BURST_SCALE_S,
         expected_burst: float | None = None,
+        expected_rate: float | None = None,
     ) -> None:
         if mode not in HORIZON_MODES:
             raise ValueError(f"horizon mode must be one of {', '.join(HORIZON_MODES)}, got {mode!r}")
         if not (burst_scale_s > 0 and math.isfinite(burst_scale_s)):
             raise ValueError(f"burst_scale_s must be a finite number > 0, got {burst_scale_s!r}")
-        if expected_burst is not None and not (expected_burst >= 0 and math.isfinite(expected_burst)):
-            raise ValueError(f"expected_burst must be a finite number >= 0, got {expected_burst!r}")
-        if expected_burst is not None and (mode != "load" or horizon_s is None):
-            raise ValueError("an expected burst index is for a horizon priced as one load (mode='load', horizon_s)")
+        for name, value in (("expected_burst", expected_burst), ("expected_rate", expected_rate)):
+            if value is not None and not (value >= 0 and math.isfinite(value)):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if (expected_burst, expected_rate) != (None, None) and (mode != "load" or horizon_s is None):
+            raise ValueError("an expected load is for a horizon priced as one load (mode='load', horizon_s)")
         self.expected_burst = expected_burst
+        self.expected_rate = expected_rate
         self.windows = RecentCandidates(horizon_windows(horizon_s, window_s))
         self.horizon_s = horizon_s
         self.window_s = window_s
@@ -282,10 +286,12 @@ class Horizon:
         if self.mode != "load" or self.horizon_s is None:
             return None
         span = min(self.horizon_s, now - self._began)
-        if self.expected_burst is not None:  # what is expected, until as much has been seen as the horizon holds
+        if (self.expected_burst, self.expected_rate) != (None, None):  # until as much has been seen as it holds
             seen = observe_load(arrivals, now, span, self.burst_scale_s)
-            weight = max(0.0, 1.0 - span / self.horizon_s)
-            return replace(seen, expected_burst=self.expected_burst, expected_weight=weight)
+            w = max(0.0, 1.0 - span / self.horizon_s)
+            rate = seen.rate if self.expected_rate is None else w * self.expected_rate + (1.0 - w) * seen.rate
+            burst = math.nan if self.expected_burst is None else self.expected_burst
+            return replace(seen, rate=rate, expected_burst=burst, expected_weight=w)
         if span < 2 * self.window_s - 1e-9:
             return None
         return observe_load(arrivals, now, span, self.burst_scale_s)
@@ -457,6 +463,8 @@ def _load_record(load: ObservedLoad) -> dict[str, float]:
     record = {"rate": load.rate, "scv": load.scv, "count": load.count, "window_s": load.window_s}
     if load.burst_scale_s is not None:
         record |= {"burst": load.burst, "burst_scale_s": load.burst_scale_s}
-    if load.expected_weight > 0:
-        record |= {"expected_burst": load.expected_burst, "expected_weight": load.expected_weight}
+    if load.expected_weight > 0:  # rate as priced, blended with the expectation; count / window_s as seen
+        record |= {"expected_weight": load.expected_weight}
+        if math.isfinite(load.expected_burst):
+            record |= {"expected_burst": load.expected_burst}
     return record

@@ -156,7 +156,7 @@ class MeasuredPredictor:
         burst = getattr(load, "burst", None)
         if burst is None or getattr(load, "burst_scale_s", None) != self.burst_scale_s:
             return None
-        if not math.isfinite(burst) and not getattr(load, "expected_weight", 0.0) > 0:
+        if not math.isfinite(burst) and not math.isfinite(getattr(load, "expected_burst", math.nan)):
             return None
         if getattr(load, "count", None) is None or getattr(load, "window_s", None) is None:
             return max(0.0, float(burst))

@@ -67,6 +67,7 @@ class AdaptiveLoop:
         horizon_as: str = "mix",
         emergency_s: float | None = None,
         expected_burst: float | None = None,
+        expected_rate: float | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -83,7 +84,9 @@ class AdaptiveLoop:
         self.controller = controller or GranularityController()
         self.window_s = window_s
         self.switch_overlap_s = switch_overlap_s
-        self.horizon = Horizon(horizon_s, window_s, horizon_as, expected_burst=expected_burst)
+        self.horizon = Horizon(
+            horizon_s, window_s, horizon_as, expected_burst=expected_burst, expected_rate=expected_rate
+        )
         self.keep = keep
         self.history: list[dict[str, Any]] = []
         self.switches = 0

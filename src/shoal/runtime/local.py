@@ -75,13 +75,14 @@ class LocalService:
         horizon_as: str = "mix",
         emergency_s: float | None = None,
         expected_burst: float | None = None,
+        expected_rate: float | None = None,
     ) -> AdaptiveLoop:
         """Adapt the app's granularity while it serves: every ``window_s``, weigh ``candidates_for(load, plans)``
         with the controller (over the last ``horizon_s``, if given: the windows' mix, or with ``horizon_as="load"``
         the horizon's arrivals as one load) and switch live (``shoal.runtime.adaptive``); with ``emergency_s``, also
-        look for SLO emergencies that often between windows; with ``expected_burst`` (load mode), price the first
-        horizon as that bursty until it has been seen (``Horizon``). Returns the loop; its ``history`` says what it
-        saw and did."""
+        look for SLO emergencies that often between windows; with ``expected_rate`` / ``expected_burst`` (load
+        mode), price the first horizon at that rate / as that bursty until it has been seen (``Horizon``). Returns
+        the loop; its ``history`` says what it saw and did."""
         name = app or self._only_app()
         dep = self.host.deployment(name)
         resolved = [p if isinstance(p, Plan) else Plan.parse(dep.app, p, default=dep.plan.default) for p in plans]
@@ -97,6 +98,7 @@ class LocalService:
             horizon_as=horizon_as,
             emergency_s=emergency_s,
             expected_burst=expected_burst,
+            expected_rate=expected_rate,
         )
 
         async def begin() -> None:

@@ -51,6 +51,7 @@ class SimAdaptive:
         horizon_as: str = "mix",
         emergency_s: float | None = None,
         expected_burst: float | None = None,
+        expected_rate: float | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -66,7 +67,9 @@ class SimAdaptive:
         self.controller = controller or GranularityController()
         self.window_s = window_s
         self.switch_overlap_s = switch_overlap_s
-        self.horizon = Horizon(horizon_s, window_s, horizon_as, expected_burst=expected_burst)
+        self.horizon = Horizon(
+            horizon_s, window_s, horizon_as, expected_burst=expected_burst, expected_rate=expected_rate
+        )
         self._keep_s = max(window_s, horizon_s or 0.0)  # arrivals kept: a window's, or the horizon's
         self.history: list[dict[str, Any]] = []
         self.switches = 0
