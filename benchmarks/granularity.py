@@ -6,7 +6,7 @@ Per application:
    under Poisson load at the app's three rates, ``--calibrate-seconds`` each: the empirical predictor's table. With
    ``--bursty-calibration`` also under bursty load (``generators.bursts``: by default bursts at 4x the quiet rate,
    15-s cycles, SCV 2, not the bursty workload's shape; ``--bursty-peak 6 --bursty-cycle 25`` is the workload's;
-   ``--bursty-like-workload`` fits the shape to half an hour of the bursty workload's history, as ``shoal measure
+   ``--bursty-like-workload`` fits the shape to an hour of the bursty workload's history, as ``shoal measure
    --bursty-like`` does to a user's traffic) at the low and mid rates, for ``--horizon-as load``.
 2. For each load pattern and repeat (seeded arrivals, the same for every arm):
    - every **fixed** plan, replayed open loop (``shoal.runtime.replay``);
@@ -102,7 +102,7 @@ HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals 
 EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 15.0  # bursty calibration: quiet 10 s, bursts 5 s on average (the workload's: 15 and 10 s)
 BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6)
-HISTORY_S = 1800.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
+HISTORY_S = 3600.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
 # Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
 CONTROLLER = ControllerConfig(
     slo_target=SLO_TARGET, confirm_windows=2, min_dwell_s=15, payback_s=30, slo_tolerance=0.01
@@ -278,12 +278,12 @@ def main() -> None:
     ap.add_argument(
         "--bursty-like-workload",
         action="store_true",
-        help="bursty calibration: fit peak and cycle to 30 min of the bursty workload (another seed)",
+        help="bursty calibration: fit peak and cycle to an hour of the bursty workload (other seeds)",
     )
     ap.add_argument(
         "--expect-history",
         action="store_true",
-        help="adaptive (--horizon-as load): expect each workload's rate and bursts from 30 min of its history",
+        help="adaptive (--horizon-as load): expect each workload's rate and bursts from an hour of its history",
     )
     ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
     ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
