@@ -64,6 +64,35 @@ def test_plan_picks_the_highest_hit_rate_when_nothing_meets_the_target(tmp_path)
     assert doc["chosen"] == "fine" and "no plan is predicted to meet" in doc["why"]
 
 
+def test_plan_burst_prices_the_load_by_the_tables_bursty_rows(tmp_path):
+    """Coarse is cheaper under Poisson load, but misses under bursts (index 0.2): stated with --burst, fine is
+    chosen; a table without bursty rows, or no table, is refused with what to do."""
+    rows = [
+        Measurement("fine", 10, 1.0, 1.0, 2.0, 100, burst=0.0),
+        Measurement("coarse", 10, 1.0, 1.0, 1.0, 100, burst=0.0),
+        Measurement("fine", 10, 3.0, 0.995, 2.2, 300, burst=0.2),
+        Measurement("coarse", 10, 3.0, 0.9, 1.3, 3000, burst=0.2),
+    ]
+    path = MeasuredPredictor(rows, slo="p99:1000ms", burst_scale_s=10.0).save(tmp_path / "b.json")
+    args = ["plan", PACED, "--rate", "10", "--slo", "p99:1s", "--measured", str(path)]
+    steady = json.loads(runner.invoke(cli, [*args, "--output", "json"]).output)
+    assert steady["chosen"] == "coarse"
+    r = runner.invoke(cli, [*args, "--burst", "0.2", "--output", "json"])
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.output)
+    assert doc["chosen"] == "fine" and doc["load"]["burst"] == 0.2
+    assert [c.get("burst_used") for c in doc["candidates"]] == [0.25, 0.25]
+    text = runner.invoke(cli, [*args, "--burst", "0.2"])
+    assert text.exit_code == 0 and "burst index 0.2" in text.output
+    poisson = MeasuredPredictor(rows[:2], slo="p99:1000ms", burst_scale_s=10.0).save(tmp_path / "p.json")
+    r = runner.invoke(cli, [*args[:-1], str(poisson), "--burst", "0.2"])
+    assert r.exit_code != 0 and "has none: measure with `shoal measure --bursty-like" in r.output
+    r = runner.invoke(cli, [*args, "--burst", "-1"])
+    assert r.exit_code != 0 and "--burst takes a burst index >= 0" in r.output
+    r = runner.invoke(cli, ["plan", PACED, "--rate", "10", "--profile", "p.json", "--burst", "0.2"])
+    assert r.exit_code != 0 and "give --measured TABLE.json" in r.output
+
+
 def test_plan_refuses_a_table_scored_against_another_slo_and_says_what_to_do(table):
     r = runner.invoke(cli, ["plan", PACED, "--rate", "10", "--slo", "p99:50ms", "--measured", str(table)])
     assert r.exit_code != 0 and "measure again with --slo p99:50ms" in r.output

@@ -229,6 +229,13 @@ def plan_command(
     app: Annotated[str, typer.Argument(help="The application: FILE.py, or FILE.py:VARIABLE if it defines several.")],
     rate: Annotated[float, typer.Option(help="Arrival rate to plan for, req/s.")] = 10.0,
     scv: Annotated[float, typer.Option(help="Burstiness: squared CV of inter-arrival gaps (1: Poisson).")] = 1.0,
+    burst: Annotated[
+        float | None,
+        typer.Option(
+            help="--measured: burstiness as the burst index (0: Poisson; `shoal measure --bursty-like` prints your "
+            "traffic's), priced by the table's bursty rows instead of --scv."
+        ),
+    ] = None,
     slo: Annotated[str | None, typer.Option(help="SLO, e.g. p99:200ms (default: the app's).")] = None,
     target: Annotated[float, typer.Option(help="SLO hit rate a plan must reach.")] = 0.99,
     measured: Annotated[
@@ -263,6 +270,7 @@ def plan_command(
       shoal measure examples/image_pipeline.py --rates 5,20,40 --out image.json
       shoal plan examples/image_pipeline.py --rate 30 --measured image.json
       shoal plan examples/image_pipeline.py --rate 30 --scv 4 --profile image-profile.json
+      shoal plan examples/image_pipeline.py --rate 12 --burst 0.2 --measured bursty.json   # measure --bursty-like
       shoal plan examples/image_pipeline.py --rate 30 --profile image-profile.json --learned image-learned.json
     """
     from types import SimpleNamespace
@@ -300,11 +308,22 @@ def plan_command(
         if table.slo is not None and table.slo != str(objective):
             _fail(f"{measured} was scored against {table.slo}, not {objective}; measure again with --slo {objective}")
         score, source = table.predict, f"measured plans: {', '.join(table.plans)}"
+        if burst is not None and not (burst >= 0 and math.isfinite(burst)):
+            _fail(f"--burst takes a burst index >= 0 (0: Poisson), got {burst:g}")
+        if burst is not None and not any((r.burst or 0.0) > 0 for r in table.rows):
+            _fail(
+                f"--burst prices a load by a table's bursty rows, and {measured} has none: measure with `shoal "
+                "measure --bursty-like TRAFFIC` (or --bursty-cycle)"
+            )
     else:
+        if burst is not None:
+            _fail("--burst prices a load by a measured table's bursty rows: give --measured TABLE.json")
         assert profile is not None
         score, source = _analytical(profile, objective, learned, _mix(input_mix)), f"profile {profile}"
     planner = Planner(application, score, slo_target=target, vcpu_options=vcpu_options, batch_options=batch_options)
     load = SimpleNamespace(rate=rate, scv=scv)
+    if burst is not None:  # a stated index, priced as given (MeasuredPredictor)
+        load = SimpleNamespace(rate=rate, scv=scv, burst=burst, burst_scale_s=table.burst_scale_s)
     choices = planner.search(load)
     if not choices:
         _fail(f"the predictor could score none of the plans ({source})")
@@ -318,7 +337,7 @@ def plan_command(
     )
     doc: dict[str, Any] = {
         "app": application.name,
-        "load": {"rate": rate, "scv": scv, "input_mix": input_mix},
+        "load": {"rate": rate, "scv": scv, "burst": burst, "input_mix": input_mix},
         "slo": str(objective),
         "target": target,
         "chosen": best.label,
@@ -340,7 +359,8 @@ def plan_command(
     from rich.console import Console
     from rich.table import Table
 
-    grid = Table(title=f"{application.name} at {rate:g} req/s (SCV {scv:g}), SLO {objective}, target {target:g}")
+    bursty = f"SCV {scv:g}" if burst is None else f"burst index {burst:g}"
+    grid = Table(title=f"{application.name} at {rate:g} req/s ({bursty}), SLO {objective}, target {target:g}")
     for col in ("plan", "SLO hit", "cost USD/h", "p99 ms", ""):
         grid.add_column(col)
     for c in choices[:top]:
