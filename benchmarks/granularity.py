@@ -337,6 +337,7 @@ def main() -> None:
             if args.expect_history:  # what this workload's history says of its rate and bursts
                 expect = history_load(*workload_history(partial(loads, subject, load), args.seconds, HISTORY_S))
                 console.print(f"{name}/{load}: expected {expect[0]:.1f} req/s, burst index {expect[1]:.3f}")
+                doc.setdefault("expected", {})[f"{name}/{load}"] = {"rate": expect[0], "burst": expect[1]}
             for rep in range(args.repeats):
                 times = loads(subject, load, args.seconds, seed=rep)
                 fixed = {}
