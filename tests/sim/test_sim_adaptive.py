@@ -10,7 +10,16 @@ import pytest
 import shoal
 from shoal.app import FunctionConfig, Plan
 from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController
-from shoal.sim import ClusterSpec, Deployment, ModelError, SimAdaptive, SimConfig, Simulator, StageModel
+from shoal.sim import (
+    ClusterSpec,
+    Deployment,
+    ModelError,
+    SimAdaptive,
+    SimConfig,
+    SimSchedule,
+    Simulator,
+    StageModel,
+)
 from shoal.workload import generators
 
 
@@ -210,3 +219,36 @@ def test_checks_between_windows_answer_a_burst_within_a_check(emergency_s):
         assert switches[0]["t"] == 15.0 and not switches[0].get("between_windows")
     else:
         assert 10.2 < switches[0]["t"] <= 11.2 and switches[0]["between_windows"]
+
+
+def test_a_schedule_switches_ahead_so_that_traffic_moves_on_time():
+    """fine -> coarse at 10 s -> fine at 30 s under 50 req/s, with a first lead (0.1 s) shorter than a switch's
+    warm-up (0.25 s here): the first switch moves traffic late, the second starts the warm-up seen ahead and moves
+    on time; nothing is lost; an entry for the plan already serving is no switch."""
+    app = chain()
+    plans = deployments(app)
+    sim = Simulator(ClusterSpec.uniform(2), [plans["fine"]], config())
+    sched = SimSchedule(sim, 0, plans, [(0.0, "fine"), (10.0, "coarse"), (30.0, "fine")], lead_s=0.1)
+    times = generators.poisson(50.0, 40.0, seed=3)
+    result = sim.run(times, until=50.0)
+    assert result.summary()["rejected"] == 0 and len(result.latencies()) == len(times)
+    assert [e["switch_to"] for e in sched.history] == ["coarse", "fine"] and sched.switches == 2
+    first, second = sched.history
+    assert first["t"] == pytest.approx(9.9) and first["moves_at"] > 10.0
+    assert sched.lead_s == pytest.approx(first["moves_at"] - first["t"])
+    assert second["t"] == pytest.approx(30.0 - sched.lead_s) and second["moves_at"] == pytest.approx(30.0)
+    assert sim.current_plan(0) == "fine"
+
+
+def test_a_bad_schedule_is_refused():
+    app = chain()
+    plans = deployments(app)
+    sim = Simulator(ClusterSpec.uniform(2), [plans["fine"]], config())
+    with pytest.raises(ValueError, match="not among"):
+        SimSchedule(sim, 0, plans, [(5.0, "a,b+c")])
+    with pytest.raises(ValueError, match="must not go down"):
+        SimSchedule(sim, 0, plans, [(5.0, "coarse"), (1.0, "fine")])
+    with pytest.raises(ValueError, match="lead_s"):
+        SimSchedule(sim, 0, plans, [], lead_s=-1.0)
+    with pytest.raises(ValueError, match="no deployment"):
+        SimSchedule(sim, 3, plans, [])

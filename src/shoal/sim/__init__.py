@@ -6,7 +6,7 @@ shares are placed by ``policy.gpu_placement``, and ``SimAdaptive`` runs the ``Gr
 virtual clock. GPU latency comes from the measured table in ``../shared/gpu-profiles/``.
 """
 
-from shoal.sim.adaptive import SimAdaptive
+from shoal.sim.adaptive import SimAdaptive, SimSchedule
 from shoal.sim.calibrate import Calibration, calibrate, read_calibration
 from shoal.sim.cluster import Cluster, ClusterError, ClusterSpec, Network, NodeSpec
 from shoal.sim.engine import SimConfig, Simulator
@@ -30,6 +30,7 @@ __all__ = [
     "Network",
     "NodeSpec",
     "SimAdaptive",
+    "SimSchedule",
     "SimConfig",
     "SimResult",
     "Simulator",

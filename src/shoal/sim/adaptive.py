@@ -32,7 +32,7 @@ from shoal.policy.granularity import (
 from shoal.sim.engine import Simulator
 from shoal.sim.model import Deployment, ModelError
 
-__all__ = ["SimAdaptive"]
+__all__ = ["SimAdaptive", "SimSchedule"]
 
 
 class SimAdaptive:
@@ -55,14 +55,7 @@ class SimAdaptive:
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
-        if not 0 <= dep < len(sim.deployments):
-            raise ValueError(f"no deployment {dep}; the simulator has {len(sim.deployments)}")
-        for label, d in plans.items():
-            if d.app is not sim.deployments[dep].app:
-                raise ModelError(f"plan {label!r} is a deployment of another app ({d.app.name!r})")
-        self.sim = sim
-        self.dep = dep
-        self.plans = dict(plans)
+        self.sim, self.dep, self.plans = sim, dep, _checked_plans(sim, dep, plans)
         self.candidates_for = candidates_for
         self.controller = controller or GranularityController()
         self.window_s = window_s
@@ -128,3 +121,65 @@ class SimAdaptive:
         entry["moves_at"] = self.sim.switch(self.dep, self.plans[label])
         self.switch_overlap_s = max(self.switch_overlap_s, entry["moves_at"] - now)
         self.switches += 1
+
+
+class SimSchedule:
+    """Serve deployment ``dep`` of ``sim`` by a schedule of plans fixed in advance: ``schedule`` is a list of
+    ``(t, label)``, each plan to take traffic from ``t`` on (an oracle's, ``policy.hindsight.switching_schedule``, or
+    a what-if of the user's). Each switch starts ``lead_s`` before its ``t`` (the warm-up it will need: the longest
+    switch made so far, ``lead_s`` until the first), so traffic moves about at ``t``; a switch whose time comes while
+    the previous one still warms waits for it. ``history`` keeps every switch (``t``, ``plan``, ``switch_to``,
+    ``moves_at``)."""
+
+    def __init__(
+        self,
+        sim: Simulator,
+        dep: int,
+        plans: Mapping[str, Deployment],
+        schedule: Sequence[tuple[float, str]],
+        lead_s: float = 2.0,
+    ) -> None:
+        if not (lead_s >= 0 and lead_s < float("inf")):
+            raise ValueError(f"lead_s must be a finite number >= 0, got {lead_s!r}")
+        unknown = sorted({label for _, label in schedule} - set(plans))
+        if unknown:
+            raise ValueError(f"the schedule names plans {unknown} that are not among {sorted(plans)}")
+        times = [t for t, _ in schedule]
+        if times != sorted(times):
+            raise ValueError("the schedule's times must not go down")
+        self.sim, self.dep, self.plans = sim, dep, _checked_plans(sim, dep, plans)
+        self.lead_s = lead_s
+        self.history: list[dict[str, Any]] = []
+        self.switches = 0
+        self._pending = deque(schedule)
+        self._next()
+
+    def _next(self) -> None:
+        if self._pending:
+            t = self._pending[0][0]
+            self.sim.kernel.at(max(self.sim.kernel.now, t - self.lead_s), self._due, None)
+
+    def _due(self, _: object) -> None:
+        sim = self.sim
+        now = sim.kernel.now
+        if self.dep in sim.switching:  # the previous switch still warms: come back when it may be done
+            sim.kernel.at(now + 0.1, self._due, None)
+            return
+        t, label = self._pending.popleft()
+        current = sim.current_plan(self.dep)
+        if label != current:
+            moves_at = sim.switch(self.dep, self.plans[label])
+            self.lead_s = max(self.lead_s, moves_at - now)
+            self.switches += 1
+            self.history.append({"t": now, "plan": current, "switch_to": label, "moves_at": moves_at, "due": t})
+        self._next()
+
+
+def _checked_plans(sim: Simulator, dep: int, plans: Mapping[str, Deployment]) -> dict[str, Deployment]:
+    """``plans``, once ``dep`` is a deployment of ``sim`` and every plan is of its app."""
+    if not 0 <= dep < len(sim.deployments):
+        raise ValueError(f"no deployment {dep}; the simulator has {len(sim.deployments)}")
+    for label, d in plans.items():
+        if d.app is not sim.deployments[dep].app:
+            raise ModelError(f"plan {label!r} is a deployment of another app ({d.app.name!r})")
+    return dict(plans)

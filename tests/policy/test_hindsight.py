@@ -1,0 +1,91 @@
+import itertools
+
+import numpy as np
+import pytest
+
+from shoal.policy.granularity import Candidate
+from shoal.policy.hindsight import per_window_best, switching_schedule
+
+TARGET = 0.99
+
+
+def window(**plans: tuple[float, float]) -> list[Candidate]:
+    return [Candidate(p, hit, cost) for p, (hit, cost) in plans.items()]
+
+
+def schedule_cost(windows, schedule, window_s, overlap_s):
+    cost = 0.0
+    for k, (cands, plan) in enumerate(zip(windows, schedule, strict=True)):
+        c = next(c for c in cands if c.plan == plan)
+        cost += c.cost_per_s * window_s
+        if k and plan != schedule[k - 1]:
+            cost += c.cost_per_s * overlap_s
+    return cost
+
+
+def admissible(cands, plan):
+    meeting = [c.plan for c in cands if c.slo_hit >= TARGET]
+    if meeting:
+        return plan in meeting
+    return next(c for c in cands if c.plan == plan).slo_hit == max(c.slo_hit for c in cands)
+
+
+def test_free_switching_follows_each_windows_best():
+    windows = [
+        window(fine=(1.0, 3.0), coarse=(1.0, 1.0)),
+        window(fine=(0.999, 3.0), coarse=(0.9, 1.0)),
+        window(fine=(0.98, 3.0), coarse=(0.95, 1.0)),  # none meets: the highest hit rate
+    ]
+    assert per_window_best(windows, TARGET) == ["coarse", "fine", "fine"]
+    assert switching_schedule(windows, TARGET, 10.0, 0.0) == ["coarse", "fine", "fine"]
+
+
+def test_a_short_cheap_spell_is_not_worth_two_switches():
+    burst = window(fine=(1.0, 3.0), coarse=(0.5, 1.0))
+    lull = window(fine=(1.0, 3.0), coarse=(1.0, 1.0))  # coarse saves 20 USD a window; the two switches cost 8 + 24
+    windows = [burst, lull, burst]
+    assert per_window_best(windows, TARGET) == ["fine", "coarse", "fine"]
+    assert switching_schedule(windows, TARGET, 10.0, 8.0) == ["fine", "fine", "fine"]
+    # a long lull pays for the two switches
+    long = [burst, lull, lull, lull, burst]
+    assert switching_schedule(long, TARGET, 10.0, 8.0) == ["fine", "coarse", "coarse", "coarse", "fine"]
+
+
+def test_never_leaves_a_window_on_a_plan_the_rule_does_not_admit():
+    windows = [
+        window(a=(1.0, 1.0), b=(1.0, 2.0)),
+        window(a=(0.9, 1.0), b=(1.0, 2.0)),
+        window(a=(1.0, 1.0), b=(1.0, 2.0)),
+    ]
+    assert switching_schedule(windows, TARGET, 10.0, 1000.0) == ["b", "b", "b"]
+
+
+def test_the_cheapest_admissible_schedule_matches_brute_force():
+    rng = np.random.default_rng(7)
+    for _ in range(40):
+        plans = ["p0", "p1", "p2"]
+        windows = [
+            [Candidate(p, float(rng.choice([1.0, 0.995, 0.97, 0.9])), float(rng.uniform(0.5, 3.0))) for p in plans]
+            for _ in range(5)
+        ]
+        overlap = float(rng.uniform(0.0, 20.0))
+        got = switching_schedule(windows, TARGET, 10.0, overlap)
+        assert all(admissible(c, p) for c, p in zip(windows, got, strict=True))
+        best = min(
+            schedule_cost(windows, s, 10.0, overlap)
+            for s in itertools.product(plans, repeat=len(windows))
+            if all(admissible(c, p) for c, p in zip(windows, s, strict=True))
+        )
+        assert schedule_cost(windows, got, 10.0, overlap) == pytest.approx(best)
+
+
+def test_bad_input_is_refused():
+    assert switching_schedule([], TARGET, 10.0, 2.0) == []
+    with pytest.raises(ValueError, match="window_s"):
+        switching_schedule([window(a=(1.0, 1.0))], TARGET, 0.0, 2.0)
+    with pytest.raises(ValueError, match="overlap_s"):
+        switching_schedule([window(a=(1.0, 1.0))], TARGET, 10.0, -1.0)
+    with pytest.raises(ValueError, match="window 1 scores"):
+        switching_schedule([window(a=(1.0, 1.0)), window(b=(1.0, 1.0))], TARGET, 10.0, 2.0)
+    with pytest.raises(ValueError, match="each plan once"):
+        switching_schedule([[Candidate("a", 1.0, 1.0), Candidate("a", 1.0, 2.0)]], TARGET, 10.0, 2.0)
