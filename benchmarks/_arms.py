@@ -60,6 +60,20 @@ def first_load(rate: float, expected: tuple[float, float] | None, window_s: floa
     return SimpleNamespace(rate=blended, scv=1.0, burst=w * expected[1], burst_scale_s=BURST_SCALE_S)
 
 
+def versus_scheduled(summary: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any]:
+    """Adaptive against the scheduled oracle (the load known in advance, switches paid for and served live), on the
+    means over repeats: relative SLO hit and cost, and whether it is within 5 % of it. Empty without that arm."""
+    if "scheduled oracle" not in summary:
+        return {}
+    ad_hit, ad_cost = summary["adaptive"]["slo_hit"][0], summary["adaptive"]["cost_usd"][0]
+    so_hit, so_cost = summary["scheduled oracle"]["slo_hit"][0], summary["scheduled oracle"]["cost_usd"][0]
+    return {
+        "slo_hit_vs_scheduled": ad_hit / so_hit - 1 if so_hit > 0 else math.nan,
+        "cost_vs_scheduled": ad_cost / so_cost - 1 if so_cost > 0 else math.nan,
+        "within_5pct_of_scheduled": ad_hit >= so_hit * 0.95 and ad_cost <= so_cost * 1.05,
+    }
+
+
 def ci95(xs: Sequence[float]) -> tuple[float, float]:
     """Mean and the half-width of its 95 % confidence interval (Student t); NaN half-width with one value."""
     a = np.asarray(xs, dtype=float)
@@ -96,7 +110,7 @@ def plot_arms(
                 h,
                 xerr=cci * cost_scale if math.isfinite(cci) else None,
                 yerr=hci if math.isfinite(hci) else None,
-                fmt="s" if arm == "adaptive" else ("*" if arm == "oracle" else "o"),
+                fmt="s" if arm == "adaptive" else ("*" if arm.endswith("oracle") else "o"),
                 capsize=3,
                 label=label(arm),
             )

@@ -31,6 +31,7 @@ predictors on the runs none of them was fitted on.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import json
 import math
@@ -40,7 +41,15 @@ from functools import partial
 from typing import Any
 
 import numpy as np
-from _arms import arms_table, ci95, first_load, history_load, plot_arms, workload_bursts, workload_history
+from _arms import (
+    arms_table,
+    ci95,
+    first_load,
+    history_load,
+    plot_arms,
+    workload_bursts,
+    workload_history,
+)
 from _common import RESULTS, ROOT, console, machine_info, save
 
 import shoal
@@ -54,6 +63,7 @@ from shoal.policy.granularity import (
     best_candidate,
     observe_load,
 )
+from shoal.policy.hindsight import per_window_best, switching_schedule
 from shoal.predict.measured import MeasuredPredictor
 from shoal.predict.planner import Planner
 from shoal.predict.run_files import EVEN_MIX, run_file_doc
@@ -102,6 +112,8 @@ HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals 
 EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 15.0  # bursty calibration: quiet 10 s, bursts 5 s on average (the workload's: 15 and 10 s)
 BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6)
+SWITCH_LEAD_S = 2.0  # scheduled oracle: a switch's first guessed warm-up (the adaptive loop's first overlap)
+REPLAY_LEAD_S = 0.3  # replay's lead before its first arrival (``replay(lead_s=...)``'s default)
 HISTORY_S = 3600.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
 # Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
 CONTROLLER = ControllerConfig(
@@ -237,24 +249,60 @@ def adaptive_arm(app: shoal.App, table: MeasuredPredictor, expected: tuple[float
     return start, loops
 
 
-def oracle(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> dict[str, Any]:
+def window_candidates(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> list[list[Candidate]]:
+    """Per window, what each fixed plan did there: its SLO hit rate (1 without requests) and cost per second."""
     per_plan = {label: res.windows(window_s, slo_s) for label, res in fixed.items()}
     n = min(len(w) for w in per_plan.values())
+    return [
+        [
+            Candidate(
+                label, wins[k]["slo_hit"] if wins[k]["requests"] else 1.0, max(0.0, wins[k]["cost_usd"]) / window_s
+            )
+            for label, wins in per_plan.items()
+        ]
+        for k in range(n)
+    ]
+
+
+def oracle(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> dict[str, Any]:
+    """Per window, the best fixed plan of that window by the controller's rule, composed from the fixed runs (free
+    and instant switches: a bound)."""
+    chosen = per_window_best(window_candidates(fixed, slo_s, window_s), SLO_TARGET)
+    per_plan = {label: res.windows(window_s, slo_s) for label, res in fixed.items()}
     hits = reqs = cost = 0.0
-    chosen = []
-    for k in range(n):
-        cands = []
-        for label, wins in per_plan.items():
-            w = wins[k]
-            hit = w["slo_hit"] if w["requests"] else 1.0
-            cands.append(Candidate(label, hit, max(0.0, w["cost_usd"]) / window_s))
-        best = best_candidate(cands, SLO_TARGET)
-        w = per_plan[best.plan][k]
-        chosen.append(best.plan)
+    for k, plan in enumerate(chosen):
+        w = per_plan[plan][k]
         reqs += w["requests"]
         hits += (w["slo_hit"] if w["requests"] else 0.0) * w["requests"]
         cost += max(0.0, w["cost_usd"])
     return {"slo_hit": hits / reqs if reqs else math.nan, "cost_usd": cost, "plans": chosen}
+
+
+def scheduled_oracle(app: shoal.App, fixed: dict[str, ReplayResult], slo_s: float) -> tuple[list[str], Any, list]:
+    """The oracle that knows the load in advance and pays to switch: the cheapest schedule of plans the
+    controller's rule admits in every window, each switch priced over ``SWITCH_LEAD_S`` as the adaptive loop first
+    prices it (``policy.hindsight.switching_schedule``), served live: each switch (``Host.switch_plan``) starts a
+    warm-up ahead of its window (``SWITCH_LEAD_S``, then the longest switch made so far). Returns the schedule, the
+    arm (for ``run_once``) and the list it records each switch in."""
+    plans = switching_schedule(window_candidates(fixed, slo_s, WINDOW_S), SLO_TARGET, WINDOW_S, SWITCH_LEAD_S)
+    changes = [(k * WINDOW_S, p) for k, p in enumerate(plans) if k and p != plans[k - 1]]
+    made: list[dict[str, Any]] = []
+
+    def start(svc: Any) -> None:
+        base = svc.loop.time() + REPLAY_LEAD_S  # replay's clock starts its lead after the arm starts
+
+        async def follow() -> None:
+            lead = SWITCH_LEAD_S
+            for due, label in changes:
+                await asyncio.sleep(max(0.0, base + due - lead - svc.loop.time()))
+                began = svc.loop.time() - base
+                summary = await svc.host.switch_plan(app.name, Plan.parse(app, label, default=fn_config()))
+                lead = max(lead, float(summary["switch_s"]))
+                made.append({"t": began, "due": due, "switch_to": label, "switch_s": summary["switch_s"]})
+
+        asyncio.run_coroutine_threadsafe(follow(), svc.loop)
+
+    return plans, start, made
 
 
 def main() -> None:
@@ -286,6 +334,11 @@ def main() -> None:
         help="adaptive (--horizon-as load): expect each workload's rate and bursts from an hour of its history",
     )
     ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
+    ap.add_argument(
+        "--scheduled-oracle",
+        action="store_true",
+        help="also serve the oracle's schedule live, paying for its switches (one more run per repeat)",
+    )
     ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
     args = ap.parse_args()
     OUT, RUNS = args.out, RESULTS / f"{args.out}_runs"
@@ -363,7 +416,19 @@ def main() -> None:
                 arms.setdefault("oracle", {"slo_hit": [], "cost_usd": []})
                 arms["oracle"]["slo_hit"].append(o["slo_hit"])
                 arms["oracle"]["cost_usd"].append(o["cost_usd"])
-                timelines.append({"adaptive": loops[0].history if loops else [], "oracle": o["plans"]})
+                if args.scheduled_oracle:
+                    schedule, follow, made = scheduled_oracle(app, fixed, app.slo.latency_s)
+                    ahead = run_once(app, Plan.parse(app, schedule[0], default=fn_config()), times, inputs, follow)
+                    keep_run(
+                        name, subject, app, ahead, args.seconds, kind="scheduled", load=load, repeat=rep, plan="oracle"
+                    )
+                    a = arms.setdefault("scheduled oracle", {"slo_hit": [], "cost_usd": []})
+                    a["slo_hit"].append(ahead.slo_hit(app.slo.latency_s))
+                    a["cost_usd"].append(ahead.cost_between(0.0, args.seconds))
+                timelines.append(
+                    {"adaptive": loops[0].history if loops else [], "oracle": o["plans"]}
+                    | ({"scheduled_oracle": schedule, "scheduled_switches": made} if args.scheduled_oracle else {})
+                )
                 whole = observe_load(times, args.seconds, args.seconds, BURST_SCALE_S)
                 for label, res in fixed.items():  # the table read at the whole run's load (rate, SCV) against it
                     at = table.predict(label, whole)
@@ -405,8 +470,11 @@ def _report(doc: dict[str, Any]) -> None:
         *arms_table(doc["workloads"], "USD 1e-4", cost_scale=1e4),
     ]
     lines += ["", "Against the targets (means over repeats):", ""]
-    lines += ["| app | load | vs best static: SLO hit, cost | vs fine: SLO hit, cost | vs oracle: SLO hit, cost |"]
-    lines += ["|---|---|---|---|---|"]
+    lines += [
+        "| app | load | vs best static: SLO hit, cost | vs fine: SLO hit, cost | vs oracle: SLO hit, cost "
+        "| vs scheduled oracle: SLO hit, cost |"
+    ]
+    lines += ["|---|---|---|---|---|---|"]
     for w in doc["workloads"]:
         s = w["summary"]
         ah, ac = s["adaptive"]["slo_hit"][0], s["adaptive"]["cost_usd"][0]
@@ -417,7 +485,7 @@ def _report(doc: dict[str, Any]) -> None:
 
         lines.append(
             f"| {w['app']} | {w['load']} | {versus(w['best_static'])} ({w['best_static']}) | {versus('fixed fine')} "
-            f"| {versus('oracle')} |"
+            f"| {versus('oracle')} | {versus('scheduled oracle') if 'scheduled oracle' in s else 'not run'} |"
         )
     errs = [w for w in doc["workloads"] if w.get("table_error")]
     if errs:
@@ -465,6 +533,15 @@ def _timelines(doc: dict[str, Any]) -> None:
             color="C2",
             ls="--",
         )
+        if "scheduled_oracle" in tl:
+            ax.step(
+                [WINDOW_S * (k + 1) for k in range(len(tl["scheduled_oracle"]))],
+                [level.get(p, -1) - 0.1 for p in tl["scheduled_oracle"]],
+                where="pre",
+                label="scheduled oracle plan",
+                color="C3",
+                ls=":",
+            )
         ax.set_yticks(range(len(plans)), [p if len(p) < 28 else p[:25] + "…" for p in plans], fontsize=7)
         ax.set_title(f"{w['app']} / {w['load']} (repeat 0)", fontsize=9)
         rate = ax.twinx()

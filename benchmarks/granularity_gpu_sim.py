@@ -48,7 +48,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from _arms import arms_table, ci95, first_load, history_load, plot_arms, workload_bursts, workload_history
+from _arms import (
+    arms_table,
+    ci95,
+    first_load,
+    history_load,
+    plot_arms,
+    versus_scheduled,
+    workload_bursts,
+    workload_history,
+)
 from _common import RESULTS, ROOT, console, machine_info, save
 from _gpu_apps import detect_classify, gpu_cluster
 
@@ -62,9 +71,10 @@ from shoal.policy.granularity import (
     best_candidate,
     observe_load,
 )
+from shoal.policy.hindsight import per_window_best, switching_schedule
 from shoal.predict.measured import MeasuredPredictor, Measurement
 from shoal.predict.planner import Planner
-from shoal.sim import Deployment, GpuTable, SimAdaptive, SimConfig, Simulator, StageModel
+from shoal.sim import Deployment, GpuTable, SimAdaptive, SimConfig, SimSchedule, Simulator, StageModel
 from shoal.sim.result import SimResult
 from shoal.workload import generators
 from shoal.workload.source import prepare
@@ -212,7 +222,7 @@ def simulate(
     seconds: float,
     seed: int,
     table: GpuTable,
-    adapt: Callable[[Simulator, dict[str, Deployment]], SimAdaptive] | None = None,
+    adapt: Callable[[Simulator, dict[str, Deployment]], SimAdaptive | SimSchedule] | None = None,
     plans: tuple[str, ...] = (),
     measure_from_s: float = 0.0,
 ) -> Run:
@@ -394,24 +404,47 @@ def adaptive_arm(
     return start
 
 
-def oracle(fixed: dict[str, Run]) -> dict[str, Any]:
-    """Per window, the best fixed plan of that window by the controller's rule, composed from the fixed runs."""
+def window_candidates(fixed: dict[str, Run]) -> list[list[Candidate]]:
+    """Per window, what each fixed plan did there: its SLO hit rate (1 without requests) and cost per second."""
     n = min(len(r.windows) for r in fixed.values())
+    return [
+        [
+            Candidate(
+                label,
+                run.windows[k]["hits"] / run.windows[k]["requests"] if run.windows[k]["requests"] else 1.0,
+                max(0.0, run.windows[k]["cost_usd"]) / WINDOW_S,
+            )
+            for label, run in fixed.items()
+        ]
+        for k in range(n)
+    ]
+
+
+def oracle(fixed: dict[str, Run]) -> dict[str, Any]:
+    """Per window, the best fixed plan of that window by the controller's rule, composed from the fixed runs (free
+    and instant switches: a bound)."""
+    chosen = per_window_best(window_candidates(fixed), SLO_TARGET)
     hits = reqs = cost = 0.0
-    chosen = []
-    for k in range(n):
-        cands = []
-        for label, run in fixed.items():
-            w = run.windows[k]
-            hit = w["hits"] / w["requests"] if w["requests"] else 1.0
-            cands.append(Candidate(label, hit, max(0.0, w["cost_usd"]) / WINDOW_S))
-        best = best_candidate(cands, SLO_TARGET)
-        w = fixed[best.plan].windows[k]
-        chosen.append(best.plan)
+    for k, plan in enumerate(chosen):
+        w = fixed[plan].windows[k]
         reqs += w["requests"]
         hits += w["hits"]
         cost += max(0.0, w["cost_usd"])
     return {"slo_hit": hits / reqs if reqs else math.nan, "cost_usd": cost, "plans": chosen}
+
+
+def scheduled_oracle(fixed: dict[str, Run]) -> tuple[list[str], Callable[[Simulator, dict[str, Deployment]], Any]]:
+    """The oracle that knows the load in advance and pays to switch: the cheapest schedule of plans the
+    controller's rule admits in every window, each switch priced over ``SWITCH_OVERLAP_S`` as the adaptive loop
+    first prices it (``policy.hindsight.switching_schedule``), served live with each switch started a warm-up ahead
+    of its window (``SimSchedule``). Returns the schedule and the arm."""
+    plans = switching_schedule(window_candidates(fixed), SLO_TARGET, WINDOW_S, SWITCH_OVERLAP_S)
+    changes = [(WARM_S + k * WINDOW_S, p) for k, p in enumerate(plans) if k and p != plans[k - 1]]
+
+    def start(sim: Simulator, deps: dict[str, Deployment]) -> SimSchedule:
+        return SimSchedule(sim, 0, deps, changes, lead_s=SWITCH_OVERLAP_S)
+
+    return plans, start
 
 
 def table_error(measured: MeasuredPredictor, fixed: dict[str, Run], times: np.ndarray) -> dict[str, dict[str, float]]:
@@ -470,7 +503,7 @@ def targets(summary: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any
         "slo_hit_vs_oracle": ad_hit / or_hit - 1 if or_hit > 0 else math.nan,
         "cost_vs_oracle": ad_cost / or_cost - 1 if or_cost > 0 else math.nan,
         "within_5pct_of_oracle": ad_hit >= or_hit * 0.95 and ad_cost <= or_cost * 1.05,
-    }
+    } | versus_scheduled(summary)
 
 
 # -- main ---------------------------------------------------------------------------------------------------------
@@ -576,8 +609,14 @@ def main() -> None:
                 )
                 errors.append(table_error(measured, fixed, times))
                 o = oracle(fixed)
+                schedule, scheduled = scheduled_oracle(fixed)
+                ahead = simulate(app, models, schedule[0], times, seconds, rep, gpu, scheduled, subject.plans)
                 runs = {f"fixed {k}": (v.slo_hit, v.cost_usd) for k, v in fixed.items()}
-                runs |= {"adaptive": (adaptive.slo_hit, adaptive.cost_usd), "oracle": (o["slo_hit"], o["cost_usd"])}
+                runs |= {
+                    "adaptive": (adaptive.slo_hit, adaptive.cost_usd),
+                    "oracle": (o["slo_hit"], o["cost_usd"]),
+                    "scheduled oracle": (ahead.slo_hit, ahead.cost_usd),
+                }
                 for arm, (hit, cost) in runs.items():
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
                     a["slo_hit"].append(hit)
@@ -593,6 +632,7 @@ def main() -> None:
                         ],
                         "switches": sum(1 for e in history if e.get("switch_to")),
                         "oracle": o["plans"],
+                        "scheduled_oracle": schedule,
                         "requests_per_window": [w["requests"] for w in adaptive.windows],
                     }
                 )
@@ -636,8 +676,9 @@ def _report(doc: dict[str, Any]) -> None:
     lines += [
         "",
         "| app | load | SLO hit >= every fixed | no fixed as good and cheaper | vs fine: SLO hit / cost "
-        "| paper's gain vs fine | vs oracle: SLO hit / cost | within 5 % of oracle |",
-        "|---|---|---|---|---|---|---|---|",
+        "| paper's gain vs fine | vs oracle: SLO hit / cost | within 5 % of oracle "
+        "| vs scheduled oracle: SLO hit / cost | within 5 % of it |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for w in doc["workloads"]:
         t = w["targets"]
@@ -647,7 +688,13 @@ def _report(doc: dict[str, Any]) -> None:
             f"| {100 * t['slo_gain_vs_fine']:+.1f} % / {-100 * t['cost_cut_vs_fine']:+.1f} % "
             f"| {'met' if t['paper_gain_vs_fine'] else 'missed'} "
             f"| {100 * t['slo_hit_vs_oracle']:+.1f} % / {100 * t['cost_vs_oracle']:+.1f} % "
-            f"| {'met' if t['within_5pct_of_oracle'] else 'missed'} |"
+            f"| {'met' if t['within_5pct_of_oracle'] else 'missed'} "
+            + (
+                f"| {100 * t['slo_hit_vs_scheduled']:+.1f} % / {100 * t['cost_vs_scheduled']:+.1f} % "
+                f"| {'met' if t['within_5pct_of_scheduled'] else 'missed'} |"
+                if "within_5pct_of_scheduled" in t
+                else "| n/a | n/a |"
+            )
         )
     lines += ["", "The empirical table against the fixed runs (predicted - measured SLO hit; cost, relative):", ""]
     for w in doc["workloads"]:
@@ -699,6 +746,15 @@ def _plot(doc: dict[str, Any]) -> None:
             [(e["t"] - WARM_S) / 60.0 for e in ad], [plans.index(e["plan"]) for e in ad], where="post", label="adaptive"
         )
         ax2.step(t, [plans.index(p) for p in tl["oracle"]], where="post", alpha=0.5, ls=":", label="oracle")
+        if "scheduled_oracle" in tl:
+            ax2.step(
+                t,
+                [plans.index(p) - 0.08 for p in tl["scheduled_oracle"]],
+                where="post",
+                alpha=0.6,
+                ls="--",
+                label="scheduled oracle",
+            )
         ax2.set_yticks(range(len(plans)), [_short(p) for p in plans], fontsize=6)
         ax2.legend(fontsize=6, loc="upper right")
         ax.set_title(f"{w['app']} / {w['load']} (repeat 0)")
