@@ -15,7 +15,10 @@ Per application:
      and burst index of the workload's history until a horizon of it has been seen, ``Horizon(expected_rate=...,
      expected_burst=...)``);
    - the **oracle**: per window, the best fixed plan of that window by the controller's own rule, composed from the
-     fixed runs' windows (it knows the load in advance and pays nothing to switch: an upper bound).
+     fixed runs' windows (it knows the load in advance and pays nothing to switch: an upper bound);
+   - with ``--scheduled-oracle``, the **scheduled oracle**: the cheapest schedule of plans the rule admits in every
+     window, switches priced as the adaptive loop first prices them (``policy.hindsight.switching_schedule``),
+     served live, each switch started a warm-up ahead of its window: the load known in advance, switches paid for.
 3. Mean and 95 % confidence interval (Student t over repeats) of SLO hit rate and resource cost per arm; the best
    static plan in hindsight is the best fixed arm by the controller's rule on the means.
 

@@ -19,9 +19,12 @@ GPU shares under FaST-GShare admission, on 4 simulated nodes x 2 GPUs (``_gpu_ap
      scoring the table's plans every window (``candidates_for``), starting from the planner's plan for the first
      window's load; candidates are priced with a switch cost as the runtime's ``AdaptiveLoop`` does
      (``--expect-history``: expecting the mean rate and burst index of the workload's history until a horizon of
-     it has been seen);
+     it has been seen; ``--expect-from LOAD``: another load's history, an expectation that is wrong);
    - the **oracle**: per window, the best fixed plan of that window by the controller's own rule, composed from the
-     fixed runs' windows (it knows the load in advance and pays nothing to switch: a bound, not a policy).
+     fixed runs' windows (it knows the load in advance and pays nothing to switch: a bound, not a policy);
+   - the **scheduled oracle**: the cheapest schedule of plans that the rule admits in every window, each switch
+     priced as the adaptive loop first prices it (``policy.hindsight.switching_schedule``), served live with each
+     switch started a warm-up ahead of its window (``SimSchedule``): the load known in advance, switches paid for.
 3. SLO hit rate (rejected and unfinished requests count as misses) and resource cost per arm, mean and 95 %
    confidence interval (Student t over repeats); the best static plan in hindsight; the issue's targets, met or not.
 
@@ -532,6 +535,12 @@ def main() -> None:
         action="store_true",
         help="adaptive (--horizon-as load): expect each workload's rate and bursts from 2 h of its history",
     )
+    ap.add_argument(
+        "--expect-from",
+        choices=["steady", "bursty", "trace"],
+        default=None,
+        help="--expect-history: take every workload's expectation from this load's history (a wrong expectation)",
+    )
     ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
     ap.add_argument("--out", default="granularity_gpu_sim", help="name of the results (results/NAME.json, .md, .png)")
     args = ap.parse_args()
@@ -549,6 +558,8 @@ def main() -> None:
         ap.error("--horizon-as load needs --horizon-s")
     if args.expect_history and HORIZON_AS != "load":
         ap.error("--expect-history needs --horizon-as load")
+    if args.expect_from is not None and not args.expect_history:
+        ap.error("--expect-from needs --expect-history")
     CONTROLLER = replace(CONTROLLER, min_dwell_s=args.dwell_s, min_cost_saving=args.min_cost_saving)
     if args.quick:
         args.apps, args.loads, args.minutes, args.repeats, args.calibrate_minutes = (
@@ -596,9 +607,12 @@ def main() -> None:
             errors: list[dict[str, dict[str, float]]] = []
             expect = None
             if args.expect_history:  # what this workload's history says of its rate and bursts
-                expect = history_load(*workload_history(partial(loads, subject, load), seconds, HISTORY_S))
-                console.print(f"{name}/{load}: expected {expect[0]:.1f} req/s, burst index {expect[1]:.3f}")
-                doc.setdefault("expected", {})[f"{name}/{load}"] = {"rate": expect[0], "burst": expect[1]}
+                told = args.expect_from or load
+                expect = history_load(*workload_history(partial(loads, subject, told), seconds, HISTORY_S))
+                console.print(
+                    f"{name}/{load}: expected {expect[0]:.1f} req/s, burst index {expect[1]:.3f} ({told}'s history)"
+                )
+                doc.setdefault("expected", {})[f"{name}/{load}"] = {"rate": expect[0], "burst": expect[1], "from": told}
             for rep in range(args.repeats):
                 times = loads(subject, load, seconds, seed=rep)
                 fixed = {label: simulate(app, models, label, times, seconds, rep, gpu) for label in subject.plans}
