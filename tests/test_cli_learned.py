@@ -201,3 +201,43 @@ def test_fit_app_fits_runs_of_several_apps_each_with_its_own_profile(chain, tmp_
         f.write_text(json.dumps({k: v for k, v in json.loads(f.read_text()).items() if k != "app_name"}))
     r = fit_app(*args, "--runs", str(tmp_path / "runs"))
     assert r.exit_code != 0 and "does not record its application's name" in r.output
+
+
+def test_serve_adapts_live_with_the_learned_predictor(chain):
+    """`serve --adaptive-profile P --adaptive-learned L`: every window is scored by the learned predictor (the
+    analytical one corrected by the trees fitted on the measured runs), with no error, and requests all succeed."""
+    import threading
+    import time
+
+    import httpx
+
+    from shoal.testing import ServerProcess, wait_until
+
+    out = chain["dir"] / "learned-serve.json"
+    r = fit_app("--profile", str(chain["profile"]), "--runs", str(chain["runs"]), "--window", "1", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    args = ["--adaptive-profile", str(chain["profile"]), "--adaptive-learned", str(out), "--adaptive-window", "0.3"]
+    with ServerProcess(PACED, "fine", *args) as srv:
+        codes: list[int] = []
+        done = threading.Event()
+
+        def steady() -> None:
+            with httpx.Client(base_url=srv.url, timeout=10) as client:
+                while not done.is_set():
+                    codes.append(client.post("/apps/paced/invoke", json=[1]).status_code)
+                    time.sleep(0.02)
+
+        def scored() -> list:  # windows with traffic in them, scored
+            history = srv.client.get("/status").json()["apps"][0]["adaptive"]
+            return [e for e in history if "best" in e and e["load"]["rate"] > 0]
+
+        sender = threading.Thread(target=steady)
+        sender.start()
+        try:
+            wait_until(lambda: len(scored()) >= 3, timeout=20, message="three windows with traffic, scored")
+        finally:
+            done.set()
+            sender.join()
+        assert codes and set(codes) == {200}
+        history = srv.client.get("/status").json()["apps"][0]["adaptive"]
+        assert not [e for e in history if "error" in e]

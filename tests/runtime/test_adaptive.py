@@ -111,6 +111,25 @@ def test_a_failing_predictor_is_logged_and_the_plan_is_kept():
         assert svc.status()["apps"][0]["plan"] == "coarse"
 
 
+def test_a_window_in_which_no_plan_can_be_scored_keeps_the_plan_and_says_why():
+    """A predictor that scores nothing at some loads (the analytical model at an idle window's rate 0) is not a
+    failure: the window keeps the plan, its record says why, and emergency checks between windows pass over it."""
+
+    def idle_unscored(load: ObservedLoad, plans) -> list[Candidate]:
+        return [] if load.rate == 0 else [Candidate("coarse", 0.999, 1.0), Candidate("fine", 0.999, 2.0)]
+
+    with shoal.local(paced, "coarse", HostConfig(tick_s=0.05)) as svc:
+        loop = svc.adapt(["fine"], idle_unscored, window_s=0.2, emergency_s=0.05)
+        wait_until(lambda: len(loop.history) >= 2, timeout=5, message="two idle windows")
+        assert not [e for e in loop.history if "error" in e]
+        kept = loop.history[0]
+        assert kept["plan"] == "coarse" and kept["switch_to"] is None and "best" not in kept
+        assert kept["reason"] == "no plan could be scored at this load (0 req/s); staying on coarse"
+        assert kept["load"]["count"] == 0
+        assert svc.invoke([1.0]).tolist() == [9.0]
+        wait_until(lambda: any("best" in e for e in loop.history), timeout=5, message="a window with traffic, scored")
+
+
 @pytest.mark.parametrize("horizon_as", ["mix", "load"])
 def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path, horizon_as):
     import httpx

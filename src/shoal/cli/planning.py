@@ -14,6 +14,7 @@ import typer
 
 from shoal.cli._app import cli
 from shoal.cli._app import fail as _fail
+from shoal.cli._scoring import analytical_score
 
 if TYPE_CHECKING:
     import numpy as np
@@ -319,7 +320,7 @@ def plan_command(
         if burst is not None:
             _fail("--burst prices a load by a measured table's bursty rows: give --measured TABLE.json")
         assert profile is not None
-        score, source = _analytical(profile, objective, learned, _mix(input_mix)), f"profile {profile}"
+        score, source = analytical_score(profile, objective, learned, _mix(input_mix)), f"profile {profile}"
     planner = Planner(application, score, slo_target=target, vcpu_options=vcpu_options, batch_options=batch_options)
     load = SimpleNamespace(rate=rate, scv=scv)
     if burst is not None:  # a stated index, priced as given (MeasuredPredictor)
@@ -392,46 +393,3 @@ def _mix(text: str | None) -> dict[str, float] | None:
         if not eq or not size.strip() or not out[size.strip()] >= 0:
             _fail(f"--input-mix takes SIZE=FRACTION pairs, e.g. small=1,medium=1,large=1; got {text!r}")
     return out
-
-
-def _analytical(profile: Path, slo: Any, learned: Path | None = None, input_mix: dict[str, float] | None = None) -> Any:
-    """The analytical predictor over a profile (corrected by a learned predictor's trees if ``learned``), as the
-    planner's score function."""
-    from shoal.predict.analytical import AnalyticalPredictor
-    from shoal.predict.app_learned import LearnedPredictor
-    from shoal.predict.app_model import Load, PredictError
-    from shoal.predict.planner import CannotPredict, Score
-    from shoal.predict.profile import ProfileError
-    from shoal.predict.profile_io import read_profile
-
-    try:
-        measured = read_profile(profile)
-    except (ProfileError, OSError) as e:
-        _fail(f"cannot read profile {profile}: {e}")
-    if input_mix is not None:
-        try:
-            Load(1.0, 1.0, input_mix).mix(measured.settings.input_sizes)
-        except PredictError as e:
-            _fail(f"--input-mix: {e}")
-    predictor: Any = AnalyticalPredictor(samples=5000)
-    if learned is not None:
-        try:
-            predictor = LearnedPredictor.load(learned)
-        except PredictError as e:
-            _fail(str(e))
-        fitted_on = predictor.meta.get("apps", [])
-        if measured.app.name not in fitted_on:
-            typer.secho(
-                f"note: {learned} was fitted on runs of {', '.join(fitted_on) or 'other apps'}, not "
-                f"{measured.app.name}: its correction is that of other applications",
-                err=True,
-            )
-
-    def score(plan: Any, load: Any) -> Score:
-        try:
-            p = predictor.predict(measured, plan, Load(load.rate, load.scv, input_mix), slo)
-        except PredictError as e:
-            raise CannotPredict(str(e)) from None
-        return Score(p.slo_hit_rate, p.cost_per_s, {"p99_ms": p.latency_s[99] * 1e3, "predictor": predictor.kind})
-
-    return score

@@ -13,6 +13,7 @@ import typer
 from shoal.app import App, AppError, FunctionConfig, Plan, PlanError, SpecError
 from shoal.cli._app import cli
 from shoal.cli._app import fail as _fail
+from shoal.cli._scoring import analytical_score
 
 if TYPE_CHECKING:
     from shoal.runtime.host import Host
@@ -54,6 +55,20 @@ def serve(
         Path | None,
         typer.Option(
             help="Adapt the plan to the load: a `shoal measure` table whose plans the controller chooses among."
+        ),
+    ] = None,
+    adaptive_profile: Annotated[
+        Path | None,
+        typer.Option(
+            help="Adapt the plan to the load from a `shoal profile` JSON instead of a table: the analytical predictor "
+            "scores every grouping of the app, so the controller chooses among all of them."
+        ),
+    ] = None,
+    adaptive_learned: Annotated[
+        Path | None,
+        typer.Option(
+            help="With --adaptive-profile: a `shoal predict fit-app` file whose trees correct the analytical "
+            "predictor (the learned predictor)."
         ),
     ] = None,
     adaptive_window: Annotated[float, typer.Option(help="Adaptive: seconds per load window.")] = 10.0,
@@ -104,7 +119,9 @@ def serve(
     `shoal measure --bursty-cycle`, that prices what bursts cost each plan. With --adaptive-emergency 2 it also
     looks every 2 s between windows for an SLO emergency, and answers one at once. With --adaptive-expect-rate 12
     --adaptive-expect-burst 0.2 the horizon is priced at that rate and that bursty from the start, fading to the
-    traffic seen over the first horizon (`shoal measure --bursty-like` prints both for your traffic).
+    traffic seen over the first horizon (`shoal measure --bursty-like` prints both for your traffic). With
+    --adaptive-profile PROFILE.json instead of a table, the analytical predictor scores every grouping of the app
+    from its profile (add --adaptive-learned FILE.json to correct it with the learned predictor's trees).
 
     \b
     Example:
@@ -142,12 +159,27 @@ def serve(
         _fail(f"--max-body-mb must be positive, got {max_body_mb:g}")
     config = HostConfig(max_body_bytes=int(max_body_mb * (1 << 20)), cpu_overcommit=cpu_overcommit)
     on_start = None
-    if adaptive is not None:
+    if adaptive is not None and adaptive_profile is not None:
+        _fail("give one of --adaptive TABLE.json (measured plans) and --adaptive-profile PROFILE.json (every plan)")
+    if adaptive_learned is not None and adaptive_profile is None:
+        _fail("--adaptive-learned corrects the analytical predictor: give the app's --adaptive-profile PROFILE.json")
+    if adaptive is not None or adaptive_profile is not None:
+        if adaptive is not None:
+            score = _table_score(adaptive, the_app, the_plan, adaptive_horizon_as)
+        else:
+            if adaptive_expect_burst is not None:
+                _fail(
+                    "--adaptive-expect-burst prices a burst index by a measured table's bursty rows; the analytical "
+                    "predictor of --adaptive-profile prices burstiness by the SCV of the gaps: leave it out, or "
+                    "adapt with --adaptive TABLE.json from `shoal measure --bursty-like`"
+                )
+            assert adaptive_profile is not None
+            score = analytical_score(adaptive_profile, the_app.slo, adaptive_learned, app_name=the_app.name)
         on_start = _adaptive_starter(
             the_app,
             the_plan,
             default,
-            adaptive,
+            score,
             adaptive_window,
             adaptive_dwell,
             slo_target,
@@ -162,11 +194,33 @@ def serve(
     )
 
 
+def _table_score(table: Path, app: App, plan: Plan, horizon_as: str) -> Callable[..., Any]:
+    """The measured table of `serve --adaptive`, checked against the served app and plan, as the planner's score."""
+    from shoal.predict.measured import MeasuredError, MeasuredPredictor
+
+    try:
+        predictor = MeasuredPredictor.load(table)
+    except MeasuredError as e:
+        _fail(str(e))
+    if predictor.slo is not None and predictor.slo != str(app.slo):
+        _fail(f"{table} was scored against {predictor.slo}, but {app.name!r} has SLO {app.slo}; measure it again")
+    if plan.label not in predictor.plans:
+        _fail(f"{table} has no measurement of the served plan {plan.label!r}; measured: {', '.join(predictor.plans)}")
+    if horizon_as == "load" and all(r.scv < 1.5 for r in predictor.rows):
+        typer.secho(
+            f"warning: {table} has no row measured under bursty load, so the horizon's load is priced from Poisson "
+            "rows; measure with `shoal measure --bursty-cycle SECONDS` for what bursts cost",
+            err=True,
+            fg="yellow",
+        )
+    return predictor.predict
+
+
 def _adaptive_starter(
     app: App,
     plan: Plan,
     default: FunctionConfig,
-    table: Path,
+    score: Callable[..., Any],
     window_s: float,
     dwell_s: float,
     target: float,
@@ -176,21 +230,15 @@ def _adaptive_starter(
     expected_burst: float | None = None,
     expected_rate: float | None = None,
 ) -> Callable[[Host], None]:
-    """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the table's plans."""
+    """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the plans ``score`` can price."""
     from shoal.policy.granularity import HORIZON_MODES, ControllerConfig, GranularityController
-    from shoal.predict.measured import MeasuredError, MeasuredPredictor
     from shoal.predict.planner import Planner
     from shoal.runtime.adaptive import AdaptiveLoop
 
     try:
-        predictor = MeasuredPredictor.load(table)
         controller = GranularityController(ControllerConfig(slo_target=target, min_dwell_s=dwell_s))
-    except (MeasuredError, ValueError) as e:
+    except ValueError as e:
         _fail(str(e))
-    if predictor.slo is not None and predictor.slo != str(app.slo):
-        _fail(f"{table} was scored against {predictor.slo}, but {app.name!r} has SLO {app.slo}; measure it again")
-    if plan.label not in predictor.plans:
-        _fail(f"{table} has no measurement of the served plan {plan.label!r}; measured: {', '.join(predictor.plans)}")
     if not window_s > 0:
         _fail(f"--adaptive-window must be > 0, got {window_s:g}")
     if horizon_s and not horizon_s >= window_s:
@@ -209,14 +257,7 @@ def _adaptive_starter(
                 f"{option} takes a number >= 0 and a horizon priced as one load: add --adaptive-horizon SECONDS "
                 "--adaptive-horizon-as load"
             )
-    if horizon_as == "load" and all(r.scv < 1.5 for r in predictor.rows):
-        typer.secho(
-            f"warning: {table} has no row measured under bursty load, so the horizon's load is priced from Poisson "
-            "rows; measure with `shoal measure --bursty-cycle SECONDS` for what bursts cost",
-            err=True,
-            fg="yellow",
-        )
-    planner = Planner(app, predictor.predict, slo_target=target, default=default)
+    planner = Planner(app, score, slo_target=target, default=default)
     made: dict[str, Plan] = {}
 
     def candidates_for(load: Any, plans: Any) -> Any:

@@ -66,6 +66,7 @@ __all__ = [
     "mixed",
     "observe_load",
     "priced",
+    "unscored_record",
     "window_record",
 ]
 
@@ -457,6 +458,18 @@ def window_record(
     if horizon is not None:
         entry["horizon_load"] = _load_record(horizon)
     return entry
+
+
+def unscored_record(now: float, load: ObservedLoad, current: str) -> dict[str, object]:
+    """A window in which the predictor could score no plan (the analytical model at an empty window's rate 0, say):
+    the plan is kept and the record says why, instead of a decision over no candidates."""
+    return {
+        "t": round(now, 3),
+        "load": _load_record(load),
+        "plan": current,
+        "switch_to": None,
+        "reason": f"no plan could be scored at this load ({load.rate:g} req/s); staying on {current}",
+    }
 
 
 def _load_record(load: ObservedLoad) -> dict[str, float]:

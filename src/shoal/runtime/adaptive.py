@@ -38,6 +38,7 @@ from shoal.policy.granularity import (
     emergency_span_s,
     observe_load,
     priced,
+    unscored_record,
     window_record,
 )
 
@@ -121,6 +122,8 @@ class AdaptiveLoop:
         load = observe_load(self.host.arrivals_of(self.app), now, emergency_span_s(self.window_s, self.checks))
         current = self.host.deployment(self.app).plan.label
         cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(load), self.plans)
+        if not cands:  # nothing could be scored at this load: no emergency can be judged either
+            return None
         decision = self.controller.emergency(now, current, cands)
         if decision.switch_to is None:
             return None
@@ -136,6 +139,10 @@ class AdaptiveLoop:
         load = observe_load(arrivals, now, self.window_s)
         current = self.host.deployment(self.app).plan.label
         cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(load), self.plans)
+        if not cands:  # e.g. the analytical predictor at an empty window's rate 0: keep the plan, say why
+            kept = unscored_record(now, load, current)
+            self._remember(kept)
+            return kept
         over = self.horizon.load(arrivals, now)
         scored = None if over is None else await asyncio.to_thread(self.candidates_for, over, self.plans)
         mix = self.horizon.recent(load, cands, scored)
