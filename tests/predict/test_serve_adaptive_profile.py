@@ -26,6 +26,7 @@ def paced_profile(tmp_path: Path) -> Path:
 
 def test_serve_adapts_from_a_profile_to_a_plan_no_table_measured(tmp_path):
     args = ["--adaptive-profile", str(paced_profile(tmp_path)), "--adaptive-window", "0.3", "--adaptive-dwell", "0"]
+    args += ["--adaptive-input-mix", "small=1,medium=2,large=1"]
     with ServerProcess(PACED, "fine", *args) as srv:
         done = threading.Event()
         codes: list[int] = []
@@ -71,6 +72,13 @@ def test_serve_adaptive_profile_refuses_what_it_cannot_use(tmp_path):
     other = str(APPS) + ":diamond"
     r = runner.invoke(cli, ["serve", other, "--plan", "fine", "--adaptive-profile", profile])
     assert r.exit_code != 0 and "is a profile of 'paced', not of" in r.output
+    r = runner.invoke(cli, [*serve, "--adaptive-input-mix", "small=1"])
+    assert r.exit_code != 0 and "--adaptive-input-mix is for --adaptive-profile" in r.output
+    r = runner.invoke(cli, [*serve, "--adaptive-profile", profile, "--adaptive-input-mix", "small"])
+    assert r.exit_code != 0 and "--adaptive-input-mix takes SIZE=FRACTION pairs" in r.output
+    r = runner.invoke(cli, [*serve, "--adaptive-profile", profile, "--adaptive-input-mix", "huge=1"])
+    assert r.exit_code != 0 and "--adaptive-input-mix: input size 'huge' was not profiled" in r.output
+    assert "serving" not in r.output  # refused before it says it serves
     horizon = ["--adaptive-horizon", "30", "--adaptive-horizon-as", "load", "--adaptive-expect-burst", "0.2"]
     r = runner.invoke(cli, [*serve, "--adaptive-profile", profile, *horizon])
     assert r.exit_code != 0 and "prices burstiness by the SCV" in r.output

@@ -10,7 +10,7 @@ import typer
 
 from shoal.cli._app import fail as _fail
 
-__all__ = ["analytical_score"]
+__all__ = ["analytical_score", "parse_input_mix"]
 
 
 def analytical_score(
@@ -19,6 +19,7 @@ def analytical_score(
     learned: Path | None = None,
     input_mix: dict[str, float] | None = None,
     app_name: str | None = None,
+    mix_option: str = "--input-mix",
 ) -> Any:
     """The analytical predictor over a profile (corrected by a learned predictor's trees if ``learned``), as the
     planner's score function. With ``app_name``, the profile must be of that application."""
@@ -39,7 +40,7 @@ def analytical_score(
         try:
             Load(1.0, 1.0, input_mix).mix(measured.settings.input_sizes)
         except PredictError as e:
-            _fail(f"--input-mix: {e}")
+            _fail(f"{mix_option}: {e}")
     predictor: Any = AnalyticalPredictor(samples=5000)
     if learned is not None:
         try:
@@ -62,3 +63,20 @@ def analytical_score(
         return Score(p.slo_hit_rate, p.cost_per_s, {"p99_ms": p.latency_s[99] * 1e3, "predictor": predictor.kind})
 
     return score
+
+
+def parse_input_mix(text: str | None, option: str = "--input-mix") -> dict[str, float] | None:
+    """``small=1,large=3`` as fractions per input size (None: the predictor's default, the middle size); ``option``
+    names the flag in the error."""
+    if text is None:
+        return None
+    out = {}
+    for part in text.split(","):
+        size, eq, value = part.strip().partition("=")
+        try:
+            out[size.strip()] = float(value)
+        except ValueError:
+            out[size.strip()] = -1.0
+        if not eq or not size.strip() or not out[size.strip()] >= 0:
+            _fail(f"{option} takes SIZE=FRACTION pairs, e.g. small=1,medium=1,large=1; got {text!r}")
+    return out

@@ -14,7 +14,7 @@ import typer
 
 from shoal.cli._app import cli
 from shoal.cli._app import fail as _fail
-from shoal.cli._scoring import analytical_score
+from shoal.cli._scoring import analytical_score, parse_input_mix
 
 if TYPE_CHECKING:
     import numpy as np
@@ -320,7 +320,7 @@ def plan_command(
         if burst is not None:
             _fail("--burst prices a load by a measured table's bursty rows: give --measured TABLE.json")
         assert profile is not None
-        score, source = analytical_score(profile, objective, learned, _mix(input_mix)), f"profile {profile}"
+        score, source = analytical_score(profile, objective, learned, parse_input_mix(input_mix)), f"profile {profile}"
     planner = Planner(application, score, slo_target=target, vcpu_options=vcpu_options, batch_options=batch_options)
     load = SimpleNamespace(rate=rate, scv=scv)
     if burst is not None:  # a stated index, priced as given (MeasuredPredictor)
@@ -377,19 +377,3 @@ def plan_command(
         console.print(
             f"[dim]{len(planner.skipped)} plans not scored ({source}): measure or profile them to weigh them[/]"
         )
-
-
-def _mix(text: str | None) -> dict[str, float] | None:
-    """``small=1,large=3`` as fractions per input size (None: the predictor's default, the middle size)."""
-    if text is None:
-        return None
-    out = {}
-    for part in text.split(","):
-        size, eq, value = part.strip().partition("=")
-        try:
-            out[size.strip()] = float(value)
-        except ValueError:
-            out[size.strip()] = -1.0
-        if not eq or not size.strip() or not out[size.strip()] >= 0:
-            _fail(f"--input-mix takes SIZE=FRACTION pairs, e.g. small=1,medium=1,large=1; got {text!r}")
-    return out

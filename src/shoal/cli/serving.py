@@ -13,7 +13,7 @@ import typer
 from shoal.app import App, AppError, FunctionConfig, Plan, PlanError, SpecError
 from shoal.cli._app import cli
 from shoal.cli._app import fail as _fail
-from shoal.cli._scoring import analytical_score
+from shoal.cli._scoring import analytical_score, parse_input_mix
 
 if TYPE_CHECKING:
     from shoal.runtime.host import Host
@@ -69,6 +69,13 @@ def serve(
         typer.Option(
             help="With --adaptive-profile: a `shoal predict fit-app` file whose trees correct the analytical "
             "predictor (the learned predictor)."
+        ),
+    ] = None,
+    adaptive_input_mix: Annotated[
+        str | None,
+        typer.Option(
+            help="With --adaptive-profile: fractions of requests per profiled input size, e.g. "
+            "small=1,medium=1,large=1 (default: all medium)."
         ),
     ] = None,
     adaptive_window: Annotated[float, typer.Option(help="Adaptive: seconds per load window.")] = 10.0,
@@ -150,11 +157,6 @@ def serve(
         the_plan = Plan.parse(the_app, plan, default=default)
     except (AppError, PlanError, SpecError) as e:
         _fail(str(e))
-    typer.secho(
-        f"serving {the_app.name!r} under plan {the_plan.label!r} "
-        f"({len(the_plan.functions)} functions) on http://{bind}:{port}",
-        err=True,
-    )
     if not max_body_mb > 0:
         _fail(f"--max-body-mb must be positive, got {max_body_mb:g}")
     config = HostConfig(max_body_bytes=int(max_body_mb * (1 << 20)), cpu_overcommit=cpu_overcommit)
@@ -163,6 +165,8 @@ def serve(
         _fail("give one of --adaptive TABLE.json (measured plans) and --adaptive-profile PROFILE.json (every plan)")
     if adaptive_learned is not None and adaptive_profile is None:
         _fail("--adaptive-learned corrects the analytical predictor: give the app's --adaptive-profile PROFILE.json")
+    if adaptive_input_mix is not None and adaptive_profile is None:
+        _fail("--adaptive-input-mix is for --adaptive-profile; a measured table has its own mix")
     if adaptive is not None or adaptive_profile is not None:
         if adaptive is not None:
             score = _table_score(adaptive, the_app, the_plan, adaptive_horizon_as)
@@ -174,7 +178,11 @@ def serve(
                     "adapt with --adaptive TABLE.json from `shoal measure --bursty-like`"
                 )
             assert adaptive_profile is not None
-            score = analytical_score(adaptive_profile, the_app.slo, adaptive_learned, app_name=the_app.name)
+            option = "--adaptive-input-mix"
+            mix = parse_input_mix(adaptive_input_mix, option)
+            score = analytical_score(
+                adaptive_profile, the_app.slo, adaptive_learned, mix, app_name=the_app.name, mix_option=option
+            )
         on_start = _adaptive_starter(
             the_app,
             the_plan,
@@ -189,6 +197,11 @@ def serve(
             adaptive_expect_burst,
             adaptive_expect_rate,
         )
+    typer.secho(
+        f"serving {the_app.name!r} under plan {the_plan.label!r} "
+        f"({len(the_plan.functions)} functions) on http://{bind}:{port}",
+        err=True,
+    )
     run_server(
         [(the_app, the_plan)], bind=bind, port=port, token=token, config=config, log_level=log_level, on_start=on_start
     )
