@@ -16,6 +16,9 @@ Per application:
      expected_burst=...)``);
    - the **oracle**: per window, the best fixed plan of that window by the controller's own rule, composed from the
      fixed runs' windows (it knows the load in advance and pays nothing to switch: an upper bound);
+   - with ``--profile PROFILE.json`` (one app), **adaptive (analytical)**: the same loop over every grouping of the
+     app, scored by the analytical predictor from the profile at the runs' even input mix (``--learned FILE``:
+     corrected by the learned predictor's trees, **adaptive (learned)**), as ``shoal serve --adaptive-profile``;
    - with ``--scheduled-oracle``, the **scheduled oracle**: the cheapest schedule of plans the rule admits in every
      window, switches priced as the adaptive loop first prices them (``policy.hindsight.switching_schedule``),
      served live, each switch started a warm-up ahead of its window: the load known in advance, switches paid for.
@@ -68,7 +71,7 @@ from shoal.policy.granularity import (
 )
 from shoal.policy.hindsight import per_window_best, switching_schedule
 from shoal.predict.measured import MeasuredPredictor
-from shoal.predict.planner import Planner
+from shoal.predict.planner import Planner, profile_score
 from shoal.predict.run_files import EVEN_MIX, run_file_doc
 from shoal.runtime.adaptive import AdaptiveLoop
 from shoal.runtime.host import HostConfig
@@ -221,8 +224,9 @@ def calibrate(
     return table
 
 
-def adaptive_arm(app: shoal.App, table: MeasuredPredictor, expected: tuple[float, float] | None = None) -> Any:
-    planner = Planner(app, table.predict, slo_target=SLO_TARGET, default=fn_config())
+def adaptive_arm(app: shoal.App, score: Any, expected: tuple[float, float] | None = None) -> Any:
+    """The adaptive loop over the plans ``score`` prices (the measured table's ``predict``, or ``profile_arm``'s)."""
+    planner = Planner(app, score, slo_target=SLO_TARGET, default=fn_config())
     made: dict[str, Plan] = {}
 
     def candidates_for(load: Any, plans: Any) -> list[Candidate]:
@@ -250,6 +254,20 @@ def adaptive_arm(app: shoal.App, table: MeasuredPredictor, expected: tuple[float
         )
 
     return start, loops
+
+
+def profile_arm(app: shoal.App, profile_path: str, learned: str | None) -> tuple[str, Any]:
+    """The score of ``--profile``'s arm: the analytical predictor over the app's profile (corrected by ``--learned``'s
+    trees), at the runs' even mix of input sizes, over every grouping of the app (not only the measured plans)."""
+    from shoal.predict.analytical import AnalyticalPredictor
+    from shoal.predict.app_learned import LearnedPredictor
+    from shoal.predict.profile_io import read_profile
+
+    profile = read_profile(profile_path)
+    if profile.app.name != app.name:
+        raise SystemExit(f"--profile {profile_path} is a profile of {profile.app.name!r}, not of {app.name!r}")
+    predictor = AnalyticalPredictor(samples=5000) if learned is None else LearnedPredictor.load(learned)
+    return f"adaptive ({predictor.kind})", profile_score(predictor, profile, app.slo, EVEN_MIX)
 
 
 def window_candidates(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> list[list[Candidate]]:
@@ -342,6 +360,12 @@ def main() -> None:
         action="store_true",
         help="also serve the oracle's schedule live, paying for its switches (one more run per repeat)",
     )
+    ap.add_argument(
+        "--profile",
+        default=None,
+        help="one app: also run adaptive over every grouping scored by the analytical predictor from this profile",
+    )
+    ap.add_argument("--learned", default=None, help="with --profile: correct it with this `predict fit-app` file")
     ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
     args = ap.parse_args()
     OUT, RUNS = args.out, RESULTS / f"{args.out}_runs"
@@ -362,6 +386,10 @@ def main() -> None:
         ap.error("--horizon-as load needs --horizon-s")
     if args.expect_history and HORIZON_AS != "load":
         ap.error("--expect-history needs --horizon-as load")
+    if args.profile is not None and len(args.apps) != 1:
+        ap.error("--profile is one app's profile: give one --apps")
+    if args.learned is not None and args.profile is None:
+        ap.error("--learned corrects the analytical predictor: give --profile too")
     RESULTS.mkdir(exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     doc: dict[str, Any] = {"machine": machine_info(), "settings": vars(args), "started": started, "workloads": []}
@@ -402,7 +430,7 @@ def main() -> None:
                     keep_run(
                         name, subject, app, fixed[label], args.seconds, kind="fixed", load=load, repeat=rep, plan=label
                     )
-                start, loops = adaptive_arm(app, table, expect)
+                start, loops = adaptive_arm(app, table.predict, expect)
                 # adaptive starts where the planner puts the first window's load (a deployment knows its expected load)
                 first = first_load(float((times < WINDOW_S).sum()) / WINDOW_S, expect, WINDOW_S, HORIZON_S)
                 initial = Planner(app, table.predict, slo_target=SLO_TARGET, default=fn_config()).best(first).plan
@@ -411,6 +439,23 @@ def main() -> None:
                     name, subject, app, adaptive, args.seconds, kind="adaptive", load=load, repeat=rep, plan="adaptive"
                 )
                 results = {f"fixed {k}": v for k, v in fixed.items()} | {"adaptive": adaptive}
+                profile_loops: list[AdaptiveLoop] = []
+                if args.profile is not None:  # the same loop, over every grouping, priced from the profile
+                    label, score = profile_arm(app, args.profile, args.learned)
+                    begin = Planner(app, score, slo_target=SLO_TARGET, default=fn_config()).best(first).plan
+                    from_profile, profile_loops = adaptive_arm(app, score, expect)
+                    results[label] = run_once(app, begin, times, inputs, from_profile)
+                    keep_run(
+                        name,
+                        subject,
+                        app,
+                        results[label],
+                        args.seconds,
+                        kind="adaptive",
+                        load=load,
+                        repeat=rep,
+                        plan=label,
+                    )
                 for arm, res in results.items():
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
                     a["slo_hit"].append(res.slo_hit(app.slo.latency_s))
@@ -430,6 +475,7 @@ def main() -> None:
                     a["cost_usd"].append(ahead.cost_between(0.0, args.seconds))
                 timelines.append(
                     {"adaptive": loops[0].history if loops else [], "oracle": o["plans"]}
+                    | ({"adaptive_profile": profile_loops[0].history} if args.profile is not None else {})
                     | ({"scheduled_oracle": schedule, "scheduled_switches": made} if args.scheduled_oracle else {})
                 )
                 whole = observe_load(times, args.seconds, args.seconds, BURST_SCALE_S)

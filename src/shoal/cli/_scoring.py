@@ -26,7 +26,7 @@ def analytical_score(
     from shoal.predict.analytical import AnalyticalPredictor
     from shoal.predict.app_learned import LearnedPredictor
     from shoal.predict.app_model import Load, PredictError
-    from shoal.predict.planner import CannotPredict, Score
+    from shoal.predict.planner import profile_score
     from shoal.predict.profile import ProfileError
     from shoal.predict.profile_io import read_profile
 
@@ -55,14 +55,7 @@ def analytical_score(
                 err=True,
             )
 
-    def score(plan: Any, load: Any) -> Score:
-        try:
-            p = predictor.predict(measured, plan, Load(load.rate, load.scv, input_mix), slo)
-        except PredictError as e:
-            raise CannotPredict(str(e)) from None
-        return Score(p.slo_hit_rate, p.cost_per_s, {"p99_ms": p.latency_s[99] * 1e3, "predictor": predictor.kind})
-
-    return score
+    return profile_score(predictor, measured, slo, input_mix)
 
 
 def parse_input_mix(text: str | None, option: str = "--input-mix") -> dict[str, float] | None:

@@ -29,7 +29,7 @@ from shoal.app import App, FunctionConfig, Plan, Resources
 from shoal.policy.granularity import Candidate
 from shoal.predict.plan_space import groupings, plan_label
 
-__all__ = ["CannotPredict", "Choice", "Planner", "Score", "Setting"]
+__all__ = ["CannotPredict", "Choice", "Planner", "Score", "Setting", "profile_score"]
 
 
 class CannotPredict(ValueError):
@@ -45,6 +45,25 @@ class Score:
     slo_hit: float
     cost_per_s: float
     details: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def profile_score(
+    predictor: Any, profile: Any, slo: Any = None, input_mix: dict[str, float] | None = None
+) -> Callable[[Plan, Any], Score]:
+    """The planner's score function from an application predictor over a profile (``AnalyticalPredictor`` or
+    ``LearnedPredictor``: ``predict(profile, plan, Load, slo)``), at a load with ``rate`` and ``scv`` (a window's
+    ``ObservedLoad`` or any such object) and the given mix of profiled input sizes. What a predictor cannot predict
+    (a rate of 0, a stage without rows) is ``CannotPredict``: the planner leaves the plan out."""
+    from shoal.predict.app_model import Load, PredictError
+
+    def score(plan: Plan, load: Any) -> Score:
+        try:
+            p = predictor.predict(profile, plan, Load(load.rate, load.scv, input_mix), slo)
+        except PredictError as e:
+            raise CannotPredict(str(e)) from None
+        return Score(p.slo_hit_rate, p.cost_per_s, {"p99_ms": p.latency_s[99] * 1e3, "predictor": predictor.kind})
+
+    return score
 
 
 @dataclass(frozen=True)
