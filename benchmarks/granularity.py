@@ -270,9 +270,13 @@ def profile_arm(app: shoal.App, profile_path: str, learned: str | None) -> tuple
     return f"adaptive ({predictor.kind})", profile_score(predictor, profile, app.slo, EVEN_MIX)
 
 
-def window_candidates(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> list[list[Candidate]]:
+def fixed_windows(fixed: dict[str, ReplayResult], slo_s: float) -> dict[str, list[dict[str, Any]]]:
+    """Each fixed run cut into the controller's windows (``ReplayResult.windows``), read once for both oracles."""
+    return {label: res.windows(WINDOW_S, slo_s) for label, res in fixed.items()}
+
+
+def window_candidates(per_plan: dict[str, list[dict[str, Any]]], window_s: float) -> list[list[Candidate]]:
     """Per window, what each fixed plan did there: its SLO hit rate (1 without requests) and cost per second."""
-    per_plan = {label: res.windows(window_s, slo_s) for label, res in fixed.items()}
     n = min(len(w) for w in per_plan.values())
     return [
         [
@@ -285,11 +289,10 @@ def window_candidates(fixed: dict[str, ReplayResult], slo_s: float, window_s: fl
     ]
 
 
-def oracle(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> dict[str, Any]:
-    """Per window, the best fixed plan of that window by the controller's rule, composed from the fixed runs (free
-    and instant switches: a bound)."""
-    chosen = per_window_best(window_candidates(fixed, slo_s, window_s), SLO_TARGET)
-    per_plan = {label: res.windows(window_s, slo_s) for label, res in fixed.items()}
+def oracle(per_plan: dict[str, list[dict[str, Any]]], window_s: float) -> dict[str, Any]:
+    """Per window, the best fixed plan of that window by the controller's rule, composed from the fixed runs'
+    windows (``fixed_windows``; free and instant switches: a bound)."""
+    chosen = per_window_best(window_candidates(per_plan, window_s), SLO_TARGET)
     hits = reqs = cost = 0.0
     for k, plan in enumerate(chosen):
         w = per_plan[plan][k]
@@ -299,13 +302,13 @@ def oracle(fixed: dict[str, ReplayResult], slo_s: float, window_s: float) -> dic
     return {"slo_hit": hits / reqs if reqs else math.nan, "cost_usd": cost, "plans": chosen}
 
 
-def scheduled_oracle(app: shoal.App, fixed: dict[str, ReplayResult], slo_s: float) -> tuple[list[str], Any, list]:
+def scheduled_oracle(app: shoal.App, per_plan: dict[str, list[dict[str, Any]]]) -> tuple[list[str], Any, list]:
     """The oracle that knows the load in advance and pays to switch: the cheapest schedule of plans the
     controller's rule admits in every window, each switch priced over ``SWITCH_LEAD_S`` as the adaptive loop first
     prices it (``policy.hindsight.switching_schedule``), served live: each switch (``Host.switch_plan``) starts a
     warm-up ahead of its window (``SWITCH_LEAD_S``, then the longest switch made so far). Returns the schedule, the
     arm (for ``run_once``) and the list it records each switch in."""
-    plans = switching_schedule(window_candidates(fixed, slo_s, WINDOW_S), SLO_TARGET, WINDOW_S, SWITCH_LEAD_S)
+    plans = switching_schedule(window_candidates(per_plan, WINDOW_S), SLO_TARGET, WINDOW_S, SWITCH_LEAD_S)
     changes = [(k * WINDOW_S, p) for k, p in enumerate(plans) if k and p != plans[k - 1]]
     made: list[dict[str, Any]] = []
 
@@ -460,12 +463,13 @@ def main() -> None:
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
                     a["slo_hit"].append(res.slo_hit(app.slo.latency_s))
                     a["cost_usd"].append(res.cost_between(0.0, args.seconds))
-                o = oracle(fixed, app.slo.latency_s, WINDOW_S)
+                per_window = fixed_windows(fixed, app.slo.latency_s)
+                o = oracle(per_window, WINDOW_S)
                 arms.setdefault("oracle", {"slo_hit": [], "cost_usd": []})
                 arms["oracle"]["slo_hit"].append(o["slo_hit"])
                 arms["oracle"]["cost_usd"].append(o["cost_usd"])
                 if args.scheduled_oracle:
-                    schedule, follow, made = scheduled_oracle(app, fixed, app.slo.latency_s)
+                    schedule, follow, made = scheduled_oracle(app, per_window)
                     ahead = run_once(app, Plan.parse(app, schedule[0], default=fn_config()), times, inputs, follow)
                     keep_run(
                         name, subject, app, ahead, args.seconds, kind="scheduled", load=load, repeat=rep, plan="oracle"
