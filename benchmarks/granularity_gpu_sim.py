@@ -24,7 +24,10 @@ GPU shares under FaST-GShare admission, on 4 simulated nodes x 2 GPUs (``_gpu_ap
      fixed runs' windows (it knows the load in advance and pays nothing to switch: a bound, not a policy);
    - the **scheduled oracle**: the cheapest schedule of plans that the rule admits in every window, each switch
      priced as the adaptive loop first prices it (``policy.hindsight.switching_schedule``), served live with each
-     switch started a warm-up ahead of its window (``SimSchedule``): the load known in advance, switches paid for.
+     switch started a warm-up ahead of its window (``SimSchedule``): the load known in advance, switches paid for;
+   - the **reactive oracle**: the scheduled oracle's plans one window late, each switch started at its window
+     (``SimSchedule(ahead=False)``): the past known perfectly, the future not at all; what a controller without a
+     forecast could at best do by reacting (no table error, no confirmation, no hysteresis).
 3. SLO hit rate (rejected and unfinished requests count as misses) and resource cost per arm, mean and 95 %
    confidence interval (Student t over repeats); the best static plan in hindsight; the issue's targets, met or not.
 
@@ -450,6 +453,20 @@ def scheduled_oracle(fixed: dict[str, Run]) -> tuple[list[str], Callable[[Simula
     return plans, start
 
 
+def reactive_oracle(schedule: list[str]) -> tuple[list[str], Callable[[Simulator, dict[str, Deployment]], Any]]:
+    """The scheduled oracle one window late: each window served on the plan the scheduled oracle chose for the window
+    before, each switch started at its window's start (``SimSchedule(ahead=False)``). It knows the past perfectly
+    (no table error, no confirmation, no hysteresis) and the future not at all: what reacting costs, the reference
+    for a controller without a forecast. Returns the schedule and the arm."""
+    late = [schedule[0], *schedule[:-1]] if schedule else []
+    changes = [(WARM_S + k * WINDOW_S, p) for k, p in enumerate(late) if k and p != late[k - 1]]
+
+    def start(sim: Simulator, deps: dict[str, Deployment]) -> SimSchedule:
+        return SimSchedule(sim, 0, deps, changes, ahead=False)
+
+    return late, start
+
+
 def table_error(measured: MeasuredPredictor, fixed: dict[str, Run], times: np.ndarray) -> dict[str, dict[str, float]]:
     """How far the empirical table is from what each fixed plan did over the run: read at each window's observed
     rate (what the controller sees without a horizon), SLO hit rate (predicted - measured, weighted by requests) and
@@ -625,11 +642,14 @@ def main() -> None:
                 o = oracle(fixed)
                 schedule, scheduled = scheduled_oracle(fixed)
                 ahead = simulate(app, models, schedule[0], times, seconds, rep, gpu, scheduled, subject.plans)
+                late, reactive = reactive_oracle(schedule)
+                behind = simulate(app, models, late[0], times, seconds, rep, gpu, reactive, subject.plans)
                 runs = {f"fixed {k}": (v.slo_hit, v.cost_usd) for k, v in fixed.items()}
                 runs |= {
                     "adaptive": (adaptive.slo_hit, adaptive.cost_usd),
                     "oracle": (o["slo_hit"], o["cost_usd"]),
                     "scheduled oracle": (ahead.slo_hit, ahead.cost_usd),
+                    "reactive oracle": (behind.slo_hit, behind.cost_usd),
                 }
                 for arm, (hit, cost) in runs.items():
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
@@ -647,6 +667,7 @@ def main() -> None:
                         "switches": sum(1 for e in history if e.get("switch_to")),
                         "oracle": o["plans"],
                         "scheduled_oracle": schedule,
+                        "reactive_oracle": late,
                         "requests_per_window": [w["requests"] for w in adaptive.windows],
                     }
                 )
@@ -709,6 +730,26 @@ def _report(doc: dict[str, Any]) -> None:
                 if "within_5pct_of_scheduled" in t
                 else "| n/a | n/a |"
             )
+        )
+    lines += [
+        "",
+        "Reacting without a forecast: the reactive oracle (the scheduled oracle's plans one window late) against the "
+        "SLO target, fine and adaptive:",
+        "",
+        "| app | load | reactive oracle: SLO hit / cost | meets the target | vs fine: SLO hit / cost "
+        "| adaptive vs it: SLO hit / cost |",
+        "|---|---|---|---|---|---|",
+    ]
+    for w in doc["workloads"]:
+        s = w["summary"]
+        if "reactive oracle" not in s:
+            continue
+        (rh, _), (rc, _) = s["reactive oracle"]["slo_hit"], s["reactive oracle"]["cost_usd"]
+        fh, fc = s["fixed fine"]["slo_hit"][0], s["fixed fine"]["cost_usd"][0]
+        ah, ac = s["adaptive"]["slo_hit"][0], s["adaptive"]["cost_usd"][0]
+        lines.append(
+            f"| {w['app']} | {w['load']} | {rh:.4f} / {rc:.3f} | {'yes' if rh >= SLO_TARGET else 'no'} "
+            f"| {rh - fh:+.4f} / {100 * (rc / fc - 1):+.1f} % | {ah - rh:+.4f} / {100 * (ac / rc - 1):+.1f} % |"
         )
     lines += ["", "The empirical table against the fixed runs (predicted - measured SLO hit; cost, relative):", ""]
     for w in doc["workloads"]:

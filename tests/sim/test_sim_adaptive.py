@@ -240,6 +240,21 @@ def test_a_schedule_switches_ahead_so_that_traffic_moves_on_time():
     assert sim.current_plan(0) == "fine"
 
 
+def test_a_schedule_served_late_switches_at_its_times():
+    """ahead=False: each switch starts at its own time (a controller reacting to what it has seen), so traffic moves
+    a warm-up after it, on every switch; the lead is not learnt."""
+    app = chain()
+    plans = deployments(app)
+    sim = Simulator(ClusterSpec.uniform(2), [plans["fine"]], config())
+    sched = SimSchedule(sim, 0, plans, [(10.0, "coarse"), (30.0, "fine")], lead_s=5.0, ahead=False)
+    times = generators.poisson(50.0, 40.0, seed=3)
+    result = sim.run(times, until=50.0)
+    assert result.summary()["rejected"] == 0 and len(result.latencies()) == len(times)
+    first, second = sched.history
+    assert (first["t"], second["t"]) == (pytest.approx(10.0), pytest.approx(30.0))
+    assert first["moves_at"] > 10.0 and second["moves_at"] > 30.0 and sched.lead_s == 0.0
+
+
 def test_a_bad_schedule_is_refused():
     app = chain()
     plans = deployments(app)

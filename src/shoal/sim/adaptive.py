@@ -127,9 +127,10 @@ class SimSchedule:
     """Serve deployment ``dep`` of ``sim`` by a schedule of plans fixed in advance: ``schedule`` is a list of
     ``(t, label)``, each plan to take traffic from ``t`` on (an oracle's, ``policy.hindsight.switching_schedule``, or
     a what-if of the user's). Each switch starts ``lead_s`` before its ``t`` (the warm-up it will need: the longest
-    switch made so far, ``lead_s`` until the first), so traffic moves about at ``t``; a switch whose time comes while
-    the previous one still warms waits for it. ``history`` keeps every switch (``t``, ``plan``, ``switch_to``,
-    ``moves_at``)."""
+    switch made so far, ``lead_s`` until the first), so traffic moves about at ``t``; with ``ahead=False`` each switch
+    starts at its ``t`` and traffic moves a warm-up later, as for a controller that reacts to what it has seen. A
+    switch whose time comes while the previous one still warms waits for it. ``history`` keeps every switch (``t``,
+    ``plan``, ``switch_to``, ``moves_at``)."""
 
     def __init__(
         self,
@@ -138,6 +139,7 @@ class SimSchedule:
         plans: Mapping[str, Deployment],
         schedule: Sequence[tuple[float, str]],
         lead_s: float = 2.0,
+        ahead: bool = True,
     ) -> None:
         if not (lead_s >= 0 and lead_s < float("inf")):
             raise ValueError(f"lead_s must be a finite number >= 0, got {lead_s!r}")
@@ -148,7 +150,8 @@ class SimSchedule:
         if times != sorted(times):
             raise ValueError("the schedule's times must not go down")
         self.sim, self.dep, self.plans = sim, dep, _checked_plans(sim, dep, plans)
-        self.lead_s = lead_s
+        self.lead_s = lead_s if ahead else 0.0
+        self.ahead = ahead
         self.history: list[dict[str, Any]] = []
         self.switches = 0
         self._pending = deque(schedule)
@@ -169,7 +172,8 @@ class SimSchedule:
         current = sim.current_plan(self.dep)
         if label != current:
             moves_at = sim.switch(self.dep, self.plans[label])
-            self.lead_s = max(self.lead_s, moves_at - now)
+            if self.ahead:
+                self.lead_s = max(self.lead_s, moves_at - now)
             self.switches += 1
             self.history.append({"t": now, "plan": current, "switch_to": label, "moves_at": moves_at, "due": t})
         self._next()
