@@ -69,6 +69,7 @@ from _gpu_apps import detect_classify, gpu_cluster
 
 from shoal.app import App, FunctionConfig, Plan
 from shoal.policy.arrivals import BURST_SCALE_S
+from shoal.policy.forecast import Lookahead
 from shoal.policy.granularity import (
     HORIZON_MODES,
     Candidate,
@@ -106,6 +107,8 @@ BURST_CYCLE_S = 180.0  # bursty calibration: quiet 2 min, bursts 1 min on averag
 BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6)
 HISTORY_S = 7200.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
 BURSTY_SHARE = 0.75  # bursty calibration at the rates up to this share of the highest (bursts reach 2x the mean)
+PERIOD_S = 180.0  # the periodic load's period (divides a run and the history, so every run has the same phase)
+FORECAST_LOOKBACK_S = 4 * PERIOD_S  # --forecast: the look-back the forecast is fitted over (policy.forecast)
 SWITCH_OVERLAP_S = 2.0  # first guess of a switch's overlap (cold start of the new functions), then as measured
 
 
@@ -198,6 +201,10 @@ def loads(subject: Subject, name: str, seconds: float, seed: int) -> np.ndarray:
     low, mid, high = subject.rates
     if name == "steady":
         return generators.poisson(mid, seconds, seed=seed)
+    if name == "periodic":  # bursts as long and as high as bursty's, but at fixed times (a cron job), onsets +-5 s
+        return generators.periodic_bursts(
+            low, high, PERIOD_S, PERIOD_S / 3, seconds, first_at_s=PERIOD_S / 2, jitter_s=5.0, seed=seed
+        )
     if name == "bursty":  # quiet phases of ~3 min, bursts of ~1.5 min: long enough to be worth a switch
         return generators.mmpp([low, high], [180.0, 90.0], seconds, seed=seed)
     if name == "trace":  # the Azure LLM conversation trace, its first hour squeezed into the run, at mean rate `mid`
@@ -362,11 +369,16 @@ def calibrate(
 
 # -- the arms -----------------------------------------------------------------------------------------------------
 def adaptive_arm(
-    app: App, measured: MeasuredPredictor, expected: tuple[float, float] | None = None
+    app: App,
+    measured: MeasuredPredictor,
+    expected: tuple[float, float] | None = None,
+    seen_before: np.ndarray | None = None,
 ) -> Callable[[Simulator, dict[str, Deployment]], SimAdaptive]:
     """``SimAdaptive`` with the planner scoring the table's plans every window. A candidate other than the current
     plan carries a switch cost, as the runtime's ``AdaptiveLoop`` gives it: its cost per second over the switch's
-    overlap (2 s at first, then the longest switch this loop has made: warm-up until traffic moves)."""
+    overlap (2 s at first, then the longest switch this loop has made: warm-up until traffic moves). With
+    ``seen_before`` (the workload's history before the run, on the run's clock), a forecast too
+    (``policy.forecast.Lookahead`` over ``FORECAST_LOOKBACK_S``): the arm "adaptive (forecast)"."""
     planner = Planner(app, measured.predict, slo_target=SLO_TARGET, default=fn_config())
 
     def start(sim: Simulator, deps: dict[str, Deployment]) -> SimAdaptive:
@@ -404,6 +416,8 @@ def adaptive_arm(
             emergency_s=EMERGENCY_S,
             expected_rate=None if expected is None else expected[0],
             expected_burst=None if expected is None else expected[1],
+            lookahead=None if seen_before is None else Lookahead(FORECAST_LOOKBACK_S),
+            seen_before=() if seen_before is None else seen_before,
         )
         return loop
 
@@ -531,7 +545,9 @@ def main() -> None:
     global WINDOW_S, CONTROLLER, HORIZON_S, HORIZON_AS, EMERGENCY_S, BURST_PEAK, BURST_CYCLE_S  # read by the helpers
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
-    ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"], choices=["steady", "bursty", "trace"])
+    ap.add_argument(
+        "--loads", nargs="+", default=["steady", "bursty", "trace"], choices=["steady", "bursty", "trace", "periodic"]
+    )
     ap.add_argument("--minutes", type=float, default=15.0, help="simulated length of each run")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--calibrate-minutes", type=float, default=4.0, help="per plan and rate, after a settling minute")
@@ -559,6 +575,11 @@ def main() -> None:
         help="--expect-history: take every workload's expectation from this load's history (a wrong expectation)",
     )
     ap.add_argument("--emergency-s", type=float, default=None, help="adaptive: SLO emergency checks between windows")
+    ap.add_argument(
+        "--forecast",
+        action="store_true",
+        help="also run adaptive with a forecast of repeating bursts, fitted to the workload's history (another arm)",
+    )
     ap.add_argument("--out", default="granularity_gpu_sim", help="name of the results (results/NAME.json, .md, .png)")
     args = ap.parse_args()
     if not (args.window_s > 0 and (WARM_S / args.window_s).is_integer()):
@@ -630,6 +651,11 @@ def main() -> None:
                     f"{name}/{load}: expected {expect[0]:.1f} req/s, burst index {expect[1]:.3f} ({told}'s history)"
                 )
                 doc.setdefault("expected", {})[f"{name}/{load}"] = {"rate": expect[0], "burst": expect[1], "from": told}
+            before = None
+            if args.forecast:  # the look-back's worth of this workload's history, just before the run, on its clock
+                past, span = workload_history(partial(loads, subject, load), seconds, HISTORY_S)
+                before = past[past >= span - FORECAST_LOOKBACK_S] - span + WARM_S
+                before = before[before < 0]  # the warm-up request stands where its last WARM_S would be
             for rep in range(args.repeats):
                 times = loads(subject, load, seconds, seed=rep)
                 fixed = {label: simulate(app, models, label, times, seconds, rep, gpu) for label in subject.plans}
@@ -644,6 +670,19 @@ def main() -> None:
                 ahead = simulate(app, models, schedule[0], times, seconds, rep, gpu, scheduled, subject.plans)
                 late, reactive = reactive_oracle(schedule)
                 behind = simulate(app, models, late[0], times, seconds, rep, gpu, reactive, subject.plans)
+                told_ahead = None
+                if before is not None:
+                    told_ahead = simulate(
+                        app,
+                        models,
+                        initial,
+                        times,
+                        seconds,
+                        rep,
+                        gpu,
+                        adaptive_arm(app, measured, expect, before),
+                        subject.plans,
+                    )
                 runs = {f"fixed {k}": (v.slo_hit, v.cost_usd) for k, v in fixed.items()}
                 runs |= {
                     "adaptive": (adaptive.slo_hit, adaptive.cost_usd),
@@ -651,6 +690,8 @@ def main() -> None:
                     "scheduled oracle": (ahead.slo_hit, ahead.cost_usd),
                     "reactive oracle": (behind.slo_hit, behind.cost_usd),
                 }
+                if told_ahead is not None:
+                    runs["adaptive (forecast)"] = (told_ahead.slo_hit, told_ahead.cost_usd)
                 for arm, (hit, cost) in runs.items():
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
                     a["slo_hit"].append(hit)
@@ -670,6 +711,17 @@ def main() -> None:
                         "reactive_oracle": late,
                         "requests_per_window": [w["requests"] for w in adaptive.windows],
                     }
+                    | (
+                        {}
+                        if told_ahead is None
+                        else {
+                            "forecast": [
+                                {k: e.get(k) for k in ("t", "plan", "switch_to", "forecast")}
+                                for e in told_ahead.history or []
+                            ],
+                            "forecast_switches": sum(1 for e in told_ahead.history or [] if e.get("switch_to")),
+                        }
+                    )
                 )
                 console.print(
                     f"{name}/{load} repeat {rep} ({len(times)} requests, start {initial}, "
@@ -750,6 +802,27 @@ def _report(doc: dict[str, Any]) -> None:
         lines.append(
             f"| {w['app']} | {w['load']} | {rh:.4f} / {rc:.3f} | {'yes' if rh >= SLO_TARGET else 'no'} "
             f"| {rh - fh:+.4f} / {100 * (rc / fc - 1):+.1f} % | {ah - rh:+.4f} / {100 * (ac / rc - 1):+.1f} % |"
+        )
+    forecast = [w for w in doc["workloads"] if "adaptive (forecast)" in w["summary"]]
+    if forecast:
+        lines += [
+            "",
+            "With a forecast of repeating bursts (policy.forecast.Lookahead, fitted to the workload's history):",
+            "",
+            "| app | load | adaptive | adaptive (forecast) | its switches | scheduled oracle | forecast vs adaptive: "
+            "SLO hit / cost | forecast vs scheduled oracle: SLO hit / cost |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+    for w in forecast:
+        s = w["summary"]
+        (ah, ac), (fh, fc), (oh, oc) = (
+            (s[a]["slo_hit"][0], s[a]["cost_usd"][0]) for a in ("adaptive", "adaptive (forecast)", "scheduled oracle")
+        )
+        switches = " / ".join(str(t.get("forecast_switches", "?")) for t in w["timelines"])
+        lines.append(
+            f"| {w['app']} | {w['load']} | {ah:.4f} / {ac:.3f} | {fh:.4f} / {fc:.3f} | {switches} "
+            f"| {oh:.4f} / {oc:.3f} "
+            f"| {fh - ah:+.4f} / {100 * (fc / ac - 1):+.1f} % | {fh - oh:+.4f} / {100 * (fc / oc - 1):+.1f} % |"
         )
     lines += ["", "The empirical table against the fixed runs (predicted - measured SLO hit; cost, relative):", ""]
     for w in doc["workloads"]:

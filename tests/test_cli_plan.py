@@ -115,6 +115,8 @@ def test_serve_adaptive_refuses_a_table_without_the_served_plan(tmp_path):
     assert r.exit_code != 0 and "--adaptive-horizon must be 0 (off) or at least --adaptive-window" in r.output
     r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-emergency", "11"])
     assert r.exit_code != 0 and "--adaptive-emergency must be 0 (off) or in (0, --adaptive-window" in r.output
+    r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-forecast", "20"])
+    assert r.exit_code != 0 and "--adaptive-forecast must be 0 (off) or at least 16 s and 3 windows (30 s)" in r.output
     r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-horizon-as", "x"])
     assert r.exit_code != 0 and "--adaptive-horizon-as takes mix or load" in r.output
     r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-horizon-as", "load"])

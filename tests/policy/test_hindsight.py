@@ -79,6 +79,19 @@ def test_the_cheapest_admissible_schedule_matches_brute_force():
         assert schedule_cost(windows, got, 10.0, overlap) == pytest.approx(best)
 
 
+def test_a_start_plan_pays_for_leaving_it_in_the_first_window():
+    """From a start plan, a switch in the first window is paid like any other: a saving that does not cover it
+    keeps the start plan; a plan the rule does not admit is left at once."""
+    lull = window(fine=(1.0, 3.0), coarse=(1.0, 2.5))  # coarse saves 5 a window; entering it costs 2.5 * 4
+    assert switching_schedule([lull], TARGET, 10.0, 4.0) == ["coarse"]
+    assert switching_schedule([lull], TARGET, 10.0, 4.0, start="fine") == ["fine"]
+    assert switching_schedule([lull, lull, lull], TARGET, 10.0, 4.0, start="fine") == ["coarse"] * 3
+    burst = window(fine=(1.0, 3.0), coarse=(0.5, 1.0))
+    assert switching_schedule([burst], TARGET, 10.0, 100.0, start="coarse") == ["fine"]
+    with pytest.raises(ValueError, match="start plan"):
+        switching_schedule([lull], TARGET, 10.0, 4.0, start="middle")
+
+
 def test_bad_input_is_refused():
     assert switching_schedule([], TARGET, 10.0, 2.0) == []
     with pytest.raises(ValueError, match="window_s"):

@@ -11,6 +11,7 @@ import pytest
 from apps_for_tests import paced, paced_reference
 
 import shoal
+from shoal.policy.forecast import Lookahead
 from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController
 from shoal.runtime.adaptive import ObservedLoad, observe_load
 from shoal.runtime.host import HostConfig
@@ -95,6 +96,31 @@ def test_checks_between_windows_switch_on_an_emergency_before_the_window_ends():
         wait_until(lambda: loop.switches >= 1, timeout=10, message="a switch")
         entry = next(e for e in loop.history if e.get("switch_to"))
         assert entry["switch_to"] == "fine" and entry["between_windows"] and "between windows" in entry["reason"]
+        for i, f in sent:
+            np.testing.assert_array_equal(f.result(timeout=30).output, paced_reference([i]))
+
+
+def test_a_forecast_warms_the_burst_plan_before_repeating_bursts():
+    """Bursts of 70 req/s for 1 s every 4 s over 15 req/s, on the real runtime: once 3.5 periods have been seen the
+    loop fits the period and moves to fine ahead of onsets and back to coarse between them, by a schedule over the
+    forecast windows ("forecast" switches; each priced at the 0.3 s these switches take here); every request
+    succeeds."""
+    config = HostConfig(tick_s=0.05, stable_window_s=4, panic_window_s=1)
+    controller = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=0))
+    with shoal.local(paced, "coarse", config) as svc:
+        look = Lookahead(14.0, bin_s=0.25)
+        loop = svc.adapt(["coarse", "fine"], rule, controller, window_s=0.5, lookahead=look, switch_overlap_s=0.3)
+        sent = []
+        t0 = time.monotonic()
+        i = 0
+        while time.monotonic() - t0 < 26.0:
+            sent.append((i, svc.submit([i])))
+            i += 1
+            time.sleep(1 / 70 if (time.monotonic() - t0) % 4.0 < 1.0 else 1 / 15)
+        ahead = [e for e in loop.history if e.get("switch_to") and e["reason"].startswith("forecast")]
+        assert {e["switch_to"] for e in ahead} == {"coarse", "fine"}, [e.get("reason") for e in loop.history]
+        fitted = [e["forecast"] for e in loop.history if e.get("forecast")]
+        assert fitted and fitted[-1]["period_s"] == pytest.approx(4.0, abs=0.3)
         for i, f in sent:
             np.testing.assert_array_equal(f.result(timeout=30).output, paced_reference([i]))
 

@@ -240,6 +240,36 @@ def test_a_schedule_switches_ahead_so_that_traffic_moves_on_time():
     assert sim.current_plan(0) == "fine"
 
 
+def test_a_forecast_from_the_history_switches_ahead_of_each_burst():
+    """Bursts of 80 req/s for 20 s every 60 s over 10 req/s; the loop starts with 4 minutes of that history
+    (``seen_before``), so the forecast holds from its first window: it is on fine before every onset and back on
+    coarse between bursts, by "forecast" decisions, and loses nothing."""
+    from shoal.policy.forecast import Lookahead
+
+    app = chain()
+    plans = deployments(app)
+    sim = Simulator(ClusterSpec.uniform(4), [plans["coarse"]], config())
+    ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=10.0))
+
+    def bursts(seconds: float, seed: int) -> np.ndarray:
+        return generators.periodic_bursts(10.0, 80.0, 60.0, 20.0, seconds, first_at_s=30.0, seed=seed)
+
+    history = bursts(240.0, 1) - 240.0
+    loop = SimAdaptive(
+        sim, 0, plans, rule, ctl, window_s=2.0, switch_overlap_s=0.5, lookahead=Lookahead(240.0), seen_before=history
+    )
+    times = bursts(180.0, 2)
+    result = sim.run(times, until=190.0)
+    assert result.summary()["rejected"] == 0 and len(result.latencies()) == len(times)
+    moves = [(e["t"], e["moves_at"], e["switch_to"]) for e in loop.history if e.get("switch_to")]
+    assert all(e["reason"].startswith("forecast") for e in loop.history if e.get("switch_to"))
+    for onset in (30.0, 90.0, 150.0):  # fine ready before the onset, coarse again within 10 s of the burst's end
+        assert [m for _, m, p in moves if p == "fine" and onset - 4.0 <= m <= onset]
+        assert [t for t, _, p in moves if p == "coarse" and onset + 20.0 <= t <= onset + 30.0]
+    with pytest.raises(ValueError, match="times < 0"):
+        SimAdaptive(Simulator(ClusterSpec.uniform(1), [plans["coarse"]], config()), 0, plans, rule, seen_before=[1.0])
+
+
 def test_a_schedule_served_late_switches_at_its_times():
     """ahead=False: each switch starts at its own time (a controller reacting to what it has seen), so traffic moves
     a warm-up after it, on every switch; the lead is not learnt."""

@@ -113,6 +113,14 @@ def serve(
             "whole horizon has been seen, so that the quiet before the first burst is not taken for the load."
         ),
     ] = None,
+    adaptive_forecast: Annotated[
+        float,
+        typer.Option(
+            help="Adaptive: look this many seconds back for bursts that repeat (a cron job, a periodic upload); "
+            "while a period of at least 3 repeats stands out, plan each window from a schedule over the forecast "
+            "period, so the burst plan is warm when a burst begins and the cheap plan serves between bursts (0: off)."
+        ),
+    ] = 0.0,
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
@@ -128,7 +136,9 @@ def serve(
     --adaptive-expect-burst 0.2 the horizon is priced at that rate and that bursty from the start, fading to the
     traffic seen over the first horizon (`shoal measure --bursty-like` prints both for your traffic). With
     --adaptive-profile PROFILE.json instead of a table, the analytical predictor scores every grouping of the app
-    from its profile (add --adaptive-learned FILE.json to correct it with the learned predictor's trees).
+    from its profile (add --adaptive-learned FILE.json to correct it with the learned predictor's trees). With
+    --adaptive-forecast 900 it looks 15 minutes back for bursts whose onsets repeat and, while it finds a period,
+    switches a warm-up ahead of each burst and back after it.
 
     \b
     Example:
@@ -196,6 +206,7 @@ def serve(
             adaptive_emergency,
             adaptive_expect_burst,
             adaptive_expect_rate,
+            adaptive_forecast,
         )
     typer.secho(
         f"serving {the_app.name!r} under plan {the_plan.label!r} "
@@ -242,6 +253,7 @@ def _adaptive_starter(
     emergency_s: float = 0.0,
     expected_burst: float | None = None,
     expected_rate: float | None = None,
+    forecast_s: float = 0.0,
 ) -> Callable[[Host], None]:
     """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the plans ``score`` can price."""
     from shoal.policy.granularity import HORIZON_MODES, ControllerConfig, GranularityController
@@ -270,6 +282,16 @@ def _adaptive_starter(
                 f"{option} takes a number >= 0 and a horizon priced as one load: add --adaptive-horizon SECONDS "
                 "--adaptive-horizon-as load"
             )
+    lookahead = None
+    if forecast_s:
+        from shoal.policy.forecast import Lookahead
+
+        if not (forecast_s >= 16 and forecast_s >= 3 * window_s):
+            _fail(
+                f"--adaptive-forecast must be 0 (off) or at least 16 s and 3 windows ({3 * window_s:g} s): it has "
+                f"to hold three periods of the bursts it looks for; got {forecast_s:g}"
+            )
+        lookahead = Lookahead(forecast_s)
     planner = Planner(app, score, slo_target=target, default=default)
     made: dict[str, Plan] = {}
 
@@ -292,6 +314,7 @@ def _adaptive_starter(
             emergency_s=emergency_s or None,
             expected_burst=expected_burst,
             expected_rate=expected_rate,
+            lookahead=lookahead,
         )
         host.adapt(loop)
 

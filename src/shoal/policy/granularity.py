@@ -392,6 +392,19 @@ class GranularityController:
             f"(urgent, between windows): switch to {best.plan}",
         )
 
+    def follow(self, now: float, current: str, plan: str, reason: str) -> GranularityDecision:
+        """A decision made by a schedule rather than by ``decide`` (``policy.forecast.Lookahead.decide``: a plan per
+        forecast window): taken as it is, with its switch noted, so that once the schedule stops (the forecast
+        lapses) ``decide``'s dwell counts from it and no streak of before carries over."""
+        if self._last_now is not None and now < self._last_now:
+            raise ValueError(f"time went backwards: {now!r} < {self._last_now!r}")
+        self._last_now = now
+        self._streak_plan, self._streak = None, 0
+        if plan == current:
+            return GranularityDecision(None, plan, reason)
+        self._last_switch = now
+        return GranularityDecision(plan, plan, f"{reason}: switch to {plan}")
+
     def _observe(self, now: float, current: str, candidates: Sequence[Candidate]) -> dict[str, Candidate]:
         """Check and note the time of a decision; the candidates by plan, the current plan among them."""
         if self._last_now is not None and now < self._last_now:

@@ -32,10 +32,16 @@ def per_window_best(windows: Sequence[Sequence[Candidate]], slo_target: float) -
 
 
 def switching_schedule(
-    windows: Sequence[Sequence[Candidate]], slo_target: float, window_s: float, overlap_s: float
+    windows: Sequence[Sequence[Candidate]],
+    slo_target: float,
+    window_s: float,
+    overlap_s: float,
+    start: str | None = None,
 ) -> list[str]:
     """The cheapest admissible plan per window, counting switches (see the module). Every window must score the
-    same plans. Ties go to staying on the plan, then to the earlier plan of the first window's order."""
+    same plans. Ties go to staying on the plan, then to the earlier plan of the first window's order. ``start``:
+    the plan serving before the first window (a switch into the first window is paid, as any other); None: the
+    first window's plan is free."""
     if not (math.isfinite(window_s) and window_s > 0):
         raise ValueError(f"window_s must be a finite number > 0, got {window_s!r}")
     if not (math.isfinite(overlap_s) and overlap_s >= 0):
@@ -45,6 +51,8 @@ def switching_schedule(
     plans = [c.plan for c in windows[0]]
     if not plans or len(set(plans)) != len(plans):
         raise ValueError(f"the first window must score each plan once, got {plans}")
+    if start is not None and start not in plans:
+        raise ValueError(f"the start plan {start!r} is not among the plans {plans}")
     total: dict[str, float] = {}  # cheapest cost of a schedule up to this window that ends on the plan
     back: list[dict[str, str]] = []  # per window, each plan's predecessor on that cheapest schedule
     for k, cands in enumerate(windows):
@@ -60,7 +68,7 @@ def switching_schedule(
         for p in meeting:
             here = by_plan[p].cost_per_s * window_s
             if k == 0:
-                step[p] = here
+                step[p] = here + (by_plan[p].cost_per_s * overlap_s if start is not None and p != start else 0.0)
                 continue
             enter = by_plan[p].cost_per_s * overlap_s
             # staying first, so that a tie keeps the plan; then the predecessors in the plans' order

@@ -17,6 +17,11 @@ arrivals observed as one load (a second ``candidates_for`` call per window), for
 With ``emergency_s``, the loop also looks every ``emergency_s`` between windows for an SLO emergency alone
 (``GranularityController.emergency``): a burst is answered seconds after it begins, not when its window ends.
 
+With ``lookahead`` (``policy.forecast.Lookahead``), while the arrivals repeat with a period, every decision weighs
+the plans at the load forecast until the next decision and a warm-up after it, so that the burst plan is warm when
+a burst begins, and no horizon is weighed (its burst pricing holds the burst plan through the quiet, which a
+forecast makes unnecessary).
+
 Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
 """
 
@@ -29,9 +34,11 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shoal.app import Plan
+from shoal.policy.forecast import Lookahead
 from shoal.policy.granularity import (
     Candidate,
     GranularityController,
+    GranularityDecision,
     Horizon,
     ObservedLoad,
     checks_per_window,
@@ -69,6 +76,7 @@ class AdaptiveLoop:
         emergency_s: float | None = None,
         expected_burst: float | None = None,
         expected_rate: float | None = None,
+        lookahead: Lookahead | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -89,6 +97,7 @@ class AdaptiveLoop:
             horizon_s, window_s, horizon_as, expected_burst=expected_burst, expected_rate=expected_rate
         )
         self.keep = keep
+        self.lookahead = lookahead
         self.history: list[dict[str, Any]] = []
         self.switches = 0
         self._task: asyncio.Task[None] | None = None
@@ -121,7 +130,8 @@ class AdaptiveLoop:
         now = self.host.now()
         load = observe_load(self.host.arrivals_of(self.app), now, emergency_span_s(self.window_s, self.checks))
         current = self.host.deployment(self.app).plan.label
-        cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(load), self.plans)
+        seen = self._ahead(load, now, self.window_s / self.checks)
+        cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(seen), self.plans)
         if not cands:  # nothing could be scored at this load: no emergency can be judged either
             return None
         decision = self.controller.emergency(now, current, cands)
@@ -138,23 +148,56 @@ class AdaptiveLoop:
         arrivals = self.host.arrivals_of(self.app)
         load = observe_load(arrivals, now, self.window_s)
         current = self.host.deployment(self.app).plan.label
-        cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(load), self.plans)
-        if not cands:  # e.g. the analytical predictor at an empty window's rate 0: keep the plan, say why
+        if self.lookahead is not None:
+            await asyncio.to_thread(self.lookahead.refit, arrivals, now)
+        forecasting = self.lookahead is not None and self.lookahead.active
+        over = None
+        if forecasting:
+            decision = await self._forecast_decision(load, now, current)
+        else:
+            cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(load), self.plans)
+            if cands:
+                over = self.horizon.load(arrivals, now)
+                scored = None if over is None else await asyncio.to_thread(self.candidates_for, over, self.plans)
+                mix = self.horizon.recent(load, cands, scored)
+                cands = priced(cands, current, self.switch_overlap_s)
+                if mix is not None:
+                    mix = priced(mix, current, self.switch_overlap_s)
+                decision = self.controller.decide(now, current, cands, mix)
+            else:
+                decision = None
+        if decision is None:  # e.g. the analytical predictor at an empty window's rate 0: keep the plan, say why
             kept = unscored_record(now, load, current)
             self._remember(kept)
             return kept
-        over = self.horizon.load(arrivals, now)
-        scored = None if over is None else await asyncio.to_thread(self.candidates_for, over, self.plans)
-        mix = self.horizon.recent(load, cands, scored)
-        cands = priced(cands, current, self.switch_overlap_s)
-        if mix is not None:
-            mix = priced(mix, current, self.switch_overlap_s)
-        decision = self.controller.decide(now, current, cands, mix)
         entry: dict[str, Any] = window_record(now, load, current, decision, over)
+        if forecasting and self.lookahead is not None:
+            entry["forecast"] = self.lookahead.record()
         if decision.switch_to is not None:
             await self._switch(decision.switch_to, current, decision.reason, entry)
         self._remember(entry)
         return entry
+
+    async def _forecast_decision(self, load: ObservedLoad, now: float, current: str) -> GranularityDecision | None:
+        """While a period holds: the plan for the next window from a schedule over the forecast's windows of one
+        period, a warm-up ahead (``Lookahead.windows``, ``Lookahead.decide``); None where a window could not be
+        scored."""
+        assert self.lookahead is not None
+        ahead = self.lookahead.windows(load, now, self.switch_overlap_s, self.window_s)
+
+        def score() -> list[Sequence[Candidate]]:
+            return [self.candidates_for(self.horizon.window(w), self.plans) for w in ahead]
+
+        windows = await asyncio.to_thread(score)
+        if not windows or not all(windows):
+            return None
+        return self.lookahead.decide(self.controller, now, current, windows, self.window_s, self.switch_overlap_s)
+
+    def _ahead(self, load: ObservedLoad, now: float, to_next_s: float) -> ObservedLoad:
+        """The load to plan for: with a forecast, raised to its rate until the next decision and a warm-up after."""
+        if self.lookahead is None:
+            return load
+        return self.lookahead.ahead(load, now, to_next_s + self.switch_overlap_s)
 
     async def _switch(self, label: str, current: str, reason: str, entry: dict[str, Any]) -> None:
         target = self.plans.get(label)

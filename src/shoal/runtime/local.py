@@ -13,6 +13,7 @@ from concurrent.futures import Future
 from typing import Any
 
 from shoal.app import App, Plan
+from shoal.policy.forecast import Lookahead
 from shoal.policy.granularity import Candidate, GranularityController
 from shoal.runtime.adaptive import AdaptiveLoop, ObservedLoad
 from shoal.runtime.host import Host, HostConfig
@@ -76,13 +77,17 @@ class LocalService:
         emergency_s: float | None = None,
         expected_burst: float | None = None,
         expected_rate: float | None = None,
+        lookahead: Lookahead | None = None,
+        switch_overlap_s: float = 2.0,
     ) -> AdaptiveLoop:
         """Adapt the app's granularity while it serves: every ``window_s``, weigh ``candidates_for(load, plans)``
         with the controller (over the last ``horizon_s``, if given: the windows' mix, or with ``horizon_as="load"``
         the horizon's arrivals as one load) and switch live (``shoal.runtime.adaptive``); with ``emergency_s``, also
         look for SLO emergencies that often between windows; with ``expected_rate`` / ``expected_burst`` (load
-        mode), price the first horizon at that rate / as that bursty until it has been seen (``Horizon``). Returns
-        the loop; its ``history`` says what it saw and did."""
+        mode), price the first horizon at that rate / as that bursty until it has been seen (``Horizon``); with
+        ``lookahead``, plan ahead of bursts whose onsets repeat (``policy.forecast.Lookahead``);
+        ``switch_overlap_s``: what a switch is first priced at (then the longest one made). Returns the loop; its
+        ``history`` says what it saw and did."""
         name = app or self._only_app()
         dep = self.host.deployment(name)
         resolved = [p if isinstance(p, Plan) else Plan.parse(dep.app, p, default=dep.plan.default) for p in plans]
@@ -99,6 +104,8 @@ class LocalService:
             emergency_s=emergency_s,
             expected_burst=expected_burst,
             expected_rate=expected_rate,
+            lookahead=lookahead,
+            switch_overlap_s=switch_overlap_s,
         )
 
         async def begin() -> None:

@@ -8,7 +8,9 @@ the runtime's loop prices them (``policy.granularity.priced``), over the longest
 (``switch_overlap_s`` until the first); with ``horizon_s`` longer than a window, plans are weighed over the horizon
 as the runtime's loop weighs them (``policy.granularity.Horizon``: the recent windows' mix, or with
 ``horizon_as="load"`` the horizon's arrivals scored as one load); with ``emergency_s``, SLO emergencies are also
-looked for between windows, as the runtime's loop does. ``history`` keeps every window and every switch.
+looked for between windows, as the runtime's loop does; with ``lookahead`` (``policy.forecast.Lookahead``), while
+the arrivals repeat with a period, plans are weighed at the load forecast for the next decision and warm-up, and
+the horizon is not weighed. ``history`` keeps every window and every switch.
 """
 
 from __future__ import annotations
@@ -18,9 +20,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any
 
+from shoal.policy.forecast import Lookahead
 from shoal.policy.granularity import (
     Candidate,
     GranularityController,
+    GranularityDecision,
     Horizon,
     ObservedLoad,
     checks_per_window,
@@ -52,7 +56,11 @@ class SimAdaptive:
         emergency_s: float | None = None,
         expected_burst: float | None = None,
         expected_rate: float | None = None,
+        lookahead: Lookahead | None = None,
+        seen_before: Sequence[float] = (),
     ) -> None:
+        """``seen_before``: arrivals of the deployment before the simulation began (times < 0, on its clock), as a
+        service that restarts has its traffic's past at hand: what the look-back of a ``lookahead`` fits first."""
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
         self.sim, self.dep, self.plans = sim, dep, _checked_plans(sim, dep, plans)
@@ -63,11 +71,16 @@ class SimAdaptive:
         self.horizon = Horizon(
             horizon_s, window_s, horizon_as, expected_burst=expected_burst, expected_rate=expected_rate
         )
-        self._keep_s = max(window_s, horizon_s or 0.0)  # arrivals kept: a window's, or the horizon's
+        self.lookahead = lookahead
+        # arrivals kept: a window's, the horizon's or the forecast's look-back
+        self._keep_s = max(window_s, horizon_s or 0.0, lookahead.lookback_s if lookahead is not None else 0.0)
         self.history: list[dict[str, Any]] = []
         self.switches = 0
         self.checks = checks_per_window(window_s, emergency_s)
-        sim.arrivals[dep] = deque()
+        before = sorted(float(t) for t in seen_before)
+        if before and before[-1] >= 0:
+            raise ValueError("seen_before holds arrivals before the simulation: times < 0")
+        sim.arrivals[dep] = deque(before)
         sim.kernel.at(window_s, self._window, None)
         for k in range(1, self.checks):  # the checks between windows, each rescheduling itself a window later
             sim.kernel.at(k * window_s / self.checks, self._emergency, None)
@@ -82,8 +95,9 @@ class SimAdaptive:
             return
         load = observe_load(list(sim.arrivals[self.dep]), now, emergency_span_s(self.window_s, self.checks))
         current = sim.current_plan(self.dep)
+        seen = self._ahead(load, now, self.window_s / self.checks)
         decision = self.controller.emergency(
-            now, current, self.candidates_for(self.horizon.window(load), list(self.plans))
+            now, current, self.candidates_for(self.horizon.window(seen), list(self.plans))
         )
         if decision.switch_to is None:
             return
@@ -99,23 +113,48 @@ class SimAdaptive:
             arrivals.popleft()
         kept = list(arrivals)
         load = observe_load(kept, now, self.window_s)
-        over = self.horizon.load(kept, now)
+        if self.lookahead is not None:
+            self.lookahead.refit(kept, now)
+        forecasting = self.lookahead is not None and self.lookahead.active
+        over = None if forecasting else self.horizon.load(kept, now)
         current = sim.current_plan(self.dep)
         if self.dep in sim.switching:  # the last switch is still warming its functions: decide next window
             self.history.append({"t": now, "load": asdict(load), "plan": current, "reason": "a switch is under way"})
             sim.kernel.at(now + self.window_s, self._window, None)
             return
-        cands = self.candidates_for(self.horizon.window(load), list(self.plans))
-        mix = self.horizon.recent(load, cands, None if over is None else self.candidates_for(over, list(self.plans)))
-        cands = priced(cands, current, self.switch_overlap_s)
-        if mix is not None:
-            mix = priced(mix, current, self.switch_overlap_s)
-        decision = self.controller.decide(now, current, cands, mix)
+        if forecasting:
+            decision = self._forecast_decision(load, now, current)
+        else:
+            cands = self.candidates_for(self.horizon.window(load), list(self.plans))
+            mix = self.horizon.recent(
+                load, cands, None if over is None else self.candidates_for(over, list(self.plans))
+            )
+            cands = priced(cands, current, self.switch_overlap_s)
+            if mix is not None:
+                mix = priced(mix, current, self.switch_overlap_s)
+            decision = self.controller.decide(now, current, cands, mix)
         entry: dict[str, Any] = window_record(now, load, current, decision, over)
+        if forecasting and self.lookahead is not None:
+            entry["forecast"] = self.lookahead.record()
         if decision.switch_to is not None:
             self._switch(decision.switch_to, now, entry)
         self.history.append(entry)
         sim.kernel.at(now + self.window_s, self._window, None)
+
+    def _forecast_decision(self, load: ObservedLoad, now: float, current: str) -> GranularityDecision:
+        """While a period holds: the plan for the next window from a schedule over the forecast's windows of one
+        period, a warm-up ahead (``Lookahead.windows``, ``Lookahead.decide``)."""
+        assert self.lookahead is not None
+        labels = list(self.plans)
+        ahead = self.lookahead.windows(load, now, self.switch_overlap_s, self.window_s)
+        windows = [self.candidates_for(self.horizon.window(w), labels) for w in ahead]
+        return self.lookahead.decide(self.controller, now, current, windows, self.window_s, self.switch_overlap_s)
+
+    def _ahead(self, load: ObservedLoad, now: float, to_next_s: float) -> ObservedLoad:
+        """The load to plan for: with a forecast, raised to its rate until the next decision and a warm-up after."""
+        if self.lookahead is None:
+            return load
+        return self.lookahead.ahead(load, now, to_next_s + self.switch_overlap_s)
 
     def _switch(self, label: str, now: float, entry: dict[str, Any]) -> None:
         entry["moves_at"] = self.sim.switch(self.dep, self.plans[label])

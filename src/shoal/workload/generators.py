@@ -9,6 +9,7 @@
   :func:`fit_bursts` finds the shape whose burst index matches a load's at several time scales.
 - :func:`diurnal`: a sinusoidal day (or any period) of rates, as a non-homogeneous Poisson process.
 - :func:`ramp`: a linear ramp of rates.
+- :func:`periodic_bursts`: bursts that repeat every period (timer-driven traffic), onsets jittered.
 
 Non-homogeneous processes are drawn by thinning (Lewis and Shedler): a Poisson process at the peak rate, each point
 kept with probability rate(t) / peak. Imports nothing of Shoal.
@@ -31,6 +32,7 @@ __all__ = [
     "fit_bursts",
     "mmpp",
     "mmpp_burst_index",
+    "periodic_bursts",
     "poisson",
     "ramp",
     "thinned",
@@ -91,6 +93,38 @@ def ramp(start_rate: float, end_rate: float, seconds: float, seed: int = 0) -> n
     return thinned(
         lambda t: start_rate + (end_rate - start_rate) * t / seconds, max(start_rate, end_rate), seconds, seed
     )
+
+
+def periodic_bursts(
+    quiet_rate: float,
+    burst_rate: float,
+    period_s: float,
+    burst_s: float,
+    seconds: float,
+    *,
+    first_at_s: float = 0.0,
+    jitter_s: float = 0.0,
+    seed: int = 0,
+) -> np.ndarray:
+    """Poisson arrivals at ``quiet_rate``, and at ``burst_rate`` for ``burst_s`` from each onset: onsets every
+    ``period_s`` from ``first_at_s``, each moved by a uniform jitter in ``[-jitter_s, jitter_s]`` (a cron job whose
+    start wanders). Bursts whose onsets repeat, unlike ``mmpp``'s memoryless ones (``policy.forecast``)."""
+    _check(quiet_rate, seconds)
+    _check(burst_rate, seconds)
+    if not (0 < burst_s < period_s and math.isfinite(period_s)):
+        raise ValueError(f"need 0 < burst_s < period_s (finite), got {burst_s!r}, {period_s!r}")
+    if not (jitter_s >= 0 and 2 * jitter_s + burst_s <= period_s):
+        raise ValueError(f"jitter_s must be >= 0 and leave the bursts apart, got {jitter_s!r}")
+    rng = np.random.default_rng(seed + 7919)
+    k = np.arange(math.floor((first_at_s - period_s) / period_s), math.ceil(seconds / period_s) + 1)
+    onsets = first_at_s + k * period_s + rng.uniform(-jitter_s, jitter_s, k.size)
+
+    def rate_at(t: np.ndarray) -> np.ndarray:
+        i = np.searchsorted(onsets, t, side="right") - 1
+        inside = (i >= 0) & (t - onsets[np.maximum(i, 0)] < burst_s)
+        return np.where(inside, burst_rate, quiet_rate)
+
+    return thinned(rate_at, max(quiet_rate, burst_rate), seconds, seed)
 
 
 def mmpp(
