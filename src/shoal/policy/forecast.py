@@ -157,13 +157,14 @@ def fit_periodic(
 
 class Lookahead:
     """An adaptive loop's forecast: refitted at each window over the last ``lookback_s`` of arrivals
-    (``fit_periodic``), read at each decision for the rate of the next ``lead_s``.
+    (``fit_periodic``).
 
-    While a period holds, the loop plans for ``ahead``'s load, the higher of the rate observed and the rate
-    forecast over the lead (a warm-up and the time to the next decision), so that the burst plan is warm when the
-    burst begins and the quiet plan serves between bursts; and it weighs no horizon (``active``), whose burst pricing
-    exists to hold the burst plan through the quiet when onsets cannot be seen coming. Without a period it changes
-    nothing."""
+    While a period holds (``active``), the loop decides each window by ``decide``: the first step of the cheapest
+    schedule over the forecast ``windows`` of the next period, so that the burst plan is warm when a burst begins and
+    the quiet plan serves between bursts; and it weighs no horizon, whose burst pricing exists to hold the burst plan
+    through the quiet when onsets cannot be seen coming. Its emergency checks between windows read ``ahead``: the
+    higher of the rate seen and the rate forecast until the next check and a warm-up after. Without a period it
+    changes nothing."""
 
     def __init__(
         self, lookback_s: float, bin_s: float = 2.0, min_periods: float = 3.0, min_strength: float = 0.6
