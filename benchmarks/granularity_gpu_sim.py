@@ -20,6 +20,11 @@ GPU shares under FaST-GShare admission, on 4 simulated nodes x 2 GPUs (``_gpu_ap
      window's load; candidates are priced with a switch cost as the runtime's ``AdaptiveLoop`` does
      (``--expect-history``: expecting the mean rate and burst index of the workload's history until a horizon of
      it has been seen; ``--expect-from LOAD``: another load's history, an expectation that is wrong);
+   - with ``--forecast``, **adaptive (forecast)**: the same, plus ``policy.forecast.Lookahead`` over the last
+     ``FORECAST_LOOKBACK_S`` of the workload's history and then of the run: while bursts repeat with a period, each
+     window's plan comes from a schedule over the forecast period. The ``periodic`` load (``--loads ... periodic``)
+     has bursts that repeat: the bursty load's rates, a burst of a third of ``PERIOD_S`` every ``PERIOD_S``, onsets
+     +-5 s (its runs and history keep the phase only with ``--minutes`` a multiple of 3);
    - the **oracle**: per window, the best fixed plan of that window by the controller's own rule, composed from the
      fixed runs' windows (it knows the load in advance and pays nothing to switch: a bound, not a policy);
    - the **scheduled oracle**: the cheapest schedule of plans that the rule admits in every window, each switch
