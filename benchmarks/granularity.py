@@ -340,7 +340,10 @@ def main() -> None:
     ap.add_argument("--calibrate-seconds", type=float, default=20.0)
     ap.add_argument("--report-only", action="store_true", help="redo the table and plots from results/granularity.json")
     ap.add_argument(
-        "--append", action="store_true", help="keep the other apps' workloads already in results/granularity.json"
+        "--append",
+        action="store_true",
+        help="keep the workloads already in results/NAME.json that this run does not measure again (other apps, or "
+        "other loads of these apps)",
     )
     ap.add_argument("--horizon-s", type=float, default=None, help="adaptive: weigh plans over this many seconds")
     ap.add_argument("--horizon-as", default="mix", choices=HORIZON_MODES, help="adaptive: mix windows, or one load")
@@ -398,7 +401,7 @@ def main() -> None:
     doc: dict[str, Any] = {"machine": machine_info(), "settings": vars(args), "started": started, "workloads": []}
     if args.append and (RESULTS / f"{OUT}.json").exists():
         before = json.loads((RESULTS / f"{OUT}.json").read_text())
-        doc["workloads"] = [w for w in before["workloads"] if w["app"] not in args.apps]
+        doc["workloads"] = [w for w in before["workloads"] if w["app"] not in args.apps or w["load"] not in args.loads]
         doc["earlier"] = [*before.get("earlier", []), {k: before[k] for k in ("settings", "started", "machine")}]
     for name in args.apps:
         subject = APPS[name]
