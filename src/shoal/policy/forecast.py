@@ -197,10 +197,7 @@ class Lookahead:
         rate = f.rate_between(now, now + lead_s)
         if rate <= load.rate:
             return load
-        if rate <= RISE * max(load.rate, f.rate_between(now, now)):
-            return replace(load, rate=rate)
-        scale = load.burst_scale_s or BURST_SCALE_S
-        return replace(load, rate=rate, burst_scale_s=scale, expected_burst=f.burst_index(scale), expected_weight=1.0)
+        return _planned(replace(load, rate=rate), f, rising=rate > RISE * max(load.rate, f.rate_between(now, now)))
 
     def windows(self, load: ObservedLoad, now: float, lead_s: float, window_s: float) -> list[ObservedLoad]:
         """The loads of the windows of one period ahead (at most ``MAX_WINDOWS``), the first beginning ``lead_s``
@@ -214,8 +211,6 @@ class Lookahead:
         if not (window_s > 0 and lead_s >= 0):
             raise ValueError(f"need window_s > 0 and lead_s >= 0, got {window_s!r}, {lead_s!r}")
         count = min(MAX_WINDOWS, max(1, math.ceil(f.period_s / window_s)))
-        scale = load.burst_scale_s or BURST_SCALE_S
-        index = f.burst_index(scale)
         before = max(load.rate, f.rate_between(now, now))
         out = []
         for k in range(count):
@@ -223,10 +218,7 @@ class Lookahead:
             rate = f.rate_between(t0, t0 + window_s)
             if k == 0:
                 rate = max(rate, load.rate)
-            w = replace(load, rate=rate, window_s=window_s)
-            if rate > RISE * before:
-                w = replace(w, burst_scale_s=scale, expected_burst=index, expected_weight=1.0)
-            out.append(w)
+            out.append(_planned(replace(load, rate=rate, window_s=window_s), f, rising=rate > RISE * before))
             before = rate
         return out
 
@@ -261,3 +253,12 @@ class Lookahead:
         if f is None:
             return None
         return {"period_s": round(f.period_s, 2), "strength": round(f.strength, 3), "peak": round(f.peak, 2)}
+
+
+def _planned(load: ObservedLoad, forecast: PeriodicForecast, rising: bool) -> ObservedLoad:
+    """A forecast load as it is planned for: where a burst begins in it (``rising``), with the profile's burst index
+    as its expected burstiness at weight 1 (``credible_burst``), for the table's bursty rows to price the rise."""
+    if not rising:
+        return load
+    scale = load.burst_scale_s or BURST_SCALE_S
+    return replace(load, burst_scale_s=scale, expected_burst=forecast.burst_index(scale), expected_weight=1.0)

@@ -17,10 +17,11 @@ arrivals observed as one load (a second ``candidates_for`` call per window), for
 With ``emergency_s``, the loop also looks every ``emergency_s`` between windows for an SLO emergency alone
 (``GranularityController.emergency``): a burst is answered seconds after it begins, not when its window ends.
 
-With ``lookahead`` (``policy.forecast.Lookahead``), while the arrivals repeat with a period, every decision weighs
-the plans at the load forecast until the next decision and a warm-up after it, so that the burst plan is warm when
-a burst begins, and no horizon is weighed (its burst pricing holds the burst plan through the quiet, which a
-forecast makes unnecessary).
+With ``lookahead`` (``policy.forecast.Lookahead``), while the arrivals repeat with a period, each window's plan is
+the first step of the cheapest schedule over the forecast period's windows, a warm-up ahead, so that the burst plan
+is warm when a burst begins and the quiet plan serves between bursts; no horizon is weighed then (its burst pricing
+holds the burst plan through the quiet, which a forecast makes unnecessary), and emergency checks read the load
+forecast until the next check.
 
 Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
 """

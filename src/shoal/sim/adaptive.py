@@ -9,8 +9,8 @@ the runtime's loop prices them (``policy.granularity.priced``), over the longest
 as the runtime's loop weighs them (``policy.granularity.Horizon``: the recent windows' mix, or with
 ``horizon_as="load"`` the horizon's arrivals scored as one load); with ``emergency_s``, SLO emergencies are also
 looked for between windows, as the runtime's loop does; with ``lookahead`` (``policy.forecast.Lookahead``), while
-the arrivals repeat with a period, plans are weighed at the load forecast for the next decision and warm-up, and
-the horizon is not weighed. ``history`` keeps every window and every switch.
+the arrivals repeat with a period, each window's plan comes from a schedule over the forecast period, as in the
+runtime's loop, and the horizon is not weighed. ``history`` keeps every window and every switch.
 """
 
 from __future__ import annotations
