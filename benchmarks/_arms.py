@@ -25,16 +25,17 @@ def workload_history(
     return np.concatenate([draw(run_s, HISTORY_SEED + k) + k * run_s for k in range(runs)]), runs * run_s
 
 
-def workload_bursts(history: np.ndarray, seconds: float) -> tuple[float, float]:
-    """The peak and cycle of the ``generators.bursts`` shape fitted to a workload's history, as `shoal measure
-    --bursty-like` fits them to a user's traffic (``--bursty-like-workload``)."""
+def workload_bursts(history: np.ndarray, seconds: float) -> tuple[float, float, float]:
+    """The peak, cycle and share of the ``generators.bursts`` shape fitted to a workload's history, as `shoal
+    measure --bursty-like` fits them to a user's traffic (``--bursty-like-workload``)."""
     from shoal.policy.arrivals import burst_curve
     from shoal.workload.generators import fit_bursts
 
-    shape = fit_bursts((x.scale_s, x.index, x.noise, x.bins) for x in burst_curve(history, seconds))
+    curve = burst_curve(history, seconds)
+    shape = fit_bursts(history, seconds, ((x.scale_s, x.index, x.noise, x.bins) for x in curve))
     if shape is None:
         raise ValueError("the workload's history shows no bursts to fit")
-    return shape.peak, shape.cycle_s
+    return shape.peak, shape.cycle_s, shape.share
 
 
 def history_load(history: np.ndarray, seconds: float) -> tuple[float, float]:

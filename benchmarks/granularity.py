@@ -5,9 +5,10 @@ Per application:
 1. **Calibrate** (``--calibrate``, or when results/granularity_<app>_measured.json is missing): each candidate plan
    under Poisson load at the app's three rates, ``--calibrate-seconds`` each: the empirical predictor's table. With
    ``--bursty-calibration`` also under bursty load (``generators.bursts``: by default bursts at 4x the quiet rate,
-   15-s cycles, SCV 2, not the bursty workload's shape; ``--bursty-peak 6 --bursty-cycle 25`` is the workload's;
-   ``--bursty-like-workload`` fits the shape to an hour of the bursty workload's history, as ``shoal measure
-   --bursty-like`` does to a user's traffic) at the low and mid rates, for ``--horizon-as load``.
+   15-s cycles, SCV 2, not the bursty workload's shape; ``--bursty-peak 6 --bursty-cycle 25 --bursty-share 0.4``
+   is the workload's, peak 8 on image; ``--bursty-like-workload`` fits the shape to an hour of the bursty
+   workload's history, as ``shoal measure --bursty-like`` does to a user's traffic) at the low and mid rates,
+   for ``--horizon-as load``.
 2. For each load pattern and repeat (seeded arrivals, the same for every arm):
    - every **fixed** plan, replayed open loop (``shoal.runtime.replay``);
    - **adaptive**: served from the plan the planner picks for the first window's load, with the planner scoring the
@@ -117,7 +118,8 @@ HORIZON_S: float | None = None  # --horizon-s: the adaptive arm weighs plans ove
 HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals priced as one load
 EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 15.0  # bursty calibration: quiet 10 s, bursts 5 s on average (the workload's: 15 and 10 s)
-BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6)
+BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6, image's 8)
+BURST_SHARE = 1.0 / 3.0  # bursty calibration: the bursts' part of each cycle (the workload's: 0.4)
 SWITCH_LEAD_S = 2.0  # scheduled oracle: a switch's first guessed warm-up (the adaptive loop's first overlap)
 REPLAY_LEAD_S = 0.3  # replay's lead before its first arrival (``replay(lead_s=...)``'s default)
 HISTORY_S = 3600.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
@@ -205,14 +207,15 @@ def calibrate(
             if kind == "poisson":
                 times = generators.poisson(rate, seconds, seed=99)
             else:
-                times = generators.bursts(rate, seconds, BURST_CYCLE_S, peak=BURST_PEAK, seed=99)
+                times = generators.bursts(rate, seconds, BURST_CYCLE_S, peak=BURST_PEAK, seed=99, share=BURST_SHARE)
             res = run_once(app, plan, times, inputs)
             keep_run(name, subject, app, res, seconds, kind="calibrate", load=kind, rate=rate, repeat=0, plan=label)
             # the row's burstiness is its process's: 60 s of 15-s cycles scatter too widely around it (1.5-3) for
             # rows at several rates to share a class (MeasuredPredictor)
             scv, burst = (1.0, 0.0)
             if kind == "bursty":
-                scv, burst = generators.bursts_scv(BURST_PEAK), generators.bursts_index(BURST_PEAK, BURST_CYCLE_S)
+                scv = generators.bursts_scv(BURST_PEAK, BURST_SHARE)
+                burst = generators.bursts_index(BURST_PEAK, BURST_CYCLE_S, share=BURST_SHARE)
             row = dataclasses.replace(res.measurement(app.slo.latency_s, 0.0, seconds), scv=scv, burst=burst)
             rows.append(row)
             console.print(
@@ -330,7 +333,8 @@ def scheduled_oracle(app: shoal.App, per_plan: dict[str, list[dict[str, Any]]]) 
 
 
 def main() -> None:
-    global HORIZON_S, HORIZON_AS, EMERGENCY_S, OUT, RUNS, BURST_CYCLE_S, BURST_PEAK  # read by the helpers and report
+    # read by the helpers and report
+    global HORIZON_S, HORIZON_AS, EMERGENCY_S, OUT, RUNS, BURST_CYCLE_S, BURST_PEAK, BURST_SHARE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     ap.add_argument("--loads", nargs="+", default=["steady", "bursty", "trace"])
@@ -350,6 +354,7 @@ def main() -> None:
     ap.add_argument("--bursty-calibration", action="store_true", help="also calibrate under bursty load (SCV 2)")
     ap.add_argument("--bursty-cycle", type=float, default=BURST_CYCLE_S, help="bursty calibration: quiet + burst, s")
     ap.add_argument("--bursty-peak", type=float, default=BURST_PEAK, help="bursty calibration: burst / quiet rate")
+    ap.add_argument("--bursty-share", type=float, default=BURST_SHARE, help="bursty calibration: bursts' part")
     ap.add_argument(
         "--bursty-like-workload",
         action="store_true",
@@ -381,9 +386,9 @@ def main() -> None:
     if args.horizon_s is not None and not args.horizon_s >= WINDOW_S:
         ap.error(f"--horizon-s must be at least the window ({WINDOW_S:g} s)")
     HORIZON_S = args.horizon_s
-    if not (args.bursty_cycle > 0 and args.bursty_peak >= 1):
-        ap.error("--bursty-cycle must be > 0 and --bursty-peak >= 1")
-    BURST_CYCLE_S, BURST_PEAK = args.bursty_cycle, args.bursty_peak
+    if not (args.bursty_cycle > 0 and args.bursty_peak >= 1 and 0 < args.bursty_share < 1):
+        ap.error("--bursty-cycle must be > 0, --bursty-peak >= 1 and --bursty-share in (0, 1)")
+    BURST_CYCLE_S, BURST_PEAK, BURST_SHARE = args.bursty_cycle, args.bursty_peak, args.bursty_share
     HORIZON_AS = args.horizon_as
     EMERGENCY_S = args.emergency_s
     if EMERGENCY_S is not None and not 0 < EMERGENCY_S <= WINDOW_S:
@@ -412,9 +417,13 @@ def main() -> None:
         path = RESULTS / f"{OUT}_{name}_measured.json"
         if args.bursty_like_workload:
             history = workload_history(partial(loads, subject, "bursty"), args.seconds, HISTORY_S)
-            BURST_PEAK, BURST_CYCLE_S = workload_bursts(*history)
-            doc.setdefault("calibration_shape", {})[name] = {"peak": BURST_PEAK, "cycle_s": BURST_CYCLE_S}
-            console.print(f"{name}: bursty calibration {BURST_PEAK:.2f}x the quiet rate, {BURST_CYCLE_S:.1f}-s cycles")
+            BURST_PEAK, BURST_CYCLE_S, BURST_SHARE = workload_bursts(*history)
+            shape = {"peak": BURST_PEAK, "cycle_s": BURST_CYCLE_S, "share": BURST_SHARE}
+            doc.setdefault("calibration_shape", {})[name] = shape
+            console.print(
+                f"{name}: bursty calibration {BURST_PEAK:.2f}x the quiet rate, {BURST_SHARE:.0%} of "
+                f"{BURST_CYCLE_S:.1f}-s cycles"
+            )
         if args.calibrate or not path.exists():
             table = calibrate(name, subject, app, inputs, args.calibrate_seconds, args.bursty_calibration)
         else:

@@ -110,8 +110,9 @@ HORIZON_AS = "mix"  # --horizon-as: the windows' mix, or the horizon's arrivals 
 EMERGENCY_S: float | None = None  # --emergency-s: also look for SLO emergencies this often between windows
 BURST_CYCLE_S = 180.0  # bursty calibration: quiet 2 min, bursts 1 min on average (the workload's are 3 and 1.5)
 BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate (the workload's: 6)
+BURST_SHARE = 1.0 / 3.0  # bursty calibration: the bursts' part of each cycle (the workload's too)
 HISTORY_S = 7200.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
-BURSTY_SHARE = 0.75  # bursty calibration at the rates up to this share of the highest (bursts reach 2x the mean)
+BURSTY_UP_TO = 0.75  # bursty calibration at the rates up to this share of the highest (bursts reach 2x the mean)
 PERIOD_S = 180.0  # the periodic load's period (divides a run and the history, so every run has the same phase)
 FORECAST_LOOKBACK_S = 4 * PERIOD_S  # --forecast: the look-back the forecast is fitted over (policy.forecast)
 SWITCH_OVERLAP_S = 2.0  # first guess of a switch's overlap (cold start of the new functions), then as measured
@@ -335,14 +336,16 @@ def calibrate(
             + f" -> {best.plan}[/]"
         )
     if bursty_seconds:
-        for rate in [r for r in subject.calibration if r <= BURSTY_SHARE * max(subject.calibration)]:
+        for rate in [r for r in subject.calibration if r <= BURSTY_UP_TO * max(subject.calibration)]:
             said: list[str] = []
             sample: list[float] = []
             for label in subject.plans:
                 mine = []
                 for seed in seeds:
                     ramp = generators.ramp(1.0, rate, SETTLE_S, seed=seed)
-                    burst = generators.bursts(rate, bursty_seconds, BURST_CYCLE_S, peak=BURST_PEAK, seed=seed)
+                    burst = generators.bursts(
+                        rate, bursty_seconds, BURST_CYCLE_S, peak=BURST_PEAK, seed=seed, share=BURST_SHARE
+                    )
                     times = np.concatenate([ramp, SETTLE_S + burst])
                     run = simulate(
                         app, models, label, times, SETTLE_S + bursty_seconds, seed, table, measure_from_s=SETTLE_S
@@ -354,11 +357,11 @@ def calibrate(
                         Measurement(
                             label,
                             rate,
-                            generators.bursts_scv(BURST_PEAK),
+                            generators.bursts_scv(BURST_PEAK, BURST_SHARE),
                             run.slo_hit,
                             run.cost_usd / bursty_seconds,
                             run.p99_ms,
-                            burst=generators.bursts_index(BURST_PEAK, BURST_CYCLE_S),
+                            burst=generators.bursts_index(BURST_PEAK, BURST_CYCLE_S, share=BURST_SHARE),
                         )
                     )
                 rows += mine
@@ -547,7 +550,8 @@ def targets(summary: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any
 
 # -- main ---------------------------------------------------------------------------------------------------------
 def main() -> None:
-    global WINDOW_S, CONTROLLER, HORIZON_S, HORIZON_AS, EMERGENCY_S, BURST_PEAK, BURST_CYCLE_S  # read by the helpers
+    # read by the helpers
+    global WINDOW_S, CONTROLLER, HORIZON_S, HORIZON_AS, EMERGENCY_S, BURST_PEAK, BURST_CYCLE_S, BURST_SHARE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--apps", nargs="+", default=list(APPS), choices=list(APPS))
     ap.add_argument(
@@ -638,9 +642,12 @@ def main() -> None:
         bursty_s = 3 * args.calibrate_minutes * 60.0 if args.bursty_calibration else 0.0
         if args.bursty_like_workload:
             history = workload_history(partial(loads, subject, "bursty"), seconds, HISTORY_S)
-            BURST_PEAK, BURST_CYCLE_S = workload_bursts(*history)
-            doc["calibration"][name] = {"shape": {"peak": BURST_PEAK, "cycle_s": BURST_CYCLE_S}}
-            console.print(f"{name}: bursty calibration {BURST_PEAK:.2f}x the quiet rate, {BURST_CYCLE_S:.1f}-s cycles")
+            BURST_PEAK, BURST_CYCLE_S, BURST_SHARE = workload_bursts(*history)
+            doc["calibration"][name] = {"shape": {"peak": BURST_PEAK, "cycle_s": BURST_CYCLE_S, "share": BURST_SHARE}}
+            console.print(
+                f"{name}: bursty calibration {BURST_PEAK:.2f}x the quiet rate, {BURST_SHARE:.0%} of "
+                f"{BURST_CYCLE_S:.1f}-s cycles"
+            )
         measured, crossover = calibrate(name, subject, app, models, args.calibrate_minutes * 60.0, gpu, seeds, bursty_s)
         doc["calibration"].setdefault(name, {}).update(table=measured.to_dict(), crossover=crossover)
         planner = Planner(app, measured.predict, slo_target=SLO_TARGET, default=fn_config())

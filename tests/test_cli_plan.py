@@ -136,7 +136,8 @@ def test_measure_bursty_cycle_adds_a_bursty_row_per_plan_and_rate(tmp_path):
     r = runner.invoke(cli, [*args, "--slo", "p99:1s", "--out", str(out), "--runs-out", str(runs)])
     assert r.exit_code == 0, r.output
     table = MeasuredPredictor.load(out)
-    assert sorted((m.scv, m.burst) for m in table.rows) == [(1.0, 0.0), (2.0, bursts_index(cycle_s=3.0))]
+    rows = sorted((m.scv, m.burst) for m in table.rows)
+    assert rows[0] == (1.0, 0.0) and rows[1] == pytest.approx((2.0, bursts_index(cycle_s=3.0)))
     assert table.burst_scale_s == BURST_SCALE_S
     kept = {p.name.split("-")[1]: json.loads(p.read_text()) for p in runs.iterdir()}
     assert sorted(kept) == ["bursty", "poisson"] and kept["bursty"]["load"] == "bursty"
@@ -148,44 +149,55 @@ def test_measure_bursty_cycle_adds_a_bursty_row_per_plan_and_rate(tmp_path):
     assert r.exit_code != 0 and "--bursty-peak must be a number >= 1" in r.output
 
 
-def test_measure_bursty_peak_sets_the_bursts_shape(tmp_path):
-    """Sharper bursts, as the user sees them: sent as drawn with that peak, the row at that shape's SCV and index."""
+def test_measure_bursty_peak_and_share_set_the_bursts_shape(tmp_path):
+    """Sharper, longer bursts, as the user sees them: sent as drawn with that peak and share, the row at that
+    shape's SCV and index; a share outside (0, 1) is refused."""
     out, runs = tmp_path / "t.json", tmp_path / "runs"
     args = ["measure", PACED, "--plan", "coarse", "--rates", "20", "--seconds", "6", "--bursty-cycle", "3"]
-    r = runner.invoke(cli, [*args, "--bursty-peak", "8", "--slo", "p99:1s", "--out", str(out), "--runs-out", str(runs)])
+    shape = ["--bursty-peak", "8", "--bursty-share", "0.4"]
+    r = runner.invoke(cli, [*args, *shape, "--slo", "p99:1s", "--out", str(out), "--runs-out", str(runs)])
     assert r.exit_code == 0, r.output
     bursty = [m for m in MeasuredPredictor.load(out).rows if m.scv != 1.0]
-    assert [(m.scv, m.burst) for m in bursty] == [(bursts_scv(8.0), bursts_index(8.0, 3.0))]
+    assert [(m.scv, m.burst) for m in bursty] == [(bursts_scv(8.0, 0.4), bursts_index(8.0, 3.0, share=0.4))]
+    assert bursts_scv(8.0, 0.4) != bursts_scv(8.0)
     kept = next(json.loads(p.read_text()) for p in runs.iterdir() if "bursty" in p.name)
-    np.testing.assert_allclose(kept["run"]["arrival_s"], bursts(20, 6, 3.0, peak=8.0, seed=0), atol=0.25)
+    drawn = bursts(20, 6, 3.0, peak=8.0, seed=0, share=0.4)
+    np.testing.assert_allclose(kept["run"]["arrival_s"], drawn, atol=0.25)
+    r = runner.invoke(cli, [*args, "--bursty-share", "1"])
+    assert r.exit_code != 0 and "--bursty-share must be between 0 and 1" in r.output
 
 
 def test_measure_bursty_like_fits_the_bursts_of_the_users_traffic(tmp_path):
-    """Bursts shaped like a trace the user has (Azure LLM 2023 format: half an hour of 6x bursts in 25-s cycles):
+    """Bursts shaped like a trace the user has (Azure LLM 2023 format: half an hour of 6x bursts, 40 % of 25-s
+    cycles):
     the shape is fitted, said, and measured; traffic without bursts, or too little of it, is refused with what to do."""
     from datetime import datetime, timedelta
 
-    from shoal.policy.arrivals import burst_curve
+    from shoal.policy.arrivals import burst_curve, credible_burst, observe_load
     from shoal.workload.generators import fit_bursts
 
-    times = bursts(10.0, 1800.0, 25.0, peak=6.0, seed=5)
+    times = bursts(10.0, 1800.0, 25.0, peak=6.0, seed=5, share=0.4)
     start = datetime(2023, 11, 16, 18, 0, 0)
     lines = [f"{(start + timedelta(seconds=float(t))).isoformat(sep=' ')},100,10" for t in times]
     trace = tmp_path / "yesterday.csv"
     trace.write_text("TIMESTAMP,ContextTokens,GeneratedTokens\n" + "\n".join(lines) + "\n", encoding="utf-8")
-    curve = burst_curve(times - times[0], times[-1] - times[0])  # the reader re-bases the trace to its first arrival
-    shape = fit_bursts((x.scale_s, x.index, x.noise, x.bins) for x in curve)
-    assert shape is not None and 4.5 < shape.peak < 7.5 and 18.0 < shape.cycle_s < 32.0
+    rebased, span = times - times[0], times[-1] - times[0]  # the reader re-bases the trace to its first arrival
+    curve = burst_curve(rebased, span)
+    shape = fit_bursts(rebased, span, ((x.scale_s, x.index, x.noise, x.bins) for x in curve))
+    assert shape is not None and 4.5 < shape.peak < 7.5 and 18.0 < shape.cycle_s < 32.0 and 0.3 < shape.share < 0.55
     out = tmp_path / "t.json"
     args = ["measure", PACED, "--plan", "coarse", "--rates", "20", "--seconds", "6", "--slo", "p99:1s"]
     r = runner.invoke(cli, [*args, "--bursty-like", str(trace), "--out", str(out)])
     assert r.exit_code == 0, r.output
-    assert f"bursts in {trace}: {shape.peak:.2f}x the quiet rate, {shape.cycle_s:.1f}-s cycles" in r.output
-    said = r.output.split("own mean rate and burst index at 10 s: ")[1]  # this sample's: 9.83 req/s, 0.281
-    assert float(said.split(" req/s, ")[0]) == pytest.approx(len(times) / (times[-1] - times[0]), rel=0.01)
-    assert float(said.split(" req/s, ")[1][:5]) == pytest.approx(0.298, abs=0.04)  # the process's index
+    said = f"bursts in {trace}: {shape.peak:.2f}x the quiet rate, {shape.share:.0%} of {shape.cycle_s:.1f}-s cycles"
+    assert said in r.output
+    said = r.output.split("own mean rate and burst index at 10 s: ")[1]
+    assert float(said.split(" req/s, ")[0]) == pytest.approx(len(times) / span, rel=0.01)
+    own = credible_burst(observe_load(rebased, span, span, BURST_SCALE_S))  # this sample's, less Poisson noise
+    assert float(said.split(" req/s, ")[1][:5]) == pytest.approx(own, abs=0.001) and own > 0.1
     bursty = [m for m in MeasuredPredictor.load(out).rows if m.scv != 1.0]
-    assert [(m.scv, m.burst) for m in bursty] == [(bursts_scv(shape.peak), bursts_index(shape.peak, shape.cycle_s))]
+    process = (bursts_scv(shape.peak, shape.share), bursts_index(shape.peak, shape.cycle_s, share=shape.share))
+    assert [(m.scv, m.burst) for m in bursty] == [process]
     r = runner.invoke(cli, [*args, "--bursty-like", "poisson:10:1800"])
     assert r.exit_code != 0 and "no bursts in this traffic" in r.output and "measure Poisson load only" in r.output
     r = runner.invoke(cli, [*args, "--bursty-like", "poisson:0.1:20"])

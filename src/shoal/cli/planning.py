@@ -62,12 +62,20 @@ def measure(
             "bursts your service sees; `shoal load --plot` shows them."
         ),
     ] = 4.0,
+    bursty_share: Annotated[
+        float,
+        typer.Option(
+            help="How much of each cycle the measured bursts last, between 0 and 1 (a third: quiet phases twice "
+            "as long as bursts)."
+        ),
+    ] = 1.0 / 3.0,
     bursty_like: Annotated[
         str | None,
         typer.Option(
             help="Measure bursts shaped like this traffic: a trace CSV or generator spec as `shoal load --trace` "
-            "takes it, at the time scale your service sees it. Its bursts' peak and cycle are fitted (printed) "
-            "and used as --bursty-peak and --bursty-cycle. Half an hour or more of traffic pins them within ~25 %."
+            "takes it, at the time scale your service sees it. Its bursts' peak, cycle and share are fitted "
+            "(printed) and used as --bursty-peak, --bursty-cycle and --bursty-share. An hour of traffic holding "
+            "tens of bursts pins the peak within ~5 %, the cycle within ~20 % and the share within ~0.07."
         ),
     ] = None,
 ) -> None:
@@ -84,7 +92,8 @@ def measure(
     Example:
       shoal measure examples/image_pipeline.py --plan fine --plan coarse --rates 5,20,40 --seconds 20
       shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-cycle 15   # Poisson and bursty
-      shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-cycle 25 --bursty-peak 6
+      shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-cycle 25 --bursty-peak 8 \\
+          --bursty-share 0.4
       shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-like yesterday.csv
       shoal measure examples/image_pipeline.py --rates 5,20,40 --runs-out runs/image   # then: shoal predict fit-app
     """
@@ -105,11 +114,13 @@ def measure(
     if bursty_like is not None:
         if bursty_cycle:
             _fail("give --bursty-like (fit the bursts' shape to traffic) or --bursty-cycle (state it), not both")
-        bursty_peak, bursty_cycle = _fitted_bursts(bursty_like, seed)
+        bursty_peak, bursty_cycle, bursty_share = _fitted_bursts(bursty_like, seed)
     if not (bursty_cycle >= 0 and math.isfinite(bursty_cycle)):
         _fail(f"--bursty-cycle must be 0 (off) or a number of seconds > 0, got {bursty_cycle:g}")
     if not (bursty_peak >= 1 and math.isfinite(bursty_peak)):
         _fail(f"--bursty-peak must be a number >= 1 (the burst rate over the quiet rate), got {bursty_peak:g}")
+    if not 0 < bursty_share < 1:
+        _fail(f"--bursty-share must be between 0 and 1 (the bursts' part of each cycle), got {bursty_share:g}")
     # each kind of load: how to draw it, and the SCV and burst index of its process (a row's burstiness class: a
     # sample of a few burst cycles scatters too widely around them for rows at several rates to share a class)
     arrivals: dict[str, tuple[Callable[[float], np.ndarray], float, float]] = {
@@ -117,9 +128,9 @@ def measure(
     }
     if bursty_cycle > 0:
         arrivals["bursty"] = (
-            lambda r: bursts(r, seconds, bursty_cycle, peak=bursty_peak, seed=seed),
-            bursts_scv(bursty_peak),
-            bursts_index(bursty_peak, bursty_cycle, BURST_SCALE_S),
+            lambda r: bursts(r, seconds, bursty_cycle, peak=bursty_peak, seed=seed, share=bursty_share),
+            bursts_scv(bursty_peak, bursty_share),
+            bursts_index(bursty_peak, bursty_cycle, BURST_SCALE_S, bursty_share),
         )
     try:
         target = load_target(app)
@@ -164,8 +175,8 @@ def measure(
     typer.echo(f"wrote {out} ({len(rows)} runs, SLO {objective}){kept}")
 
 
-def _fitted_bursts(spec: str, seed: int) -> tuple[float, float]:
-    """The peak and cycle of the ``bursts`` shape that fits the traffic ``spec`` names, said aloud."""
+def _fitted_bursts(spec: str, seed: int) -> tuple[float, float, float]:
+    """The peak, cycle and share of the ``bursts`` shape that fits the traffic ``spec`` names, said aloud."""
     from shoal.policy.arrivals import BURST_SCALE_S, burst_curve, credible_burst, observe_load
     from shoal.workload.generators import bursts_index, fit_bursts
     from shoal.workload.source import prepare
@@ -181,7 +192,7 @@ def _fitted_bursts(spec: str, seed: int) -> tuple[float, float]:
             f"--bursty-like {spec}: {len(trace)} arrivals over {trace.span_s:g} s are too few to read bursts from; "
             "give longer or busier traffic (ten bins of a second or more, an arrival per bin)"
         )
-    shape = fit_bursts((x.scale_s, x.index, x.noise, x.bins) for x in curve)
+    shape = fit_bursts(trace.times, trace.span_s, ((x.scale_s, x.index, x.noise, x.bins) for x in curve))
     if shape is None:
         _fail(
             f"--bursty-like {spec}: no bursts in this traffic (its burst index is within Poisson noise at every "
@@ -189,15 +200,16 @@ def _fitted_bursts(spec: str, seed: int) -> tuple[float, float]:
         )
     fits = "fits well" if shape.misfit <= 2.0 else "the nearest shape; this traffic is not shaped like bursts"
     own = credible_burst(observe_load(trace.times, trace.span_s, trace.span_s, BURST_SCALE_S))
+    index = bursts_index(shape.peak, shape.cycle_s, BURST_SCALE_S, shape.share)
     typer.echo(
-        f"bursts in {spec}: {shape.peak:.2f}x the quiet rate, {shape.cycle_s:.1f}-s cycles (burst index at "
-        f"{BURST_SCALE_S:g} s: {bursts_index(shape.peak, shape.cycle_s, BURST_SCALE_S):.3f}; misfit "
+        f"bursts in {spec}: {shape.peak:.2f}x the quiet rate, {shape.share:.0%} of {shape.cycle_s:.1f}-s cycles "
+        f"(burst index at {BURST_SCALE_S:g} s: {index:.3f}; misfit "
         f"{shape.misfit:.2f}, {fits}). The traffic's own mean rate and burst index at {BURST_SCALE_S:g} s: "
         f"{len(trace) / trace.span_s:.2f} req/s, {own:.3f} (for `shoal serve --adaptive-expect-rate "
         f"--adaptive-expect-burst`)",
         err=True,
     )
-    return shape.peak, shape.cycle_s
+    return shape.peak, shape.cycle_s, shape.share
 
 
 def _keep_run(

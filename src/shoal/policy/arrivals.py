@@ -129,7 +129,8 @@ def burst_curve(
     """The burst index of the arrivals in ``[0, seconds)`` at each of ``scales_s``, where it can be read: at least
     ten bins and an arrival per bin on average. How the index changes with the scale tells how long bursts last
     (it rises with the scale up to about a burst's length, then falls as bins average bursts out), and its height
-    how sharp they are: ``generators.fit_bursts`` reads a calibration shape from it."""
+    how sharp they are: ``generators.fit_bursts`` reads from it whether there are bursts to fit and how well a
+    shape explains them."""
     if not (seconds > 0 and math.isfinite(seconds)):
         raise ValueError(f"seconds must be a finite number > 0, got {seconds!r}")
     t = np.asarray(arrivals, dtype=np.float64)
