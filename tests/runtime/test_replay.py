@@ -36,6 +36,7 @@ def test_replay_scores_every_request_and_tracks_a_switch_in_the_windows():
     costs = [s["cost_usd"] for s in res.samples]
     assert costs == sorted(costs) and costs[-1] > 0
     assert max(s["instances"] for s in res.samples) >= 4  # the fine plan's four functions
+    assert all(s["late_s"] >= 0 for s in res.samples)
     wins = res.windows(1.0, slo_s=1.0)
     assert sum(w["requests"] for w in wins) == len(times)
     busy = [w for w in wins if w["requests"]]
@@ -67,3 +68,21 @@ def test_replay_outputs_are_the_apps_outputs():
 def test_replay_refuses_unsorted_times():
     with shoal.local(paced, "coarse") as svc, pytest.raises(ValueError, match="sorted"):
         svc._run(replay(svc.host, "paced", [1.0, 0.5], lambda i: [1.0]), timeout=30)
+
+
+def test_a_stalled_event_loop_shows_in_the_samples_late_s():
+    """A blocking call on the loop that sends and serves the load (0.3 s here) is seen in the run's samples, so a
+    stall in a long experiment can be told from the plan's own queueing afterwards; the requests still finish."""
+    import time
+
+    times = poisson(20.0, 2.0, seed=3)
+    with shoal.local(paced, "coarse", HostConfig(tick_s=0.05)) as svc:
+
+        async def run():
+            asyncio.get_running_loop().call_later(1.0, time.sleep, 0.3)  # the stall: blocks the loop for 0.3 s
+            return await replay(svc.host, "paced", times, lambda i: [float(i)], sample_s=0.05)
+
+        res = svc._run(run(), timeout=60)
+    assert (res.status == 200).all()
+    stalled = [s for s in res.samples if s["late_s"] >= 0.2]
+    assert stalled and all(0.5 < s["t"] < 1.8 for s in stalled)

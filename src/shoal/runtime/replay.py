@@ -31,7 +31,9 @@ __all__ = ["ReplayResult", "replay"]
 @dataclass
 class ReplayResult:
     """Per request: scheduled arrival, latency (NaN if it never finished), status, and the plan that served it.
-    Per sample (every ``sample_s``): time, plan, live instances, and the resource cost and user bill so far."""
+    Per sample (every ``sample_s``): time, plan, live instances, the resource cost and user bill so far, and
+    ``late_s``, how late the sample was taken: the event loop that sends the load and serves it was held up that
+    long (a stall shows in every run file, whatever held it: a blocking call, a long collection, the machine)."""
 
     arrival_s: np.ndarray
     latency_s: np.ndarray
@@ -146,7 +148,9 @@ async def replay(
     async def sampler() -> None:
         k = 0
         while True:
-            await asyncio.sleep(max(0.0, base + k * sample_s - loop.time()))
+            due = base + k * sample_s
+            await asyncio.sleep(max(0.0, due - loop.time()))
+            late = loop.time() - due
             now = host.now()
             dep = host.deployment(app)
             samples.append(
@@ -156,6 +160,7 @@ async def replay(
                     "instances": sum(1 for inst in host.instances.values() if inst.pool.app == app),
                     "cost_usd": host.meter.resource_cost(now).usd,
                     "bill_usd": host.meter.user_bill().usd,
+                    "late_s": round(max(0.0, late), 4),
                 }
             )
             if k * sample_s >= stop_at:
