@@ -122,6 +122,7 @@ BURST_PEAK = 4.0  # bursty calibration: bursts at this many times the quiet rate
 BURST_SHARE = 1.0 / 3.0  # bursty calibration: the bursts' part of each cycle (the workload's: 0.4)
 SWITCH_LEAD_S = 2.0  # scheduled oracle: a switch's first guessed warm-up (the adaptive loop's first overlap)
 REPLAY_LEAD_S = 0.3  # replay's lead before its first arrival (``replay(lead_s=...)``'s default)
+LATE_S = 0.05  # a sample of a run taken this late or later says the serving loop was held up (replay's late_s)
 HISTORY_S = 3600.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
 # Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
 CONTROLLER = ControllerConfig(
@@ -505,6 +506,14 @@ def main() -> None:
                     f"{name}/{load} repeat {rep}: "
                     + ", ".join(f"{k} {v['slo_hit'][-1]:.3f}/{v['cost_usd'][-1] * 1e4:.2f}" for k, v in arms.items())
                 )
+                served = results | ({"scheduled oracle": ahead} if args.scheduled_oracle else {})
+                late = {arm: max((x.get("late_s", 0.0) for x in r.samples), default=0.0) for arm, r in served.items()}
+                doc.setdefault("loop_late_max_s", {}).setdefault(f"{name}/{load}", []).append(late)
+                if any(v > LATE_S for v in late.values()):  # a stall of the serving loop, not of a plan (12j)
+                    console.print(
+                        "  the serving loop was held up: "
+                        + ", ".join(f"{arm} {v * 1e3:.0f} ms" for arm, v in late.items() if v > LATE_S)
+                    )
             summary = {arm: {m: ci95(v) for m, v in vals.items()} for arm, vals in arms.items()}
             fixed_means = [
                 Candidate(arm, s["slo_hit"][0], s["cost_usd"][0])
