@@ -27,7 +27,7 @@ def workload_history(
 
 def workload_bursts(history: np.ndarray, seconds: float) -> tuple[float, float, float]:
     """The peak, cycle and share of the ``generators.bursts`` shape fitted to a workload's history, as `shoal
-    measure --bursty-like` fits them to a user's traffic (``--bursty-like-workload``)."""
+    measure --bursty-like` fits them to a user's traffic (``--bursty-like-workload``); ``shape_words`` says them."""
     from shoal.policy.arrivals import burst_curve
     from shoal.workload.generators import fit_bursts
 
@@ -36,6 +36,11 @@ def workload_bursts(history: np.ndarray, seconds: float) -> tuple[float, float, 
     if shape is None:
         raise ValueError("the workload's history shows no bursts to fit")
     return shape.peak, shape.cycle_s, shape.share
+
+
+def shape_words(peak: float, cycle_s: float, share: float) -> str:
+    """A bursty calibration shape as the experiments print it."""
+    return f"{peak:.2f}x the quiet rate, {share:.0%} of {cycle_s:.1f}-s cycles"
 
 
 def history_load(history: np.ndarray, seconds: float) -> tuple[float, float]:

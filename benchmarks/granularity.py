@@ -54,6 +54,7 @@ from _arms import (
     first_load,
     history_load,
     plot_arms,
+    shape_words,
     workload_bursts,
     workload_history,
 )
@@ -421,10 +422,7 @@ def main() -> None:
             BURST_PEAK, BURST_CYCLE_S, BURST_SHARE = workload_bursts(*history)
             shape = {"peak": BURST_PEAK, "cycle_s": BURST_CYCLE_S, "share": BURST_SHARE}
             doc.setdefault("calibration_shape", {})[name] = shape
-            console.print(
-                f"{name}: bursty calibration {BURST_PEAK:.2f}x the quiet rate, {BURST_SHARE:.0%} of "
-                f"{BURST_CYCLE_S:.1f}-s cycles"
-            )
+            console.print(f"{name}: bursty calibration {shape_words(BURST_PEAK, BURST_CYCLE_S, BURST_SHARE)}")
         if args.calibrate or not path.exists():
             table = calibrate(name, subject, app, inputs, args.calibrate_seconds, args.bursty_calibration)
         else:

@@ -65,6 +65,7 @@ from _arms import (
     first_load,
     history_load,
     plot_arms,
+    shape_words,
     versus_scheduled,
     workload_bursts,
     workload_history,
@@ -644,10 +645,7 @@ def main() -> None:
             history = workload_history(partial(loads, subject, "bursty"), seconds, HISTORY_S)
             BURST_PEAK, BURST_CYCLE_S, BURST_SHARE = workload_bursts(*history)
             doc["calibration"][name] = {"shape": {"peak": BURST_PEAK, "cycle_s": BURST_CYCLE_S, "share": BURST_SHARE}}
-            console.print(
-                f"{name}: bursty calibration {BURST_PEAK:.2f}x the quiet rate, {BURST_SHARE:.0%} of "
-                f"{BURST_CYCLE_S:.1f}-s cycles"
-            )
+            console.print(f"{name}: bursty calibration {shape_words(BURST_PEAK, BURST_CYCLE_S, BURST_SHARE)}")
         measured, crossover = calibrate(name, subject, app, models, args.calibrate_minutes * 60.0, gpu, seeds, bursty_s)
         doc["calibration"].setdefault(name, {}).update(table=measured.to_dict(), crossover=crossover)
         planner = Planner(app, measured.predict, slo_target=SLO_TARGET, default=fn_config())
