@@ -127,6 +127,15 @@ def test_serve_adaptive_refuses_a_table_without_the_served_plan(tmp_path):
     assert r.exit_code != 0 and "--adaptive-expect-burst takes a number >= 0 and a horizon priced" in r.output
     r = runner.invoke(cli, ["serve", PACED, "--plan", "fine", "--adaptive", str(path), "--adaptive-expect-rate", "-1"])
     assert r.exit_code != 0 and "--adaptive-expect-rate takes a number >= 0" in r.output
+    serve = ["serve", PACED, "--plan", "fine"]
+    r = runner.invoke(cli, [*serve, "--adaptive-history", str(tmp_path / "a.npy")])
+    assert r.exit_code != 0 and "add --adaptive TABLE.json or --adaptive-profile" in r.output
+    r = runner.invoke(cli, [*serve, "--adaptive", str(path), "--adaptive-history", str(tmp_path / "a.npy")])
+    assert r.exit_code != 0 and "with neither, the loop reads one window only" in r.output
+    r = runner.invoke(
+        cli, [*serve, "--adaptive", str(path), "--adaptive-forecast", "60", "--adaptive-history", "/nope/a"]
+    )
+    assert r.exit_code != 0 and "no folder /nope for the arrival log" in r.output
 
 
 def test_measure_bursty_cycle_adds_a_bursty_row_per_plan_and_rate(tmp_path):

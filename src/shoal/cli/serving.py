@@ -121,6 +121,14 @@ def serve(
             "period, so the burst plan is warm when a burst begins and the cheap plan serves between bursts (0: off)."
         ),
     ] = 0.0,
+    adaptive_history: Annotated[
+        Path | None,
+        typer.Option(
+            help="Adaptive: keep the arrivals of the look-back (--adaptive-forecast, --adaptive-horizon) in this "
+            "file, written every window, and start from it: a restarted server forecasts from the traffic it "
+            "served before instead of waiting three periods."
+        ),
+    ] = None,
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
@@ -138,7 +146,8 @@ def serve(
     --adaptive-profile PROFILE.json instead of a table, the analytical predictor scores every grouping of the app
     from its profile (add --adaptive-learned FILE.json to correct it with the learned predictor's trees). With
     --adaptive-forecast 900 it looks 15 minutes back for bursts whose onsets repeat and, while it finds a period,
-    switches a warm-up ahead of each burst and back after it.
+    switches a warm-up ahead of each burst and back after it; add --adaptive-history arrivals.npy so that a restart
+    keeps the look-back.
 
     \b
     Example:
@@ -207,7 +216,10 @@ def serve(
             adaptive_expect_burst,
             adaptive_expect_rate,
             adaptive_forecast,
+            adaptive_history,
         )
+    elif adaptive_history is not None:
+        _fail("--adaptive-history keeps the adaptive loop's look-back: add --adaptive TABLE.json or --adaptive-profile")
     typer.secho(
         f"serving {the_app.name!r} under plan {the_plan.label!r} "
         f"({len(the_plan.functions)} functions) on http://{bind}:{port}",
@@ -254,6 +266,7 @@ def _adaptive_starter(
     expected_burst: float | None = None,
     expected_rate: float | None = None,
     forecast_s: float = 0.0,
+    history: Path | None = None,
 ) -> Callable[[Host], None]:
     """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the plans ``score`` can price."""
     from shoal.policy.granularity import HORIZON_MODES, ControllerConfig, GranularityController
@@ -292,6 +305,19 @@ def _adaptive_starter(
                 f"to hold three periods of the bursts it looks for; got {forecast_s:g}"
             )
         lookahead = Lookahead(forecast_s)
+    arrival_log = None
+    if history is not None:
+        from shoal.runtime.arrival_log import ArrivalLog, ArrivalLogError
+
+        if not (forecast_s or horizon_s):
+            _fail(
+                "--adaptive-history keeps the look-back of --adaptive-forecast or --adaptive-horizon; with neither, "
+                "the loop reads one window only and there is nothing to keep: add one of them"
+            )
+        try:
+            arrival_log = ArrivalLog(history)
+        except ArrivalLogError as e:
+            _fail(str(e))
     planner = Planner(app, score, slo_target=target, default=default)
     made: dict[str, Plan] = {}
 
@@ -315,6 +341,7 @@ def _adaptive_starter(
             expected_burst=expected_burst,
             expected_rate=expected_rate,
             lookahead=lookahead,
+            arrival_log=arrival_log,
         )
         host.adapt(loop)
 

@@ -23,6 +23,10 @@ is warm when a burst begins and the quiet plan serves between bursts; no horizon
 holds the burst plan through the quiet, which a forecast makes unnecessary), and emergency checks read the load
 forecast until the next check.
 
+With ``arrival_log`` (``runtime.arrival_log.ArrivalLog``), the arrivals of the loop's look-back (the forecast's, the
+horizon's, or a window) are written to a file every window and when the loop stops, and read back when it starts:
+a restarted server forecasts from the traffic it served before, not from nothing.
+
 Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
 """
 
@@ -31,6 +35,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +54,7 @@ from shoal.policy.granularity import (
     unscored_record,
     window_record,
 )
+from shoal.runtime.arrival_log import ArrivalLog, ArrivalLogError
 
 if TYPE_CHECKING:
     from shoal.runtime.host import Host
@@ -78,6 +84,7 @@ class AdaptiveLoop:
         expected_burst: float | None = None,
         expected_rate: float | None = None,
         lookahead: Lookahead | None = None,
+        arrival_log: ArrivalLog | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -99,9 +106,13 @@ class AdaptiveLoop:
         )
         self.keep = keep
         self.lookahead = lookahead
+        self.arrival_log = arrival_log
+        #: Arrivals kept in the log: the longest look-back the loop reads (forecast, horizon, or a window).
+        self.keep_s = max(window_s, horizon_s or 0.0, lookahead.lookback_s if lookahead is not None else 0.0)
         self.history: list[dict[str, Any]] = []
         self.switches = 0
         self._task: asyncio.Task[None] | None = None
+        self._log_failed = ""  # the last failure to write the arrival log, said once
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"shoal-adaptive-{self.app}")
@@ -112,8 +123,10 @@ class AdaptiveLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+            await self._log_arrivals()
 
     async def _run(self) -> None:
+        await self._restore_arrivals()
         while True:
             for k in range(self.checks):
                 await asyncio.sleep(self.window_s / self.checks)
@@ -124,6 +137,40 @@ class AdaptiveLoop:
                 except Exception as e:  # a failed window must not end adaptation: log it, keep the plan, try again
                     log.exception("adaptive granularity window of %s failed", self.app)
                     self._remember({"t": self.host.now(), "error": f"{type(e).__name__}: {e}"})
+            await self._log_arrivals()
+
+    async def _restore_arrivals(self) -> None:
+        """Seed the host with the logged arrivals of the last ``keep_s``, if there is a log. An unreadable log is
+        said in ``history`` and the log; the loop then starts from nothing and the next window replaces the file."""
+        if self.arrival_log is None:
+            return
+        log_ = self.arrival_log
+        now, wall = self.host.now(), time.time()
+        try:
+            before = await asyncio.to_thread(log_.read, now, self.keep_s, wall)
+        except ArrivalLogError as e:
+            log.warning("%s: %s", self.app, e)
+            self._remember({"t": now, "error": str(e)})
+            return
+        self.host.seed_arrivals(self.app, before.tolist())
+        self._remember({"t": now, "restored_arrivals": int(before.size), "from": str(log_.path)})
+
+    async def _log_arrivals(self) -> None:
+        """Write the arrivals of the last ``keep_s`` to the log (in a worker thread); a failure is logged, once per
+        message, and adaptation goes on."""
+        if self.arrival_log is None:
+            return
+        now, wall = self.host.now(), time.time()
+        arrivals = self.host.arrivals_of(self.app)
+        try:
+            await asyncio.to_thread(self.arrival_log.write, arrivals, now, self.keep_s, wall)
+        except ArrivalLogError as e:
+            if str(e) != self._log_failed:
+                log.warning("%s: %s", self.app, e)
+                self._remember({"t": now, "error": str(e)})
+            self._log_failed = str(e)
+        else:
+            self._log_failed = ""
 
     async def check_emergency(self) -> dict[str, Any] | None:
         """Between windows: the load of the last ``emergency_span_s``, and a switch only if the current plan is in an

@@ -377,6 +377,18 @@ class Host:
     def note_arrival(self, app: str) -> None:
         self._arrivals[app].append(self.now())
 
+    def seed_arrivals(self, app: str, times: Sequence[float]) -> None:
+        """Arrivals from before this host served ``app`` (host clock, so negative before its start; oldest first):
+        a restarted server's past (``runtime.arrival_log``), for its adaptive loop's look-back. They go before the
+        arrivals seen since; the newest are kept where the two exceed the ring's length."""
+        self.deployment(app)  # NotFound for an unknown app
+        seen = self._arrivals[app]
+        first = seen[0] if seen else self.now()
+        earlier = [float(t) for t in times if t < first]
+        if earlier != sorted(earlier):
+            raise ValueError("seed_arrivals takes arrival times oldest first")
+        self._arrivals[app] = deque([*earlier, *seen], maxlen=seen.maxlen)
+
     def arrivals_of(self, app: str) -> list[float]:
         """Arrival times (host clock) of the app's most recent requests, oldest first."""
         return list(self._arrivals[app])

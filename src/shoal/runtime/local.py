@@ -16,6 +16,7 @@ from shoal.app import App, Plan
 from shoal.policy.forecast import Lookahead
 from shoal.policy.granularity import Candidate, GranularityController
 from shoal.runtime.adaptive import AdaptiveLoop, ObservedLoad
+from shoal.runtime.arrival_log import ArrivalLog
 from shoal.runtime.host import Host, HostConfig
 from shoal.runtime.orchestrator import Result, invoke
 
@@ -79,6 +80,7 @@ class LocalService:
         expected_rate: float | None = None,
         lookahead: Lookahead | None = None,
         switch_overlap_s: float = 2.0,
+        arrival_log: ArrivalLog | None = None,
     ) -> AdaptiveLoop:
         """Adapt the app's granularity while it serves: every ``window_s``, weigh ``candidates_for(load, plans)``
         with the controller (over the last ``horizon_s``, if given: the windows' mix, or with ``horizon_as="load"``
@@ -86,8 +88,9 @@ class LocalService:
         look for SLO emergencies that often between windows; with ``expected_rate`` / ``expected_burst`` (load
         mode), price the first horizon at that rate / as that bursty until it has been seen (``Horizon``); with
         ``lookahead``, plan ahead of bursts whose onsets repeat (``policy.forecast.Lookahead``);
-        ``switch_overlap_s``: what a switch is first priced at (then the longest one made). Returns the loop; its
-        ``history`` says what it saw and did."""
+        ``switch_overlap_s``: what a switch is first priced at (then the longest one made); with ``arrival_log``,
+        keep the look-back's arrivals in a file and start from those logged before (``runtime.arrival_log``).
+        Returns the loop; its ``history`` says what it saw and did."""
         name = app or self._only_app()
         dep = self.host.deployment(name)
         resolved = [p if isinstance(p, Plan) else Plan.parse(dep.app, p, default=dep.plan.default) for p in plans]
@@ -106,6 +109,7 @@ class LocalService:
             expected_rate=expected_rate,
             lookahead=lookahead,
             switch_overlap_s=switch_overlap_s,
+            arrival_log=arrival_log,
         )
 
         async def begin() -> None:
