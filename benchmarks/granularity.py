@@ -30,7 +30,7 @@ Per application:
     .venv/bin/python benchmarks/granularity.py                                                         # everything
 
 Writes results/granularity.json, results/granularity.md and results/granularity_*.png (``--out NAME``: NAME.json
-and so on); every run (calibration, fixed, adaptive) is kept whole under results/granularity_runs/APP/
+and so on; ``--merge A B --out C``: one table and plots from runs made apart, e.g. one app per session); every run (calibration, fixed, adaptive) is kept whole under results/granularity_runs/APP/
 (``ReplayResult.to_dict`` with what was run), for ``benchmarks/predict_heldout.py``, which scores the three
 predictors on the runs none of them was fitted on.
 """
@@ -380,8 +380,24 @@ def main() -> None:
     )
     ap.add_argument("--learned", default=None, help="with --profile: correct it with this `predict fit-app` file")
     ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="NAME",
+        default=None,
+        help="measure nothing: put the workloads of results/NAME.json (a later NAME's replace an earlier one's of "
+        "the same app and load) into results/OUT.json with its table and plots; settings that differ are said",
+    )
     args = ap.parse_args()
     OUT, RUNS = args.out, RESULTS / f"{args.out}_runs"
+    if args.merge:
+        if args.out in args.merge:
+            ap.error("--merge writes results/OUT.json: give an --out that is not among the merged names")
+        missing = [n for n in args.merge if not (RESULTS / f"{n}.json").exists()]
+        if missing:
+            ap.error(f"no results/{missing[0]}.json to merge")
+        _report(merged([json.loads((RESULTS / f"{n}.json").read_text()) for n in args.merge], args.merge))
+        return
     if args.report_only:
         _report(json.loads((RESULTS / f"{OUT}.json").read_text()))
         return
@@ -533,6 +549,37 @@ def main() -> None:
             )
             save(OUT, doc)
     _report(doc)
+
+
+#: Settings that may differ between merged runs without making their workloads incomparable.
+MERGE_FREE = {"apps", "loads", "calibrate", "append", "out", "merge", "report_only"}
+
+
+def merged(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
+    """One results document from several runs' (``--merge``): their workloads, a later run's replacing an earlier
+    one's of the same app and load; ``settings`` lists what differs between the runs beyond which apps and loads."""
+    workloads: dict[tuple[str, str], dict[str, Any]] = {}
+    for name, d in zip(names, docs, strict=True):
+        for w in d["workloads"]:
+            workloads[(w["app"], w["load"])] = w | {"from": name}
+    keys = sorted({k for d in docs for k in d["settings"]} - MERGE_FREE)
+    differ = {
+        k: [d["settings"].get(k) for d in docs] for k in keys if len({repr(d["settings"].get(k)) for d in docs}) > 1
+    }
+    if differ:
+        console.print(f"[yellow]the merged runs differ in {differ}[/]")
+    return {
+        "machine": docs[-1]["machine"],
+        "settings": {"merged": names, "differ": differ}
+        | {k: docs[-1]["settings"].get(k) for k in keys if k not in differ},
+        "started": ", ".join(f"{n}: {d['started']}" for n, d in zip(names, docs, strict=True)),
+        "workloads": list(workloads.values()),
+        "loop_late_max_s": {k: v for d in docs for k, v in d.get("loop_late_max_s", {}).items()},
+        "earlier": [
+            {"name": n} | {k: d[k] for k in ("settings", "started", "machine")}
+            for n, d in zip(names, docs, strict=True)
+        ],
+    }
 
 
 def _report(doc: dict[str, Any]) -> None:
