@@ -30,9 +30,10 @@ Per application:
     .venv/bin/python benchmarks/granularity.py                                                         # everything
 
 Writes results/granularity.json, results/granularity.md and results/granularity_*.png (``--out NAME``: NAME.json
-and so on; ``--merge A B --out C``: one table and plots from runs made apart, e.g. one app per session); every run (calibration, fixed, adaptive) is kept whole under results/granularity_runs/APP/
-(``ReplayResult.to_dict`` with what was run), for ``benchmarks/predict_heldout.py``, which scores the three
-predictors on the runs none of them was fitted on.
+and so on; ``--merge A B --out C``: one table and plots from runs made apart, e.g. one app per session); every run
+(calibration, fixed, adaptive) is kept whole under results/granularity_runs/APP/ (``ReplayResult.to_dict`` with
+what was run), for ``benchmarks/predict_heldout.py``, which scores the three predictors on the runs none of them
+was fitted on.
 """
 
 from __future__ import annotations

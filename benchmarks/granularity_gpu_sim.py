@@ -382,12 +382,14 @@ def adaptive_arm(
     measured: MeasuredPredictor,
     expected: tuple[float, float] | None = None,
     seen_before: np.ndarray | None = None,
+    metered: bool = False,
 ) -> Callable[[Simulator, dict[str, Deployment]], SimAdaptive]:
     """``SimAdaptive`` with the planner scoring the table's plans every window. A candidate other than the current
     plan carries a switch cost, as the runtime's ``AdaptiveLoop`` gives it: its cost per second over the switch's
     overlap (2 s at first, then the longest switch this loop has made: warm-up until traffic moves). With
     ``seen_before`` (the workload's history before the run, on the run's clock), a forecast too
-    (``policy.forecast.Lookahead`` over ``FORECAST_LOOKBACK_S``): the arm "adaptive (forecast)"."""
+    (``policy.forecast.Lookahead`` over ``FORECAST_LOOKBACK_S``): the arm "adaptive (forecast)"; ``metered``, staying
+    priced by the meter (``Lookahead(metered=True)``): "adaptive (forecast, metered)"."""
     planner = Planner(app, measured.predict, slo_target=SLO_TARGET, default=fn_config())
 
     def start(sim: Simulator, deps: dict[str, Deployment]) -> SimAdaptive:
@@ -425,7 +427,7 @@ def adaptive_arm(
             emergency_s=EMERGENCY_S,
             expected_rate=None if expected is None else expected[0],
             expected_burst=None if expected is None else expected[1],
-            lookahead=None if seen_before is None else Lookahead(FORECAST_LOOKBACK_S),
+            lookahead=None if seen_before is None else Lookahead(FORECAST_LOOKBACK_S, metered=metered),
             seen_before=() if seen_before is None else seen_before,
         )
         return loop
@@ -590,6 +592,11 @@ def main() -> None:
         action="store_true",
         help="also run adaptive with a forecast of repeating bursts, fitted to the workload's history (another arm)",
     )
+    ap.add_argument(
+        "--forecast-metered",
+        action="store_true",
+        help="with --forecast: one more arm, the forecast pricing staying by the meter (Lookahead(metered=True))",
+    )
     ap.add_argument("--out", default="granularity_gpu_sim", help="name of the results (results/NAME.json, .md, .png)")
     args = ap.parse_args()
     if not (args.window_s > 0 and (WARM_S / args.window_s).is_integer()):
@@ -680,19 +687,11 @@ def main() -> None:
                 ahead = simulate(app, models, schedule[0], times, seconds, rep, gpu, scheduled, subject.plans)
                 late, reactive = reactive_oracle(schedule)
                 behind = simulate(app, models, late[0], times, seconds, rep, gpu, reactive, subject.plans)
-                told_ahead = None
-                if before is not None:
-                    told_ahead = simulate(
-                        app,
-                        models,
-                        initial,
-                        times,
-                        seconds,
-                        rep,
-                        gpu,
-                        adaptive_arm(app, measured, expect, before),
-                        subject.plans,
-                    )
+                forecasts: dict[bool, Run] = {}  # metered or not -> the forecast arm's run
+                for by_meter in ((False, True) if args.forecast_metered else (False,)) if before is not None else ():
+                    arm = adaptive_arm(app, measured, expect, before, metered=by_meter)
+                    forecasts[by_meter] = simulate(app, models, initial, times, seconds, rep, gpu, arm, subject.plans)
+                told_ahead, metered = forecasts.get(False), forecasts.get(True)
                 runs = {f"fixed {k}": (v.slo_hit, v.cost_usd) for k, v in fixed.items()}
                 runs |= {
                     "adaptive": (adaptive.slo_hit, adaptive.cost_usd),
@@ -702,6 +701,8 @@ def main() -> None:
                 }
                 if told_ahead is not None:
                     runs["adaptive (forecast)"] = (told_ahead.slo_hit, told_ahead.cost_usd)
+                if metered is not None:
+                    runs["adaptive (forecast, metered)"] = (metered.slo_hit, metered.cost_usd)
                 for arm, (hit, cost) in runs.items():
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
                     a["slo_hit"].append(hit)
@@ -834,6 +835,13 @@ def _report(doc: dict[str, Any]) -> None:
             f"| {oh:.4f} / {oc:.3f} "
             f"| {fh - ah:+.4f} / {100 * (fc / ac - 1):+.1f} % | {fh - oh:+.4f} / {100 * (fc / oc - 1):+.1f} % |"
         )
+        if "adaptive (forecast, metered)" in s:
+            mh, mc = s["adaptive (forecast, metered)"]["slo_hit"][0], s["adaptive (forecast, metered)"]["cost_usd"][0]
+            lines.append(
+                f"| {w['app']} | {w['load']} (metered) | {ah:.4f} / {ac:.3f} | {mh:.4f} / {mc:.3f} | - "
+                f"| {oh:.4f} / {oc:.3f} "
+                f"| {mh - ah:+.4f} / {100 * (mc / ac - 1):+.1f} % | {mh - oh:+.4f} / {100 * (mc / oc - 1):+.1f} % |"
+            )
     lines += ["", "The empirical table against the fixed runs (predicted - measured SLO hit; cost, relative):", ""]
     for w in doc["workloads"]:
         lines.append(

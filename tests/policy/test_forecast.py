@@ -118,3 +118,73 @@ def test_a_forecast_schedule_warms_the_burst_plan_ahead_and_leaves_it_after():
     assert [m for m in dear if 1070.0 <= m <= 1095.0] and [m for m in dear if 1190.0 <= m <= 1215.0]
     assert [m for m in cheap if 1130.0 <= m <= 1160.0]
     assert controller._last_switch == moves[-1][0]
+
+
+def test_an_overshoot_metered_inside_a_burst_moves_the_schedule_to_the_plan_the_table_prices_alike():
+    """Inside a burst the table prices fine and middle alike (steady state); fine, which took the onset, runs more
+    instances than that. Metered at what its instances cost now, staying on fine is dear and the schedule moves to
+    middle for the rest of the burst; metered within OVERSHOOT of the table, or not metered, it stays."""
+    t = periodic(3)
+    look = Lookahead(480.0)
+    now = 1110.0  # inside the burst of ~1097-1137
+    look.refit(t, now)
+    seen = observe_load(t, now, 10.0)
+    ahead = look.windows(seen, now, 2.0, 10.0)
+
+    def candidates(load) -> list[Candidate]:
+        burst = load.rate >= 100.0
+        rising = credible_burst(load) > 0 if load.burst_scale_s else False
+        return [
+            Candidate("cheap", 0.5 if burst else 1.0, 1.0),
+            Candidate("fine", 1.0, 3.0 if burst else 2.0),
+            Candidate("middle", 0.5 if rising else 1.0, 3.0 if burst else 2.0),
+        ]
+
+    windows = [candidates(w) for w in ahead]
+    held = Lookahead.held(seen, ahead)
+    assert 2 <= held <= 4  # the burst's windows left, then the quiet: the load no longer holds
+    assert all(w.rate >= seen.rate / RISE for w in ahead[:held]) and ahead[held].rate < seen.rate / RISE
+
+    def first(metered):
+        controller = GranularityController(ControllerConfig(slo_target=0.99))
+        return look.decide(controller, now, "fine", windows, 10.0, 2.0, metered_cost_per_s=metered, held=held)
+
+    assert first(None).switch_to is None
+    assert first(1.15 * 3.0).switch_to is None  # within OVERSHOOT of the table: the table's price stands
+    moved = first(5.0)
+    assert moved.switch_to == "middle" and "middle -> cheap" in moved.reason
+    with pytest.raises(ValueError, match="metered_cost_per_s"):
+        first(-1.0)
+    assert Lookahead.held(seen, []) == 0
+
+
+def test_a_metered_move_is_not_a_detour_back_to_the_plan_nor_to_a_plan_worse_on_slo():
+    """As above, but the window after the burst needs fine again (the others miss there): leaving fine for the rest
+    of the burst would mean coming back to it at its end, two switches under load to shed what the autoscaler sheds
+    itself; and seen from the quiet (the load holds over the whole period), middle misses where fine meets the
+    target. Either way the table decides, and the loop stays. Where middle is as good everywhere, it moves."""
+    t = periodic(3)
+    look = Lookahead(480.0)
+    now = 1110.0
+    look.refit(t, now)
+    seen = observe_load(t, now, 10.0)
+    ahead = look.windows(seen, now, 2.0, 10.0)
+    held = Lookahead.held(seen, ahead)
+
+    def candidates(k: int, load, middle_misses: bool) -> list[Candidate]:
+        burst = load.rate >= 100.0
+        after = k == held  # the first window after the burst
+        return [
+            Candidate("cheap", 0.5 if burst or after else 1.0, 1.0),
+            Candidate("fine", 1.0, 3.0 if burst else 2.0),
+            Candidate("middle", 0.5 if after and middle_misses else 1.0, 3.0 if burst else 2.0),
+        ]
+
+    def first(middle_misses: bool, held: int):
+        windows = [candidates(k, w, middle_misses) for k, w in enumerate(ahead)]
+        controller = GranularityController(ControllerConfig(slo_target=0.99))
+        return look.decide(controller, now, "fine", windows, 10.0, 2.0, metered_cost_per_s=5.0, held=held).switch_to
+
+    assert first(middle_misses=True, held=held) is None  # a detour
+    assert first(middle_misses=True, held=len(ahead)) is None  # worse on SLO hit in a window the load holds
+    assert first(middle_misses=False, held=held) == "middle"

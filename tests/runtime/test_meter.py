@@ -86,6 +86,18 @@ def test_resource_cost_counts_every_live_second_including_idle_keep_alive() -> N
     assert m.alive() == {}
 
 
+def test_the_cost_rate_is_what_the_live_instances_of_some_functions_cost_per_second() -> None:
+    m = metered()  # "pre" stopped at t=10, "model" alive
+    assert m.cost_rate(["model"]) == pytest.approx(1 * 2 + 2 * 3 + 0.25 * 10)  # 10.5 USD/s
+    m.instance_started("pre", "c", PRE, t=12.0)
+    m.instance_started("pre", "d", PRE, t=12.0)
+    assert m.cost_rate(["pre"]) == pytest.approx(2 * (2 * 2 + 1 * 3))
+    assert m.cost_rate(["pre", "model", "other"]) == pytest.approx(14 + 10.5)
+    assert m.cost_rate([]) == 0.0
+    # the rate is the slope of the resource cost while no instance starts or stops
+    assert m.resource_cost(t=20.0).usd - m.resource_cost(t=19.0).usd == pytest.approx(m.cost_rate(["pre", "model"]))
+
+
 def test_instance_started_twice_is_refused_and_late_resources_price_earlier_requests() -> None:
     m = Meter(PRICES)
     m.record(rec(billed={"f": 2.0}))

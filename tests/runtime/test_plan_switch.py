@@ -14,6 +14,7 @@ from apps_for_tests import paced, paced_reference, ref
 from typer.testing import CliRunner
 
 import shoal
+from shoal.app import Plan
 from shoal.cli import cli as shoal_cli
 from shoal.runtime.errors import Unavailable
 from shoal.runtime.host import HostConfig
@@ -143,3 +144,47 @@ def test_a_switch_warms_instances_for_the_recent_work_not_the_old_plans_count() 
             assert svc.invoke([float(i)]).tolist() == paced_reference([i]).tolist()
         summary = svc.switch_plan("fine")
         assert summary["warmed"] == {"p_src": 1, "p_left": 1, "p_right": 1, "p_merge": 1}
+
+
+def test_the_cost_rate_counts_the_current_plans_live_instances_only() -> None:
+    with shoal.local(paced, "fine", HostConfig(tick_s=0.05)) as svc:
+        host = svc.host
+        svc.invoke([1.0, 2.0])
+        fine = [f"paced/{f.name}" for f in host.deployment("paced").plan.functions]
+        assert len(fine) == 4 and host.meter.cost_rate(fine) > 0
+        assert host.cost_rate("paced") == pytest.approx(host.meter.cost_rate(fine))
+        svc.switch_plan("coarse")
+        coarse = [f"paced/{f.name}" for f in host.deployment("paced").plan.functions]
+        assert len(coarse) == 1 and host.meter.cost_rate(coarse) > 0
+        assert host.cost_rate("paced") == pytest.approx(host.meter.cost_rate(coarse))  # draining fine not counted
+        wait_until(lambda: host.meter.cost_rate(fine) == 0, timeout=10, message="fine drained")
+
+
+def test_a_function_that_merges_stages_is_warmed_for_their_work_together() -> None:
+    """Fine runs 2 + 1 + 1 + 1 instances and its recent requests kept ~8 busy across the four stages: coarse takes on
+    all of that work, so it is warmed to the four pools' count together (5), not the busiest one's (2)."""
+    from shoal.runtime.meter import RequestRecord
+
+    with shoal.local(paced, "fine", HostConfig(tick_s=600)) as svc:  # no autoscaler tick while the test runs
+        host = svc.host
+        dep = host.deployment("paced")
+
+        async def start() -> None:
+            for name, n in (("p_src", 1), ("p_left", 2), ("p_right", 1), ("p_merge", 1)):
+                for _ in range(n):
+                    dep.pools[name].start_instance()
+
+        svc._run(start(), timeout=10)
+        now = host.now()
+        stages = ("p_src", "p_left", "p_right", "p_merge")
+        for i in range(40):  # 40 requests over the last second, 0.2 s of execution each: 8 busy
+            at = now - 1.0 + i / 40
+            host.meter.record(
+                RequestRecord(
+                    f"r{i}", "paced", "fine", at, 0.3, True, 200, 0.0, 0.0, dict.fromkeys(stages, 0.05), 0.0, [], {}
+                )
+            )
+        coarse = Plan.parse(dep.app, "coarse").functions[0]
+        assert host._warm_count(dep, coarse) == 5
+        left = next(f for f in Plan.parse(dep.app, "fine").functions if f.name == "p_left")
+        assert host._warm_count(dep, left) == 2  # one pool's stage: its count, as before

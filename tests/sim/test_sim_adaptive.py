@@ -125,6 +125,29 @@ def test_a_switch_warms_for_the_recent_work_where_arrivals_are_kept():
         assert warmed == [expect], keep
 
 
+def test_a_function_that_merges_stages_is_warmed_for_their_work_together():
+    """Fine at 200 req/s x 10 ms per stage keeps 2 instances of each stage busy (3 running each, its cap); coarse
+    takes on all three stages' work, 6 busy: it starts 9, the three pools' count together, not the busiest one's 3,
+    which left a merged function short under load (the runtime's Host._warm_count likewise)."""
+    from collections import deque
+
+    app = chain()
+    models = {s: StageModel.cpu(0.01) for s in app.stages}
+    capped = Deployment(app, Plan.parse(app, "fine", default=FunctionConfig(keep_alive_s=5.0, max_instances=3)), models)
+    sim = Simulator(ClusterSpec.uniform(8), [capped], config())
+    sim.arrivals[0] = deque()
+    seen: list[list[int]] = []
+
+    def switch(_: object) -> None:
+        seen.append([p.ready + p.starting for p in sim.all_pools])
+        sim.switch(0, deployments(app)["coarse"])
+        seen.append([p.starting for p in sim.all_pools if "@1/" in p.key])
+
+    sim.kernel.at(5.0, switch, None)
+    sim.run(generators.poisson(200.0, 8.0, seed=3), until=6.0)
+    assert seen == [[3, 3, 3], [9]]
+
+
 def three_plans(app: shoal.App) -> dict[str, Deployment]:
     models = {s: StageModel.cpu(0.01) for s in app.stages}
     cfg = FunctionConfig(keep_alive_s=5.0, max_instances=20)
@@ -240,7 +263,8 @@ def test_a_schedule_switches_ahead_so_that_traffic_moves_on_time():
     assert sim.current_plan(0) == "fine"
 
 
-def test_a_forecast_from_the_history_switches_ahead_of_each_burst():
+@pytest.mark.parametrize("metered", [False, True])
+def test_a_forecast_from_the_history_switches_ahead_of_each_burst(metered):
     """Bursts of 80 req/s for 20 s every 60 s over 10 req/s; the loop starts with 4 minutes of that history
     (``seen_before``), so the forecast holds from its first window: it is on fine before every onset and back on
     coarse between bursts, by "forecast" decisions, and loses nothing."""
@@ -256,7 +280,15 @@ def test_a_forecast_from_the_history_switches_ahead_of_each_burst():
 
     history = bursts(240.0, 1) - 240.0
     loop = SimAdaptive(
-        sim, 0, plans, rule, ctl, window_s=2.0, switch_overlap_s=0.5, lookahead=Lookahead(240.0), seen_before=history
+        sim,
+        0,
+        plans,
+        rule,
+        ctl,
+        window_s=2.0,
+        switch_overlap_s=0.5,
+        lookahead=Lookahead(240.0, metered=metered),
+        seen_before=history,
     )
     times = bursts(180.0, 2)
     result = sim.run(times, until=190.0)
@@ -297,3 +329,28 @@ def test_a_bad_schedule_is_refused():
         SimSchedule(sim, 0, plans, [], lead_s=-1.0)
     with pytest.raises(ValueError, match="no deployment"):
         SimSchedule(sim, 3, plans, [])
+
+
+def test_the_cost_rate_is_what_the_current_plans_live_instances_cost():
+    from shoal.predict.prices import DEFAULT_PRICES as P
+
+    app = chain()
+    plans = deployments(app)
+    sim = Simulator(ClusterSpec.uniform(2), [plans["fine"]], config())
+    seen = []
+
+    def look(_: object) -> None:
+        pools = sim.gens[0].pools
+        price = sum(
+            len(p.instances) * (p.fn.resources.vcpu * P.per_vcpu_s + p.fn.resources.memory_mb / 1024 * P.per_gib_s)
+            for p in pools
+        )
+        seen.append((sim.current_plan(0), sim.cost_rate(0), price, sum(len(p.instances) for p in pools)))
+
+    for t in (8.0, 20.0):
+        sim.kernel.at(t, look, None)
+    sim.kernel.at(10.0, lambda _: sim.switch(0, plans["coarse"]), None)
+    sim.run(generators.poisson(50.0, 30.0, seed=1), until=30.0)
+    (plan0, rate0, price0, n0), (plan1, rate1, price1, n1) = seen
+    assert (plan0, plan1) == ("fine", "coarse") and n0 >= 3 and n1 >= 1
+    assert rate0 == pytest.approx(price0) and rate1 == pytest.approx(price1)

@@ -21,7 +21,9 @@ With ``lookahead`` (``policy.forecast.Lookahead``), while the arrivals repeat wi
 the first step of the cheapest schedule over the forecast period's windows, a warm-up ahead, so that the burst plan
 is warm when a burst begins and the quiet plan serves between bursts; no horizon is weighed then (its burst pricing
 holds the burst plan through the quiet, which a forecast makes unnecessary), and emergency checks read the load
-forecast until the next check.
+forecast until the next check. With ``Lookahead(metered=True)``, staying on the current plan is priced at what its
+live instances cost now, once it has served a window since its switch (before, the meter reads the warm-up), where
+an onset's overshoot makes that dearer than the table says (``Lookahead.decide``).
 
 With ``arrival_log`` (``runtime.arrival_log.ArrivalLog``), the arrivals of the loop's look-back (the forecast's, the
 horizon's, or a window) are written to a file every window and when the loop stops, and read back when it starts:
@@ -35,6 +37,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -113,6 +116,8 @@ class AdaptiveLoop:
         self.switches = 0
         self._task: asyncio.Task[None] | None = None
         self._log_failed = ""  # the last failure to write the arrival log, said once
+        # when traffic last moved to a new plan: its meter reads its state only once it has served a window
+        self._moved_at = -math.inf
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"shoal-adaptive-{self.app}")
@@ -239,7 +244,18 @@ class AdaptiveLoop:
         windows = await asyncio.to_thread(score)
         if not windows or not all(windows):
             return None
-        return self.lookahead.decide(self.controller, now, current, windows, self.window_s, self.switch_overlap_s)
+        return self.lookahead.decide_window(
+            self.controller,
+            now,
+            current,
+            load,
+            ahead,
+            windows,
+            self.window_s,
+            self.switch_overlap_s,
+            lambda: self.host.cost_rate(self.app),
+            self._moved_at,
+        )
 
     def _ahead(self, load: ObservedLoad, now: float, to_next_s: float) -> ObservedLoad:
         """The load to plan for: with a forecast, raised to its rate until the next decision and a warm-up after."""
@@ -254,6 +270,7 @@ class AdaptiveLoop:
         if target is None:
             raise ValueError(f"the controller chose {label!r}, which is not among the plans")
         summary = await self.host.switch_plan(self.app, target)
+        self._moved_at = self.host.now()
         self.switches += 1
         entry["switch_s"] = summary["switch_s"]
         self.switch_overlap_s = max(self.switch_overlap_s, float(summary["switch_s"]))

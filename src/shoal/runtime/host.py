@@ -264,8 +264,8 @@ class Host:
 
         1. Functions the new plan shares with the old one (same stages, resources and settings) keep their pool,
            warm instances, queue and autoscaler history.
-        2. Every other function of the new plan gets a pool with ``warm[name]`` instances started (default: as many
-           as the old plan runs for the busiest of its stages, at least one), and the switch waits until each new
+        2. Every other function of the new plan gets a pool with ``warm[name]`` instances started (default: for the
+           recent work, ``_warm_count``; at least one), and the switch waits until each new
            pool has at least one ready instance.
         3. New requests then go to the new plan; requests already under way finish on the old pools, which close
            when the last of them is done (``Deployment.active``).
@@ -343,16 +343,19 @@ class Host:
 
         The work it will take on: the app's recent arrival rate times the mean execution time of its stages in
         recent requests (busy instances, by Little's law), over the function's target concurrency. At most as many
-        as the old plan runs for the busiest of its stages (the old plan copes with this load), at least one. Warming
-        by the old plan's count alone would, for a coarse plan at its cap moving to a finer one, start the cap of
-        every new function: a burst of cold starts and idle instances billed until the autoscaler scales them down.
+        as the old plan runs for its stages together (the old plan copes with this load with those: a function that
+        merges two stages takes on the work of both pools, which the busier pool's count alone falls short of), at
+        least one. Without recent work to go by, as many as the old plan runs for the busiest of its stages.
+        Warming by the old plan's count alone would, for a coarse plan at its cap moving to a finer one, start the
+        cap of every new function: a burst of cold starts and idle instances billed until the autoscaler scales them
+        down.
         """
         overlap = [p for p in old.pools.values() if set(p.fn.stages) & set(fn.stages)]
-        ceiling = max((p.count("ready") + p.count("starting") for p in overlap), default=1)
+        counts = [p.count("ready") + p.count("starting") for p in overlap]
         work = self._recent_work(old.app.name, fn.stages)
         if work is None:
-            return max(1, ceiling)
-        return max(1, min(ceiling, math.ceil(work / fn.target_concurrency)))
+            return max(1, max(counts, default=1))
+        return max(1, min(sum(counts) or 1, math.ceil(work / fn.target_concurrency)))
 
     def _recent_work(self, app: str, stages: Sequence[str], horizon_s: float = 10.0) -> float | None:
         """Mean number of requests executing ``stages`` at once over the last ``horizon_s`` (rate x exec time), or
@@ -376,6 +379,11 @@ class Host:
 
     def note_arrival(self, app: str) -> None:
         self._arrivals[app].append(self.now())
+
+    def cost_rate(self, app: str) -> float:
+        """USD per second of the live instances of the app's current plan: what staying on it costs from now until
+        its autoscalers change it (a retired plan's draining instances are not counted)."""
+        return self.meter.cost_rate(f"{app}/{name}" for name in self.deployment(app).pools)
 
     def seed_arrivals(self, app: str, times: Sequence[float]) -> None:
         """Arrivals from before this host served ``app`` (host clock, so negative before its start; oldest first):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from collections import Counter, deque
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -160,6 +161,14 @@ class Meter:
             return
         function, resources, t_start = entry
         self._cost[function].add(max(0.0, t - t_start), resources)
+
+    def cost_rate(self, functions: Iterable[str]) -> float:
+        """USD per second that the live instances of ``functions`` cost now (their allocation at the price table)."""
+        wanted, second = set(functions), _Acc()
+        for function, resources, _ in self._alive.values():
+            if function in wanted:
+                second.add(1.0, resources)  # one second of each instance's allocation
+        return second.usage(self.prices, 0.0).usd
 
     def alive(self) -> dict[str, int]:
         """Number of live instances per function."""

@@ -10,11 +10,15 @@ as the runtime's loop weighs them (``policy.granularity.Horizon``: the recent wi
 ``horizon_as="load"`` the horizon's arrivals scored as one load); with ``emergency_s``, SLO emergencies are also
 looked for between windows, as the runtime's loop does; with ``lookahead`` (``policy.forecast.Lookahead``), while
 the arrivals repeat with a period, each window's plan comes from a schedule over the forecast period, as in the
-runtime's loop, and the horizon is not weighed. ``history`` keeps every window and every switch.
+runtime's loop (with ``Lookahead(metered=True)``, staying priced at what the current plan's instances cost now,
+once it has served a window since its switch, where an onset's overshoot makes that dearer than the table says),
+and the horizon is not weighed.
+``history`` keeps every window and every switch.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict
@@ -72,6 +76,8 @@ class SimAdaptive:
             horizon_s, window_s, horizon_as, expected_burst=expected_burst, expected_rate=expected_rate
         )
         self.lookahead = lookahead
+        # when traffic last moved to a new plan: its meter reads its state only once it has served a window
+        self._moved_at = -math.inf
         # arrivals kept: a window's, the horizon's or the forecast's look-back
         self._keep_s = max(window_s, horizon_s or 0.0, lookahead.lookback_s if lookahead is not None else 0.0)
         self.history: list[dict[str, Any]] = []
@@ -148,7 +154,18 @@ class SimAdaptive:
         labels = list(self.plans)
         ahead = self.lookahead.windows(load, now, self.switch_overlap_s, self.window_s)
         windows = [self.candidates_for(self.horizon.window(w), labels) for w in ahead]
-        return self.lookahead.decide(self.controller, now, current, windows, self.window_s, self.switch_overlap_s)
+        return self.lookahead.decide_window(
+            self.controller,
+            now,
+            current,
+            load,
+            ahead,
+            windows,
+            self.window_s,
+            self.switch_overlap_s,
+            lambda: self.sim.cost_rate(self.dep),
+            self._moved_at,
+        )
 
     def _ahead(self, load: ObservedLoad, now: float, to_next_s: float) -> ObservedLoad:
         """The load to plan for: with a forecast, raised to its rate until the next decision and a warm-up after."""
@@ -157,7 +174,7 @@ class SimAdaptive:
         return self.lookahead.ahead(load, now, to_next_s + self.switch_overlap_s)
 
     def _switch(self, label: str, now: float, entry: dict[str, Any]) -> None:
-        entry["moves_at"] = self.sim.switch(self.dep, self.plans[label])
+        entry["moves_at"] = self._moved_at = self.sim.switch(self.dep, self.plans[label])
         self.switch_overlap_s = max(self.switch_overlap_s, entry["moves_at"] - now)
         self.switches += 1
 

@@ -574,7 +574,8 @@ class Simulator:
     def switch(self, dep: int, new: Deployment, warm: dict[str, int] | None = None) -> float:
         """Serve deployment ``dep`` under ``new`` (same app, another plan) from now on, as ``Host.switch_plan`` does:
         the new plan's functions start ``warm`` instances (default: for the recent work, as the runtime does, capped
-        by what the old plan runs for the busiest of their stages; at least one), traffic moves when the slowest of
+        by what the old plan runs for their stages, or without recent work as many as it runs for the busiest of
+        them; at least one), traffic moves when the slowest of
         them is ready, requests under way finish on the old pools, which close when the last one is done. Unlike the
         runtime, no pool is carried over (functions both plans share are warmed anew). Returns the time traffic
         moves."""
@@ -592,9 +593,10 @@ class Simulator:
             p.order = len(self.all_pools)
             self.all_pools.append(p)
             stages = set(p.fn.stages)
-            busy = max(1, max((q.ready + q.starting for q in old.pools if stages & set(q.fn.stages)), default=1))
+            counts = [q.ready + q.starting for q in old.pools if stages & set(q.fn.stages)]
+            busy = max(1, max(counts, default=1))
             if rate is not None:  # as Host._warm_count: recent work (rate x mean execution), capped by the old count
-                busy = max(1, min(busy, math.ceil(rate * p.mean_exec_s() / p.fn.target_concurrency)))
+                busy = max(1, min(sum(counts) or 1, math.ceil(rate * p.mean_exec_s() / p.fn.target_concurrency)))
             n = (warm or {}).get(p.fn.name, busy)
             for _ in range(max(1, min(n, p.fn.config.max_instances))):
                 if p.start():
@@ -636,6 +638,11 @@ class Simulator:
 
     def current_plan(self, dep: int) -> str:
         return self.gens[dep].label
+
+    def cost_rate(self, dep: int) -> float:
+        """USD per second of the instances (starting or ready) of deployment ``dep``'s current plan: what staying on
+        it costs from now until its autoscalers change it (a retired plan's draining instances are not counted)."""
+        return sum(len(p.instances) * self.meter.usd_per_s(p.key) for p in self.gens[dep].pools)
 
     # -- the request path -----------------------------------------------------------------------------------------
     def hop(self, src: int, dst: int, nbytes: int) -> float:

@@ -75,6 +75,10 @@ class SimMeter:
         self._advance(t)
         self._rate -= self._usd_s(f)
 
+    def usd_per_s(self, function: str) -> float:
+        """What one live instance of ``function`` costs per second."""
+        return self._usd_s(self._fns[function])
+
     def account(self, function: str) -> _Fn:
         """The running sums of one function, for a caller that adds invocations itself (the engine's hot path)."""
         return self._fns[function]
