@@ -285,7 +285,8 @@ class Lookahead:
             # Inside a burst (the load falls within the period: held < windows), a schedule that leaves the plan
             # only to come back to it by the burst's end is a detour that sheds the autoscaler's overshoot, which
             # it sheds itself once the load falls, for two switches under load that the table does not price the
-            # SLO risk of (the GPU scenarios' detect lost 1.7 points of SLO hit to them): the table decides then.
+            # SLO risk of (without this, detect's bursts went fine -> middle -> fine a window apart): the table
+            # decides then.
             detour = held < len(windows) and shed[0] != current and current in shed[1 : held + 1]
             # Nor for a plan the table calls worse on SLO hit than staying in any window the load holds: the meter
             # prices staying, not what a switch does to the SLO (in the GPU scenarios' detect, a quiet-phase move to
