@@ -8,7 +8,7 @@ Per application:
    15-s cycles, SCV 2, not the bursty workload's shape; ``--bursty-peak 6 --bursty-cycle 25 --bursty-share 0.4``
    is the workload's, peak 8 on image; ``--bursty-like-workload`` fits the shape to an hour of the bursty
    workload's history, as ``shoal measure --bursty-like`` does to a user's traffic) at the low and mid rates,
-   for ``--horizon-as load``.
+   for ``--horizon-as load``. ``--calibrate-repeats N`` serves every point N times on other seeds and takes the mean.
 2. For each load pattern and repeat (seeded arrivals, the same for every arm):
    - every **fixed** plan, replayed open loop (``shoal.runtime.replay``);
    - **adaptive**: served from the plan the planner picks for the first window's load, with the planner scoring the
@@ -204,41 +204,48 @@ def calibrate(
     seconds: float,
     bursty: bool = False,
     settle: float = 0.0,
+    repeats: int = 1,
 ) -> MeasuredPredictor:
     """Each plan under Poisson load at the app's rates (and, ``bursty``, under bursty load at the low and mid rates);
     with ``settle``, each run serves that many seconds of the same load first and is measured after them: the start
     (scale-out from one warm instance, then the stable window and keep-alive before it scales in) is a larger part of
     a 60-s run than of the 3-min arms (text: the middle plan at 12 req/s cost 0.139 USD/h over a 60-s calibration
     run, 0.128 over the 180-s fixed runs, and the table called coarse 1 % cheaper where it cost 9-15 % more, §12l),
-    as the GPU scenarios' calibration measures after a settling minute."""
+    as the GPU scenarios' calibration measures after a settling minute. With ``repeats``, every point is served that
+    many times on other seeds and the table takes the mean (``MeasuredPredictor`` averages rows at one rate): a plan
+    that sits at its autoscaler's threshold (text's coarse plan at 12 req/s, one or two instances) gives a cost that
+    one run draws from one mode or the other (settling measured not to help, §12l)."""
     rows = []
+    path = RESULTS / f"{OUT}_{name}_measured.json"
     kinds = [("poisson", rate) for rate in subject.rates]
     if bursty:
         kinds += [("bursty", rate) for rate in subject.rates[:2]]
-    for label in subject.plans:
+    points = [(r, label, kind, rate) for r in range(repeats) for label in subject.plans for kind, rate in kinds]
+    for i, (repeat, label, kind, rate) in enumerate(points):  # a repeat whole before the next
         plan = Plan.parse(app, label, default=fn_config())
-        for kind, rate in kinds:
-            span = settle + seconds
-            if kind == "poisson":
-                times = generators.poisson(rate, span, seed=99)
-            else:
-                times = generators.bursts(rate, span, BURST_CYCLE_S, peak=BURST_PEAK, seed=99, share=BURST_SHARE)
-            res = run_once(app, plan, times, inputs)
-            keep_run(name, subject, app, res, span, kind="calibrate", load=kind, rate=rate, repeat=0, plan=label)
-            # the row's burstiness is its process's: 60 s of 15-s cycles scatter too widely around it (1.5-3) for
-            # rows at several rates to share a class (MeasuredPredictor)
-            scv, burst = (1.0, 0.0)
-            if kind == "bursty":
-                scv = generators.bursts_scv(BURST_PEAK, BURST_SHARE)
-                burst = generators.bursts_index(BURST_PEAK, BURST_CYCLE_S, share=BURST_SHARE)
-            row = dataclasses.replace(res.measurement(app.slo.latency_s, settle, span), scv=scv, burst=burst)
-            rows.append(row)
-            console.print(
-                f"[dim]calibrate {name} {label:45s} {rate:5.1f} req/s {kind}: SLO hit "
-                f"{row.slo_hit:.3f}, cost {row.cost_per_s * 3600:.4f} USD/h, p99 {row.p99_ms:.0f} ms[/]"
-            )
+        span, seed = settle + seconds, 99 + repeat
+        if kind == "poisson":
+            times = generators.poisson(rate, span, seed=seed)
+        else:
+            times = generators.bursts(rate, span, BURST_CYCLE_S, peak=BURST_PEAK, seed=seed, share=BURST_SHARE)
+        res = run_once(app, plan, times, inputs)
+        keep_run(name, subject, app, res, span, kind="calibrate", load=kind, rate=rate, repeat=repeat, plan=label)
+        # the row's burstiness is its process's: 60 s of 15-s cycles scatter too widely around it (1.5-3) for
+        # rows at several rates to share a class (MeasuredPredictor)
+        scv, burst = (1.0, 0.0)
+        if kind == "bursty":
+            scv = generators.bursts_scv(BURST_PEAK, BURST_SHARE)
+            burst = generators.bursts_index(BURST_PEAK, BURST_CYCLE_S, share=BURST_SHARE)
+        row = dataclasses.replace(res.measurement(app.slo.latency_s, settle, span), scv=scv, burst=burst)
+        rows.append(row)
+        console.print(
+            f"[dim]calibrate {name} {label:45s} {rate:5.1f} req/s {kind}: SLO hit "
+            f"{row.slo_hit:.3f}, cost {row.cost_per_s * 3600:.4f} USD/h, p99 {row.p99_ms:.0f} ms[/]"
+        )
+        if i + 1 < len(points) and points[i + 1][0] != repeat:  # a repeat done: its table, should the run stop
+            MeasuredPredictor(rows, slo=str(app.slo), burst_scale_s=BURST_SCALE_S).save(path)
     table = MeasuredPredictor(rows, slo=str(app.slo), burst_scale_s=BURST_SCALE_S)
-    table.save(RESULTS / f"{OUT}_{name}_measured.json")
+    table.save(path)
     return table
 
 
@@ -363,6 +370,12 @@ def main() -> None:
         default=0.0,
         help="serve each calibration load this many seconds before measuring it (the start out of the row)",
     )
+    ap.add_argument(
+        "--calibrate-repeats",
+        type=int,
+        default=1,
+        help="serve each calibration point this many times on other seeds; the table takes the mean",
+    )
     ap.add_argument("--report-only", action="store_true", help="redo the table and plots from results/granularity.json")
     ap.add_argument(
         "--append",
@@ -427,6 +440,8 @@ def main() -> None:
         ap.error("--bursty-cycle must be > 0, --bursty-peak >= 1 and --bursty-share in (0, 1)")
     if not args.calibrate_settle >= 0:
         ap.error("--calibrate-settle must be >= 0 seconds")
+    if args.calibrate_repeats < 1:
+        ap.error("--calibrate-repeats must be at least 1")
     BURST_CYCLE_S, BURST_PEAK, BURST_SHARE = args.bursty_cycle, args.bursty_peak, args.bursty_share
     HORIZON_AS = args.horizon_as
     EMERGENCY_S = args.emergency_s
@@ -462,7 +477,14 @@ def main() -> None:
             console.print(f"{name}: bursty calibration {shape_words(BURST_PEAK, BURST_CYCLE_S, BURST_SHARE)}")
         if args.calibrate or not path.exists():
             table = calibrate(
-                name, subject, app, inputs, args.calibrate_seconds, args.bursty_calibration, args.calibrate_settle
+                name,
+                subject,
+                app,
+                inputs,
+                args.calibrate_seconds,
+                args.bursty_calibration,
+                args.calibrate_settle,
+                args.calibrate_repeats,
             )
         else:
             table = MeasuredPredictor.load(path)
