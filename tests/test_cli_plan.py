@@ -8,9 +8,10 @@ import pytest
 from typer.testing import CliRunner
 
 from shoal.cli import cli
-from shoal.policy.arrivals import BURST_SCALE_S
+from shoal.cli.planning import spread_notes
+from shoal.policy.arrivals import BURST_SCALE_S, observe_load
 from shoal.predict.measured import MeasuredPredictor, Measurement
-from shoal.workload.generators import bursts, bursts_index, bursts_scv
+from shoal.workload.generators import bursts, bursts_index, bursts_scv, poisson
 
 PACED = str(Path(__file__).parent / "runtime" / "apps_for_tests.py") + ":paced"
 runner = CliRunner()
@@ -215,3 +216,45 @@ def test_measure_bursty_like_fits_the_bursts_of_the_users_traffic(tmp_path):
     assert r.exit_code != 0 and "not both" in r.output
     r = runner.invoke(cli, [*args, "--bursty-like", str(tmp_path / "missing.csv")])
     assert r.exit_code != 0 and "--bursty-like: cannot read load" in r.output
+
+
+def test_measure_repeats_on_other_seeds_and_settles_before_measuring(tmp_path):
+    """Two repeats on seeds 3 and 4, each run 2 s of settling then 3 s measured: one row per repeat (the table
+    averages them), each run sent as its seed's arrivals over the 5 s, and each row's rate the measured window's
+    alone (the settling seconds left out)."""
+    out, runs = tmp_path / "t.json", tmp_path / "runs"
+    args = ["measure", PACED, "--plan", "coarse", "--rates", "20", "--seconds", "3", "--slo", "p99:1s"]
+    more = ["--settle", "2", "--repeats", "2", "--seed", "3", "--out", str(out), "--runs-out", str(runs)]
+    r = runner.invoke(cli, [*args, *more])
+    assert r.exit_code == 0, r.output
+    assert "wrote" in r.output and "(2 runs" in r.output
+    rows = MeasuredPredictor.load(out).rows
+    assert len(rows) == 2 and all(m.plan == "coarse" for m in rows)
+    kept = {int(p.name.split("-")[3]): json.loads(p.read_text()) for p in runs.iterdir()}
+    assert sorted(kept) == [3, 4]
+    rates = []
+    for seed in (3, 4):
+        sent = np.asarray(kept[seed]["run"]["arrival_s"])
+        np.testing.assert_allclose(sent, poisson(20, 5.0, seed=seed), atol=0.25)  # each repeat its seed's arrivals
+        after, first = observe_load(sent, 5.0, 3.0).rate, observe_load(sent, 3.0, 3.0).rate
+        assert after != first  # the settled window and the first 3 s tell apart
+        rates.append(after)
+    assert sorted(m.rate for m in rows) == pytest.approx(sorted(rates))
+    r = runner.invoke(cli, [*args, "--repeats", "0"])
+    assert r.exit_code != 0 and "--repeats must be 1 or more" in r.output
+    r = runner.invoke(cli, [*args, "--settle", "-1"])
+    assert r.exit_code != 0 and "--settle must be 0 or a number of seconds" in r.output
+
+
+def test_spread_notes_say_where_repeats_disagree_and_what_to_do():
+    costs = {
+        ("coarse", "poisson", 12.0): [0.101 / 3600, 0.147 / 3600],  # one instance in one run, two in the other
+        ("fine", "poisson", 12.0): [0.200 / 3600, 0.205 / 3600],  # within 10 %: nothing to say
+    }
+    notes = spread_notes(costs)
+    assert len(notes) == 2
+    assert notes[0] == (
+        "coarse at 12 req/s (poisson): cost 0.1010-0.1470 USD/h over 2 repeats (+46%); the table holds their mean"
+    )
+    assert "more --repeats or longer --seconds" in notes[1]
+    assert spread_notes({("fine", "poisson", 12.0): [0.2, 0.2]}) == []

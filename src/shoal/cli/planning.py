@@ -43,7 +43,21 @@ def measure(
     out: Annotated[Path, typer.Option(help="Where to write the table (JSON, schema shoal.measured/1).")] = Path(
         "measured.json"
     ),
-    seed: Annotated[int, typer.Option(help="Seed of the arrivals.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the arrivals (repeats: this seed, the next, ...).")] = 0,
+    repeats: Annotated[
+        int,
+        typer.Option(
+            help="Measure every plan and rate this many times on other seeds; the table takes the mean. A plan at "
+            "its autoscaler's threshold runs on one instance or two by chance, and one run prices it at one of them."
+        ),
+    ] = 1,
+    settle: Annotated[
+        float,
+        typer.Option(
+            help="Serve each load this many seconds before the measured --seconds, so the start (scale-out from "
+            "one warm instance) is left out of the row. 0: measure from the first request."
+        ),
+    ] = 0.0,
     runs_out: Annotated[
         Path | None,
         typer.Option(help="Also keep every run whole in this folder (JSON), for `shoal predict fit-app --runs`."),
@@ -85,7 +99,8 @@ def measure(
     and p99 (a row of the empirical predictor's table, docs/granularity.md). With --bursty-cycle each rate is also
     measured as the mean of bursty load, so that the table prices what bursts cost a plan (scale-outs, cold starts,
     queueing at each onset), for `shoal serve --adaptive-horizon-as load`; keep the cycle a few times shorter than
-    --seconds. With --runs-out each run is also kept whole (every request's arrival, latency and status; instances
+    --seconds. --repeats and --settle make the rows steadier (see their help; docs/granularity.md, "Calibrating the
+    table"). With --runs-out each run is also kept whole (every request's arrival, latency and status; instances
     and cost over time) as one JSON file, from which `shoal predict fit-app` fits the learned predictor.
 
     \b
@@ -96,6 +111,7 @@ def measure(
           --bursty-share 0.4
       shoal measure examples/image_pipeline.py --rates 5,20 --seconds 60 --bursty-like yesterday.csv
       shoal measure examples/image_pipeline.py --rates 5,20,40 --runs-out runs/image   # then: shoal predict fit-app
+      shoal measure examples/image_pipeline.py --rates 5,20 --seconds 90 --settle 30 --repeats 2   # steadier rows
     """
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -111,6 +127,10 @@ def measure(
     from shoal.workload.generators import bursts, bursts_index, bursts_scv, poisson
 
     levels = _floats(rates, "--rates")
+    if repeats < 1:
+        _fail(f"--repeats must be 1 or more (runs per plan and rate), got {repeats}")
+    if not (settle >= 0 and math.isfinite(settle)):
+        _fail(f"--settle must be 0 or a number of seconds > 0, got {settle:g}")
     if bursty_like is not None:
         if bursty_cycle:
             _fail("give --bursty-like (fit the bursts' shape to traffic) or --bursty-cycle (state it), not both")
@@ -123,12 +143,13 @@ def measure(
         _fail(f"--bursty-share must be between 0 and 1 (the bursts' part of each cycle), got {bursty_share:g}")
     # each kind of load: how to draw it, and the SCV and burst index of its process (a row's burstiness class: a
     # sample of a few burst cycles scatters too widely around them for rows at several rates to share a class)
-    arrivals: dict[str, tuple[Callable[[float], np.ndarray], float, float]] = {
-        "poisson": (lambda r: poisson(r, seconds, seed=seed), 1.0, 0.0)
+    span = settle + seconds
+    arrivals: dict[str, tuple[Callable[[float, int], np.ndarray], float, float]] = {
+        "poisson": (lambda r, s: poisson(r, span, seed=s), 1.0, 0.0)
     }
     if bursty_cycle > 0:
         arrivals["bursty"] = (
-            lambda r: bursts(r, seconds, bursty_cycle, peak=bursty_peak, seed=seed, share=bursty_share),
+            lambda r, s: bursts(r, span, bursty_cycle, peak=bursty_peak, seed=s, share=bursty_share),
             bursts_scv(bursty_peak, bursty_share),
             bursts_index(bursty_peak, bursty_cycle, BURST_SCALE_S, bursty_share),
         )
@@ -144,27 +165,33 @@ def measure(
         _fail(f"{app}: no inputs to send; define profile_inputs(size) in the app file (docs/profiles.md)")
     inputs = [target.inputs(size) for size in ("small", "medium", "large")]
     rows = []
+    costs: dict[tuple[str, str, float], list[float]] = {}  # per plan, load and rate: each repeat's cost
     console = Console(stderr=True)
     with Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), console=console
     ) as progress:
-        task = progress.add_task("measuring", total=len(plans) * len(levels) * len(arrivals))
-        for p, (kind, (draw, scv, burst)), rate in itertools.product(plans, arrivals.items(), levels):
-            progress.update(task, description=f"{p.label} at {rate:g} req/s ({kind})")
-            times = draw(rate)
+        task = progress.add_task("measuring", total=repeats * len(plans) * len(levels) * len(arrivals))
+        seeds = range(seed, seed + repeats)  # a repeat whole before the next
+        for run_seed, p, (kind, (draw, scv, burst)), rate in itertools.product(seeds, plans, arrivals.items(), levels):
+            again = f", repeat {run_seed - seed + 1} of {repeats}" if repeats > 1 else ""
+            progress.update(task, description=f"{p.label} at {rate:g} req/s ({kind}{again})")
+            times = draw(rate, run_seed)
             stable = min(60.0, max(2.0, seconds / 2))  # scaling settles within a run of a few tens of seconds
             config = HostConfig(stable_window_s=stable, panic_window_s=min(6.0, stable / 2))
             with local(application, p, config) as svc:
                 svc.invoke(inputs[0])  # one warm instance per function before the clock starts
                 res = svc._run(
                     replay(svc.host, application.name, times, lambda i: inputs[i % len(inputs)]),
-                    timeout=seconds * 10 + 120,
+                    timeout=span * 10 + 120,
                 )
-            row = dataclasses.replace(res.measurement(objective.latency_s, 0.0, seconds), scv=scv, burst=burst)
+            row = dataclasses.replace(res.measurement(objective.latency_s, settle, span), scv=scv, burst=burst)
             rows.append(row)
+            costs.setdefault((p.label, kind, rate), []).append(row.cost_per_s)
             if runs_out is not None:
                 doc = res.to_dict()
-                _keep_run(runs_out, app, application.name, p.label, str(objective), seconds, doc, rate, seed, cfg, kind)
+                _keep_run(
+                    runs_out, app, application.name, p.label, str(objective), span, doc, rate, run_seed, cfg, kind
+                )
             progress.advance(task)
             console.print(
                 f"{p.label:30s} {rate:6.1f} req/s {kind:7s}  SLO hit {row.slo_hit:.3f}  "
@@ -173,6 +200,28 @@ def measure(
     MeasuredPredictor(rows, slo=str(objective), burst_scale_s=BURST_SCALE_S).save(out)
     kept = f"; kept every run in {runs_out}/" if runs_out is not None else ""
     typer.echo(f"wrote {out} ({len(rows)} runs, SLO {objective}){kept}")
+    for note in spread_notes(costs):
+        typer.echo(note)
+
+
+SPREAD_WARN = 0.10  # repeats' costs further apart than this (max/min - 1) are said, with what to do
+
+
+def spread_notes(costs: dict[tuple[str, str, float], list[float]]) -> list[str]:
+    """What to say of the repeats of each point (plan, load, rate) whose costs lie over ``SPREAD_WARN`` apart: the
+    table holds their mean, which the user should know is uncertain there, and how to make it less so."""
+    wide = [(k, v) for k, v in costs.items() if min(v) > 0 and max(v) / min(v) - 1 > SPREAD_WARN]
+    notes = [
+        f"{label} at {rate:g} req/s ({kind}): cost {min(v) * 3600:.4f}-{max(v) * 3600:.4f} USD/h over {len(v)} "
+        f"repeats ({max(v) / min(v) - 1:+.0%}); the table holds their mean"
+        for (label, kind, rate), v in wide
+    ]
+    if notes:
+        notes.append(
+            "where repeats disagree, the plan is near a scaling step (one instance more or less by chance): more "
+            "--repeats or longer --seconds give a steadier mean"
+        )
+    return notes
 
 
 def _fitted_bursts(spec: str, seed: int) -> tuple[float, float, float]:
