@@ -85,6 +85,7 @@ from shoal.policy.granularity import (
     observe_load,
 )
 from shoal.policy.hindsight import per_window_best, switching_schedule
+from shoal.policy.served import ServedCosts
 from shoal.predict.measured import MeasuredPredictor, Measurement
 from shoal.predict.planner import Planner
 from shoal.sim import Deployment, GpuTable, SimAdaptive, SimConfig, SimSchedule, Simulator, StageModel
@@ -383,13 +384,15 @@ def adaptive_arm(
     expected: tuple[float, float] | None = None,
     seen_before: np.ndarray | None = None,
     metered: bool = False,
+    served: bool = False,
 ) -> Callable[[Simulator, dict[str, Deployment]], SimAdaptive]:
     """``SimAdaptive`` with the planner scoring the table's plans every window. A candidate other than the current
     plan carries a switch cost, as the runtime's ``AdaptiveLoop`` gives it: its cost per second over the switch's
     overlap (2 s at first, then the longest switch this loop has made: warm-up until traffic moves). With
     ``seen_before`` (the workload's history before the run, on the run's clock), a forecast too
     (``policy.forecast.Lookahead`` over ``FORECAST_LOOKBACK_S``): the arm "adaptive (forecast)"; ``metered``, staying
-    priced by the meter (``Lookahead(metered=True)``): "adaptive (forecast, metered)"."""
+    priced by the meter (``Lookahead(metered=True)``): "adaptive (forecast, metered)". With ``served``, plans priced
+    by what they cost where they served, close calls tried (``policy.served.ServedCosts``): "adaptive (served)"."""
     planner = Planner(app, measured.predict, slo_target=SLO_TARGET, default=fn_config())
 
     def start(sim: Simulator, deps: dict[str, Deployment]) -> SimAdaptive:
@@ -429,6 +432,7 @@ def adaptive_arm(
             expected_burst=None if expected is None else expected[1],
             lookahead=None if seen_before is None else Lookahead(FORECAST_LOOKBACK_S, metered=metered),
             seen_before=() if seen_before is None else seen_before,
+            served=ServedCosts() if served else None,
         )
         return loop
 
@@ -597,6 +601,11 @@ def main() -> None:
         action="store_true",
         help="with --forecast: one more arm, the forecast pricing staying by the meter (Lookahead(metered=True))",
     )
+    ap.add_argument(
+        "--served",
+        action="store_true",
+        help="one more arm: adaptive with plans priced by the meter where they served, close calls tried (ServedCosts)",
+    )
     ap.add_argument("--out", default="granularity_gpu_sim", help="name of the results (results/NAME.json, .md, .png)")
     args = ap.parse_args()
     if not (args.window_s > 0 and (WARM_S / args.window_s).is_integer()):
@@ -692,6 +701,10 @@ def main() -> None:
                     arm = adaptive_arm(app, measured, expect, before, metered=by_meter)
                     forecasts[by_meter] = simulate(app, models, initial, times, seconds, rep, gpu, arm, subject.plans)
                 told_ahead, metered = forecasts.get(False), forecasts.get(True)
+                by_meter = None
+                if args.served:
+                    arm = adaptive_arm(app, measured, expect, served=True)
+                    by_meter = simulate(app, models, initial, times, seconds, rep, gpu, arm, subject.plans)
                 runs = {f"fixed {k}": (v.slo_hit, v.cost_usd) for k, v in fixed.items()}
                 runs |= {
                     "adaptive": (adaptive.slo_hit, adaptive.cost_usd),
@@ -703,6 +716,8 @@ def main() -> None:
                     runs["adaptive (forecast)"] = (told_ahead.slo_hit, told_ahead.cost_usd)
                 if metered is not None:
                     runs["adaptive (forecast, metered)"] = (metered.slo_hit, metered.cost_usd)
+                if by_meter is not None:
+                    runs["adaptive (served)"] = (by_meter.slo_hit, by_meter.cost_usd)
                 for arm, (hit, cost) in runs.items():
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
                     a["slo_hit"].append(hit)
@@ -731,6 +746,18 @@ def main() -> None:
                                 for e in told_ahead.history or []
                             ],
                             "forecast_switches": sum(1 for e in told_ahead.history or [] if e.get("switch_to")),
+                        }
+                    )
+                    | (
+                        {}
+                        if by_meter is None
+                        else {
+                            "served": [
+                                {k: e.get(k) for k in ("t", "plan", "switch_to", "reason", "served")}
+                                for e in by_meter.history or []
+                                if e.get("switch_to")
+                            ],
+                            "served_switches": sum(1 for e in by_meter.history or [] if e.get("switch_to")),
                         }
                     )
                 )
@@ -842,6 +869,23 @@ def _report(doc: dict[str, Any]) -> None:
                 f"| {oh:.4f} / {oc:.3f} "
                 f"| {mh - ah:+.4f} / {100 * (mc / ac - 1):+.1f} % | {mh - oh:+.4f} / {100 * (mc / oc - 1):+.1f} % |"
             )
+    served = [w for w in doc["workloads"] if "adaptive (served)" in w["summary"]]
+    if served:
+        lines += [
+            "",
+            "Priced by the meter where a plan served, close calls tried (policy.served.ServedCosts):",
+            "",
+            "| app | load | adaptive | adaptive (served) | its switches | served vs adaptive: SLO hit / cost |",
+            "|---|---|---|---|---|---|",
+        ]
+    for w in served:
+        s = w["summary"]
+        (ah, ac), (mh, mc) = ((s[a]["slo_hit"][0], s[a]["cost_usd"][0]) for a in ("adaptive", "adaptive (served)"))
+        switches = " / ".join(str(t.get("served_switches", "?")) for t in w["timelines"])
+        lines.append(
+            f"| {w['app']} | {w['load']} | {ah:.4f} / {ac:.3f} | {mh:.4f} / {mc:.3f} | {switches} "
+            f"| {mh - ah:+.4f} / {100 * (mc / ac - 1):+.1f} % |"
+        )
     lines += ["", "The empirical table against the fixed runs (predicted - measured SLO hit; cost, relative):", ""]
     for w in doc["workloads"]:
         lines.append(

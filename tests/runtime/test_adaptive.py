@@ -178,6 +178,8 @@ def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path, horizon_as)
     table = MeasuredPredictor(rows, slo=str(paced.slo)).save(tmp_path / "paced.json")
     args = ["--adaptive", str(table), "--adaptive-window", "0.3", "--adaptive-dwell", "0", "--adaptive-horizon", "0.9"]
     args += ["--adaptive-horizon-as", horizon_as, "--adaptive-emergency", "0.1"]
+    metered = horizon_as == "load"  # one of the two also with the meter: its windows say what it metered
+    args += ["--adaptive-meter"] if metered else []
     with ServerProcess(ref("paced"), "fine", *args) as srv:
         done = threading.Event()
         codes: list[int] = []
@@ -207,4 +209,71 @@ def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path, horizon_as)
         # in load mode the horizon's arrivals were scored as one load (from the second window on: 0.6 s, then 0.9 s)
         spans = [e["horizon_load"]["window_s"] for e in history if "horizon_load" in e]
         assert (spans and 0.6 <= spans[0] <= 0.9) if horizon_as == "load" else not spans
+        assert any("served" in e for e in history) == metered
         assert httpx.post(f"{srv.url}/apps/paced/invoke", json=[1], timeout=10).json()["output"] == [9.0]
+
+
+def test_served_costs_meter_the_plan_try_a_close_call_and_keep_the_cheaper_one():
+    """A table that prices fine 15 % under what it costs and coarse just above that (both wrong: coarse runs one
+    instance of a quarter vCPU where fine runs four): the controller alone would stay on fine. With ``ServedCosts``
+    the loop meters fine from the host's meter (``Host.spent``), tries coarse, meters it far below fine, and keeps
+    it; no request fails."""
+    from shoal.policy.served import ServedCosts
+
+    prices = shoal.runtime.meter.DEFAULT_PRICES
+    fine_cost = 4 * (0.25 * prices.per_vcpu_s + 64 / 1024 * prices.per_gib_s)  # one instance of each function
+
+    def table(load: ObservedLoad, plans) -> list[Candidate]:
+        return [Candidate("fine", 0.999, 0.85 * fine_cost), Candidate("coarse", 0.999, 0.9 * fine_cost)]
+
+    config = HostConfig(tick_s=0.05, stable_window_s=4, panic_window_s=1)
+    controller = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=0))
+    with shoal.local(paced, "fine", config) as svc:
+        loop = svc.adapt(["coarse", "fine"], table, controller, window_s=1.0, served=ServedCosts(min_windows=3))
+        sent = []
+        stop = threading.Event()
+
+        def drive() -> None:  # 20 req/s, evenly spaced: the load holds window after window
+            i, t = 0, time.monotonic()
+            while not stop.is_set():
+                sent.append((i, svc.submit([i])))
+                i += 1
+                t += 0.05
+                time.sleep(max(0.0, t - time.monotonic()))
+
+        driver = threading.Thread(target=drive)
+        driver.start()
+        try:
+            wait_until(lambda: loop.switches >= 1, timeout=30, message="a trial of coarse")
+
+            def metered_on_coarse() -> bool:
+                last = loop.history[-1]
+                return last["plan"] == "coarse" and last.get("served", {}).get("ratio") is not None
+
+            wait_until(metered_on_coarse, timeout=30, message="coarse metered for three windows")
+            time.sleep(2.5)  # two more windows: the trial concluded, no way back
+        finally:
+            stop.set()
+            driver.join()
+        moves = [e for e in loop.history if e.get("switch_to")]
+        assert [(e["plan"], e["switch_to"]) for e in moves] == [("fine", "coarse")]
+        assert "trying it to meter it" in moves[0]["reason"]
+        assert svc.status()["apps"][0]["plan"] == "coarse"
+        ratios = {e["plan"]: e["served"]["ratio"] for e in loop.history if e.get("served", {}).get("ratio")}
+        assert ratios["fine"] > 1.0  # fine cost more than the table said
+        assert ratios["coarse"] * 0.9 < 0.75 * ratios["fine"] * 0.85  # coarse far less than fine, by the meter
+        for i, f in sent:
+            np.testing.assert_array_equal(f.result(timeout=30).output, paced_reference([i]))
+
+
+def test_spent_is_what_the_current_plans_instances_have_cost():
+    config = HostConfig(tick_s=0.05, stable_window_s=4, panic_window_s=1)
+    with shoal.local(paced, "fine", config) as svc:
+        svc.invoke([1.0])
+        host = svc.host
+        first = host.spent("paced")
+        time.sleep(0.5)
+        rate = host.cost_rate("paced")
+        second = host.spent("paced")
+        assert first > 0 and second - first == pytest.approx(rate * 0.5, rel=0.3)
+        assert second <= host.meter.resource_cost(host.now()).usd  # the app's plan only

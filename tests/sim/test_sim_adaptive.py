@@ -354,3 +354,67 @@ def test_the_cost_rate_is_what_the_current_plans_live_instances_cost():
     (plan0, rate0, price0, n0), (plan1, rate1, price1, n1) = seen
     assert (plan0, plan1) == ("fine", "coarse") and n0 >= 3 and n1 >= 1
     assert rate0 == pytest.approx(price0) and rate1 == pytest.approx(price1)
+
+
+def test_spent_is_what_the_current_plans_functions_have_cost_so_far():
+    app = chain()
+    plans = deployments(app)
+    sim = Simulator(ClusterSpec.uniform(2), [plans["fine"]], config())
+    seen = []
+    sim.kernel.at(9.0, lambda _: seen.append((sim.spent(0), sim.meter.cost_until(9.0))), None)
+    sim.kernel.at(10.0, lambda _: sim.switch(0, plans["coarse"]), None)
+    sim.kernel.at(20.0, lambda _: seen.append((sim.spent(0), sim.cost_rate(0))), None)
+    sim.kernel.at(21.0, lambda _: seen.append((sim.spent(0), sim.cost_rate(0))), None)
+    sim.run(generators.poisson(20.0, 30.0, seed=1), until=30.0)
+    (fine_spent, everything), (at20, rate20), (at21, _) = seen
+    assert fine_spent == pytest.approx(everything) and fine_spent > 0  # one plan: all that was spent
+    assert at20 < everything  # coarse's function only, started at the switch
+    assert at21 - at20 == pytest.approx(rate20, rel=0.2)  # a second of coarse's instances
+
+
+def _mispriced(fine: float, coarse: float):
+    """A table that prices the two plans at ``fine`` and ``coarse`` USD/s whatever the load (both meet the SLO)."""
+
+    def score(load, labels):
+        return [Candidate("fine", 0.999, fine), Candidate("coarse", 0.999, coarse)]
+
+    return score
+
+
+@pytest.mark.parametrize("start", ["fine", "coarse"])
+def test_served_costs_try_a_close_call_and_keep_the_plan_the_meter_says_is_cheaper(start):
+    """At 20 req/s each stage of 10 ms keeps one instance busy a fifth of the time: fine runs three instances,
+    coarse one. Started on fine with a table that prices fine 15 % below what it costs and coarse a little above
+    that (both wrong), the controller alone stays; with ``ServedCosts`` the loop meters fine, tries coarse (priced
+    within the table's error of fine's metered cost) and keeps it. Started on coarse with a table that prices fine
+    within 5 % of coarse, it tries fine, meters it three times dearer, and goes back."""
+    from shoal.policy.served import ServedCosts
+
+    app = chain()
+    plans = deployments(app)
+    probe = Simulator(ClusterSpec.uniform(4), [plans["fine"]], config())
+    one_each = sum(probe.meter.usd_per_s(p.key) for p in probe.gens[0].pools)  # fine, one instance per function
+    if start == "fine":
+        table = _mispriced(0.85 * one_each, 0.9 * one_each)
+    else:
+        table = _mispriced(0.35 * one_each, 0.3 * one_each)
+    times = generators.poisson(20.0, 90.0, seed=5)
+    runs = {}
+    for served in (None, ServedCosts(min_windows=4)):
+        sim = Simulator(ClusterSpec.uniform(4), [plans[start]], config())
+        ctl = GranularityController(ControllerConfig(confirm_windows=2, min_dwell_s=10.0))
+        loop = SimAdaptive(sim, 0, plans, table, ctl, window_s=2.0, served=served)
+        result = sim.run(times, until=100.0)
+        assert result.summary()["rejected"] == 0 and len(result.latencies()) == len(times)
+        runs[served is not None] = [(e["plan"], e["switch_to"], e["reason"]) for e in loop.history if e["switch_to"]]
+        assert sim.current_plan(0) == ("coarse" if served is not None else start)
+    assert runs[False] == []  # the table alone: no reason to move
+    moves = runs[True]
+    other = "coarse" if start == "fine" else "fine"
+    assert moves[0][:2] == (start, other) and "trying it to meter it" in moves[0][2]
+    if start == "fine":
+        assert len(moves) == 1  # coarse metered cheaper: kept
+    else:
+        # fine metered at three times coarse's price: the controller moves back by its own rule on metered prices
+        assert moves[1][:2] == ("fine", "coarse") and "cheaper than fine" in moves[1][2]
+        assert len(moves) == 2  # fine is metered now: never tried again at this load

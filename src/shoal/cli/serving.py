@@ -129,6 +129,14 @@ def serve(
             "served before instead of waiting three periods."
         ),
     ] = None,
+    adaptive_meter: Annotated[
+        bool,
+        typer.Option(
+            help="Adaptive: price each plan by what it cost where it served (metered against the table's price), "
+            "and try a plan the table puts within 5 % of what the current one is metered to cost, keeping the "
+            "cheaper by the meter: a table's error can exceed the 10 % the controller needs to move."
+        ),
+    ] = False,
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
@@ -147,7 +155,8 @@ def serve(
     from its profile (add --adaptive-learned FILE.json to correct it with the learned predictor's trees). With
     --adaptive-forecast 900 it looks 15 minutes back for bursts whose onsets repeat and, while it finds a period,
     switches a warm-up ahead of each burst and back after it; add --adaptive-history arrivals.npy so that a restart
-    keeps the look-back.
+    keeps the look-back. With --adaptive-meter each plan is priced by what it cost while it served, and a plan the
+    table calls nearly as cheap is tried and kept if the meter agrees.
 
     \b
     Example:
@@ -217,8 +226,11 @@ def serve(
             adaptive_expect_rate,
             adaptive_forecast,
             adaptive_history,
+            adaptive_meter,
         )
-    elif adaptive_history is not None:
+    elif adaptive_history is not None or adaptive_meter:
+        if adaptive_meter:
+            _fail("--adaptive-meter prices the adaptive loop's plans: add --adaptive TABLE.json or --adaptive-profile")
         _fail("--adaptive-history keeps the adaptive loop's look-back: add --adaptive TABLE.json or --adaptive-profile")
     typer.secho(
         f"serving {the_app.name!r} under plan {the_plan.label!r} "
@@ -267,9 +279,11 @@ def _adaptive_starter(
     expected_rate: float | None = None,
     forecast_s: float = 0.0,
     history: Path | None = None,
+    meter: bool = False,
 ) -> Callable[[Host], None]:
     """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the plans ``score`` can price."""
     from shoal.policy.granularity import HORIZON_MODES, ControllerConfig, GranularityController
+    from shoal.policy.served import ServedCosts
     from shoal.predict.planner import Planner
     from shoal.runtime.adaptive import AdaptiveLoop
 
@@ -342,6 +356,7 @@ def _adaptive_starter(
             expected_rate=expected_rate,
             lookahead=lookahead,
             arrival_log=arrival_log,
+            served=ServedCosts() if meter else None,
         )
         host.adapt(loop)
 

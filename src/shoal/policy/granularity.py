@@ -365,8 +365,8 @@ class GranularityController:
             return GranularityDecision(
                 None, best.plan, f"{why}; best in {self._streak} of {needed} windows needed before switching"
             )
-        if not urgent and self._last_switch is not None and now - self._last_switch < cfg.min_dwell_s:
-            wait = cfg.min_dwell_s - (now - self._last_switch)
+        if not urgent and not self.dwelt(now):
+            wait = cfg.min_dwell_s - (now - (self._last_switch or now))
             return GranularityDecision(None, best.plan, f"{why}; the last switch was too recent ({wait:.0f} s to go)")
         self._last_switch = now
         self._streak_plan, self._streak = None, 0
@@ -404,6 +404,10 @@ class GranularityController:
             return GranularityDecision(None, plan, reason)
         self._last_switch = now
         return GranularityDecision(plan, plan, f"{reason}: switch to {plan}")
+
+    def dwelt(self, now: float) -> bool:
+        """Whether ``min_dwell_s`` has passed since the last switch (or there was none)."""
+        return self._last_switch is None or now - self._last_switch >= self.config.min_dwell_s
 
     def _observe(self, now: float, current: str, candidates: Sequence[Candidate]) -> dict[str, Candidate]:
         """Check and note the time of a decision; the candidates by plan, the current plan among them."""

@@ -29,6 +29,13 @@ With ``arrival_log`` (``runtime.arrival_log.ArrivalLog``), the arrivals of the l
 horizon's, or a window) are written to a file every window and when the loop stops, and read back when it starts:
 a restarted server forecasts from the traffic it served before, not from nothing.
 
+With ``served`` (``policy.served.ServedCosts``), each window the current plan served whole, a window after its
+switch, is metered (``Host.spent``) against the price the predictor gave it; plans metered near the load now are
+priced at the table's price times that ratio, and where another plan that meets the target is priced within a few
+percent of what the current one is metered to cost, the loop tries it until it has been metered as long, and goes
+back if it costs more (the table's error can be larger than the margin the controller needs to move). Not while a
+forecast plans the windows.
+
 Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
 """
 
@@ -53,10 +60,10 @@ from shoal.policy.granularity import (
     checks_per_window,
     emergency_span_s,
     observe_load,
-    priced,
     unscored_record,
     window_record,
 )
+from shoal.policy.served import ServedCosts, react_window
 from shoal.runtime.arrival_log import ArrivalLog, ArrivalLogError
 
 if TYPE_CHECKING:
@@ -88,6 +95,7 @@ class AdaptiveLoop:
         expected_rate: float | None = None,
         lookahead: Lookahead | None = None,
         arrival_log: ArrivalLog | None = None,
+        served: ServedCosts | None = None,
     ) -> None:
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
@@ -118,6 +126,7 @@ class AdaptiveLoop:
         self._log_failed = ""  # the last failure to write the arrival log, said once
         # when traffic last moved to a new plan: its meter reads its state only once it has served a window
         self._moved_at = -math.inf
+        self.served = served
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run(), name=f"shoal-adaptive-{self.app}")
@@ -212,11 +221,20 @@ class AdaptiveLoop:
             if cands:
                 over = self.horizon.load(arrivals, now)
                 scored = None if over is None else await asyncio.to_thread(self.candidates_for, over, self.plans)
-                mix = self.horizon.recent(load, cands, scored)
-                cands = priced(cands, current, self.switch_overlap_s)
-                if mix is not None:
-                    mix = priced(mix, current, self.switch_overlap_s)
-                decision = self.controller.decide(now, current, cands, mix)
+                decision = react_window(
+                    self.controller,
+                    self.horizon,
+                    self.served,
+                    now,
+                    current,
+                    load,
+                    cands,
+                    over,
+                    scored,
+                    self.switch_overlap_s,
+                    lambda: self.host.spent(self.app),
+                    self._moved_at,
+                )
             else:
                 decision = None
         if decision is None:  # e.g. the analytical predictor at an empty window's rate 0: keep the plan, say why
@@ -226,6 +244,8 @@ class AdaptiveLoop:
         entry: dict[str, Any] = window_record(now, load, current, decision, over)
         if forecasting and self.lookahead is not None:
             entry["forecast"] = self.lookahead.record()
+        if self.served is not None and not forecasting:
+            entry["served"] = self.served.record(current, load.rate)
         if decision.switch_to is not None:
             await self._switch(decision.switch_to, current, decision.reason, entry)
         self._remember(entry)

@@ -385,6 +385,14 @@ class Host:
         its autoscalers change it (a retired plan's draining instances are not counted)."""
         return self.meter.cost_rate(f"{app}/{name}" for name in self.deployment(app).pools)
 
+    def spent(self, app: str) -> float:
+        """USD the functions of the app's current plan have cost so far, live instances up to now (a plan's
+        function that served before, under an earlier switch, counts from then too): a loop that reads it twice on
+        the same plan meters what the plan cost in between."""
+        names = {f"{app}/{name}" for name in self.deployment(app).pools}
+        per_function = self.meter.resource_cost(self.now()).per_function
+        return sum(u.usd for f, u in per_function.items() if f in names)
+
     def seed_arrivals(self, app: str, times: Sequence[float]) -> None:
         """Arrivals from before this host served ``app`` (host clock, so negative before its start; oldest first):
         a restarted server's past (``runtime.arrival_log``), for its adaptive loop's look-back. They go before the

@@ -15,6 +15,7 @@ from typing import Any
 from shoal.app import App, Plan
 from shoal.policy.forecast import Lookahead
 from shoal.policy.granularity import Candidate, GranularityController
+from shoal.policy.served import ServedCosts
 from shoal.runtime.adaptive import AdaptiveLoop, ObservedLoad
 from shoal.runtime.arrival_log import ArrivalLog
 from shoal.runtime.host import Host, HostConfig
@@ -81,6 +82,7 @@ class LocalService:
         lookahead: Lookahead | None = None,
         switch_overlap_s: float = 2.0,
         arrival_log: ArrivalLog | None = None,
+        served: ServedCosts | None = None,
     ) -> AdaptiveLoop:
         """Adapt the app's granularity while it serves: every ``window_s``, weigh ``candidates_for(load, plans)``
         with the controller (over the last ``horizon_s``, if given: the windows' mix, or with ``horizon_as="load"``
@@ -89,7 +91,8 @@ class LocalService:
         mode), price the first horizon at that rate / as that bursty until it has been seen (``Horizon``); with
         ``lookahead``, plan ahead of bursts whose onsets repeat (``policy.forecast.Lookahead``);
         ``switch_overlap_s``: what a switch is first priced at (then the longest one made); with ``arrival_log``,
-        keep the look-back's arrivals in a file and start from those logged before (``runtime.arrival_log``).
+        keep the look-back's arrivals in a file and start from those logged before (``runtime.arrival_log``); with
+        ``served``, price plans by what they cost where they served and try close calls (``policy.served``).
         Returns the loop; its ``history`` says what it saw and did."""
         name = app or self._only_app()
         dep = self.host.deployment(name)
@@ -110,6 +113,7 @@ class LocalService:
             lookahead=lookahead,
             switch_overlap_s=switch_overlap_s,
             arrival_log=arrival_log,
+            served=served,
         )
 
         async def begin() -> None:

@@ -12,7 +12,8 @@ looked for between windows, as the runtime's loop does; with ``lookahead`` (``po
 the arrivals repeat with a period, each window's plan comes from a schedule over the forecast period, as in the
 runtime's loop (with ``Lookahead(metered=True)``, staying priced at what the current plan's instances cost now,
 once it has served a window since its switch, where an onset's overshoot makes that dearer than the table says),
-and the horizon is not weighed.
+and the horizon is not weighed; with ``served`` (``policy.served.ServedCosts``), plans are priced by what they cost
+where they served and close calls are tried, as in the runtime's loop (``Simulator.spent`` is its meter).
 ``history`` keeps every window and every switch.
 """
 
@@ -34,9 +35,9 @@ from shoal.policy.granularity import (
     checks_per_window,
     emergency_span_s,
     observe_load,
-    priced,
     window_record,
 )
+from shoal.policy.served import ServedCosts, react_window
 from shoal.sim.engine import Simulator
 from shoal.sim.model import Deployment, ModelError
 
@@ -62,6 +63,7 @@ class SimAdaptive:
         expected_rate: float | None = None,
         lookahead: Lookahead | None = None,
         seen_before: Sequence[float] = (),
+        served: ServedCosts | None = None,
     ) -> None:
         """``seen_before``: arrivals of the deployment before the simulation began (times < 0, on its clock), as a
         service that restarts has its traffic's past at hand: what the look-back of a ``lookahead`` fits first."""
@@ -76,6 +78,7 @@ class SimAdaptive:
             horizon_s, window_s, horizon_as, expected_burst=expected_burst, expected_rate=expected_rate
         )
         self.lookahead = lookahead
+        self.served = served
         # when traffic last moved to a new plan: its meter reads its state only once it has served a window
         self._moved_at = -math.inf
         # arrivals kept: a window's, the horizon's or the forecast's look-back
@@ -132,16 +135,26 @@ class SimAdaptive:
             decision = self._forecast_decision(load, now, current)
         else:
             cands = self.candidates_for(self.horizon.window(load), list(self.plans))
-            mix = self.horizon.recent(
-                load, cands, None if over is None else self.candidates_for(over, list(self.plans))
+            scored = None if over is None else self.candidates_for(over, list(self.plans))
+            decision = react_window(
+                self.controller,
+                self.horizon,
+                self.served,
+                now,
+                current,
+                load,
+                cands,
+                over,
+                scored,
+                self.switch_overlap_s,
+                lambda: self.sim.spent(self.dep),
+                self._moved_at,
             )
-            cands = priced(cands, current, self.switch_overlap_s)
-            if mix is not None:
-                mix = priced(mix, current, self.switch_overlap_s)
-            decision = self.controller.decide(now, current, cands, mix)
         entry: dict[str, Any] = window_record(now, load, current, decision, over)
         if forecasting and self.lookahead is not None:
             entry["forecast"] = self.lookahead.record()
+        if self.served is not None and not forecasting:
+            entry["served"] = self.served.record(current, load.rate)
         if decision.switch_to is not None:
             self._switch(decision.switch_to, now, entry)
         self.history.append(entry)

@@ -644,6 +644,16 @@ class Simulator:
         it costs from now until its autoscalers change it (a retired plan's draining instances are not counted)."""
         return sum(len(p.instances) * self.meter.usd_per_s(p.key) for p in self.gens[dep].pools)
 
+    def spent(self, dep: int) -> float:
+        """USD the functions of deployment ``dep``'s current plan have cost so far, live instances up to now (as the
+        runtime's ``Host.spent``): read twice on the same plan, what the plan cost in between."""
+        now, meter = self.kernel.now, self.meter
+        total = 0.0
+        for p in self.gens[dep].pools:
+            live = sum(now - inst.started_at for inst in p.instances.values())
+            total += (meter.account(p.key).lifetime_s + live) * meter.usd_per_s(p.key)
+        return total
+
     # -- the request path -----------------------------------------------------------------------------------------
     def hop(self, src: int, dst: int, nbytes: int) -> float:
         return self.cluster.network.hop_s(src == dst, nbytes)
