@@ -22,7 +22,9 @@ Per application:
      corrected by the learned predictor's trees, **adaptive (learned)**), as ``shoal serve --adaptive-profile``;
    - with ``--scheduled-oracle``, the **scheduled oracle**: the cheapest schedule of plans the rule admits in every
      window, switches priced as the adaptive loop first prices them (``policy.hindsight.switching_schedule``),
-     served live, each switch started a warm-up ahead of its window: the load known in advance, switches paid for.
+     served live, each switch started a warm-up ahead of its window: the load known in advance, switches paid for;
+   - with ``--served``, **adaptive (served)**: the adaptive loop with plans priced by what they cost where they
+     served, and close calls tried (``policy.served.ServedCosts``, ``shoal serve --adaptive-meter``).
 3. Mean and 95 % confidence interval (Student t over repeats) of SLO hit rate and resource cost per arm; the best
    static plan in hindsight is the best fixed arm by the controller's rule on the means.
 
@@ -73,6 +75,7 @@ from shoal.policy.granularity import (
     observe_load,
 )
 from shoal.policy.hindsight import per_window_best, switching_schedule
+from shoal.policy.served import ServedCosts
 from shoal.predict.measured import MeasuredPredictor
 from shoal.predict.planner import Planner, profile_score
 from shoal.predict.run_files import EVEN_MIX, run_file_doc
@@ -249,8 +252,9 @@ def calibrate(
     return table
 
 
-def adaptive_arm(app: shoal.App, score: Any, expected: tuple[float, float] | None = None) -> Any:
-    """The adaptive loop over the plans ``score`` prices (the measured table's ``predict``, or ``profile_arm``'s)."""
+def adaptive_arm(app: shoal.App, score: Any, expected: tuple[float, float] | None = None, served: bool = False) -> Any:
+    """The adaptive loop over the plans ``score`` prices (the measured table's ``predict``, or ``profile_arm``'s);
+    ``served``: plans priced by what they cost where they served, close calls tried (``policy.served``)."""
     planner = Planner(app, score, slo_target=SLO_TARGET, default=fn_config())
     made: dict[str, Plan] = {}
 
@@ -275,6 +279,7 @@ def adaptive_arm(app: shoal.App, score: Any, expected: tuple[float, float] | Non
                 emergency_s=EMERGENCY_S,
                 expected_rate=None if expected is None else expected[0],
                 expected_burst=None if expected is None else expected[1],
+                served=ServedCosts() if served else None,
             )
         )
 
@@ -411,6 +416,11 @@ def main() -> None:
         help="one app: also run adaptive over every grouping scored by the analytical predictor from this profile",
     )
     ap.add_argument("--learned", default=None, help="with --profile: correct it with this `predict fit-app` file")
+    ap.add_argument(
+        "--served",
+        action="store_true",
+        help="one more arm: adaptive with plans priced by the meter where they served, close calls tried (ServedCosts)",
+    )
     ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
     ap.add_argument(
         "--merge",
@@ -531,6 +541,21 @@ def main() -> None:
                         repeat=rep,
                         plan=label,
                     )
+                served_loops: list[AdaptiveLoop] = []
+                if args.served:  # the same loop, pricing plans by the meter where they served
+                    by_meter, served_loops = adaptive_arm(app, table.predict, expect, served=True)
+                    results["adaptive (served)"] = run_once(app, initial, times, inputs, by_meter)
+                    keep_run(
+                        name,
+                        subject,
+                        app,
+                        results["adaptive (served)"],
+                        args.seconds,
+                        kind="adaptive",
+                        load=load,
+                        repeat=rep,
+                        plan="adaptive-served",
+                    )
                 for arm, res in results.items():
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
                     a["slo_hit"].append(res.slo_hit(app.slo.latency_s))
@@ -552,6 +577,7 @@ def main() -> None:
                 timelines.append(
                     {"adaptive": loops[0].history if loops else [], "oracle": o["plans"]}
                     | ({"adaptive_profile": profile_loops[0].history} if args.profile is not None else {})
+                    | ({"adaptive_served": served_loops[0].history} if served_loops else {})
                     | ({"scheduled_oracle": schedule, "scheduled_switches": made} if args.scheduled_oracle else {})
                 )
                 whole = observe_load(times, args.seconds, args.seconds, BURST_SCALE_S)
@@ -565,8 +591,8 @@ def main() -> None:
                     f"{name}/{load} repeat {rep}: "
                     + ", ".join(f"{k} {v['slo_hit'][-1]:.3f}/{v['cost_usd'][-1] * 1e4:.2f}" for k, v in arms.items())
                 )
-                served = results | ({"scheduled oracle": ahead} if args.scheduled_oracle else {})
-                late = {arm: max((x.get("late_s", 0.0) for x in r.samples), default=0.0) for arm, r in served.items()}
+                live_runs = results | ({"scheduled oracle": ahead} if args.scheduled_oracle else {})
+                late = {a: max((x.get("late_s", 0.0) for x in r.samples), default=0.0) for a, r in live_runs.items()}
                 doc.setdefault("loop_late_max_s", {}).setdefault(f"{name}/{load}", []).append(late)
                 if any(v > LATE_S for v in late.values()):  # a stall of the serving loop, not of a plan (12j)
                     console.print(
