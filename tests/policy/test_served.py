@@ -23,15 +23,22 @@ def test_a_plan_is_corrected_once_metered_for_enough_windows_near_the_rate():
     costs = ServedCosts(min_windows=3)
     serve(costs, "coarse", 2)
     assert costs.ratio("coarse", 12.0) is None  # two windows are not enough
-    costs.observe("coarse", 30.0, COARSE_TABLE, 3 * COARSE_METERED)  # another load: not counted at 12 req/s
-    assert costs.ratio("coarse", 12.0) is None
     costs.observe("coarse", 11.0, 2 * COARSE_TABLE, 2 * COARSE_METERED)  # a busier window weighs more
     assert costs.ratio("coarse", 12.0) == pytest.approx(COARSE_METERED / COARSE_TABLE)
     adjusted = {c.plan: c for c in costs.adjust(cands(), 12.0)}
     assert adjusted["coarse"].cost_per_s == pytest.approx(COARSE_METERED)
-    assert adjusted["middle"].cost_per_s == MIDDLE_TABLE  # never served: the table's price
-    assert costs.adjust(cands(), 30.0) == cands()  # one window at 30 req/s is not enough either
-    assert costs.ratio("coarse", 12.0 * 1.3) is None  # 11 and 12 req/s lie outside a band of 1.25 around 15.6
+    # never served: the table's price, off as much as the table is for the plans metered (coarse's ratio alone)
+    assert adjusted["middle"].cost_per_s == pytest.approx(MIDDLE_TABLE * COARSE_METERED / COARSE_TABLE)
+    assert costs.adjust(cands(), 12.0)[2].cost_per_s == pytest.approx(0.20 / 3600 * COARSE_METERED / COARSE_TABLE)
+
+
+def test_windows_near_the_rate_count_and_all_of_the_plans_where_too_few_lie_near():
+    costs = ServedCosts(min_windows=3)
+    serve(costs, "coarse", 3, rate=12.0, predicted=1.0, metered=1.1)
+    serve(costs, "coarse", 2, rate=30.0, predicted=1.0, metered=2.0)
+    assert costs.ratio("coarse", 12.0) == pytest.approx(1.1)  # three near 12 req/s: those alone
+    assert costs.ratio("coarse", 30.0) == pytest.approx((3 * 1.1 + 2 * 2.0) / 5)  # two near 30: all five
+    assert ServedCosts(min_windows=6).ratio("coarse", 12.0) is None
 
 
 def test_ratio_is_metered_over_predicted_in_sums_not_a_mean_of_ratios():
@@ -50,7 +57,7 @@ def test_a_close_call_is_tried_where_the_load_held_and_concluded_by_the_meter():
     pick = costs.trial("coarse", [weighed], 12.0, 0.99)
     assert pick is not None and pick.plan == "middle"
     assert costs.on_trial == Trial("coarse", "middle", 12.0)
-    assert costs.record("middle", 12.0) == {"ratio": None, "trial": {"from": "coarse", "to": "middle"}}
+    assert costs.record("middle", 12.0) == {"ratio": None, "windows": 0, "trial": {"from": "coarse", "to": "middle"}}
     assert costs.trial("middle", [weighed], 12.0, 0.99) is None  # one trial at a time
     assert costs.conclude("middle", weighed, 12.0, 0.99) is None  # the middle plan not metered yet
     assert costs.on_trial is not None
@@ -124,7 +131,7 @@ def test_bad_settings_and_observations_are_refused():
 
 
 def test_meter_observes_a_window_the_plan_served_whole_a_window_after_its_switch():
-    costs = ServedCosts(min_windows=1)
+    costs = ServedCosts(min_windows=1, settle_s=0.0)  # a window after the start or a switch (the least settling)
     table = cands()
     costs.meter(10.0, "coarse", 12.0, 1.0, table, moved_at=8.0, window_s=5.0)  # the first call: nothing before
     costs.meter(15.0, "coarse", 12.0, 1.5, table, moved_at=8.0, window_s=5.0)  # window [10, 15) began 2 s after
@@ -139,3 +146,25 @@ def test_meter_observes_a_window_the_plan_served_whole_a_window_after_its_switch
     costs.meter(40.0, "gone", 12.0, 0.9, table, moved_at=24.0, window_s=5.0)  # not among the candidates
     costs.meter(45.0, "gone", 12.0, 1.0, table, moved_at=24.0, window_s=5.0)
     assert costs.ratio("gone", 12.0) is None
+
+
+def test_plans_not_metered_are_scaled_by_the_metered_plans_ratios_together():
+    """A table 20 % under every plan: metering one plan must not make the others look cheaper than it."""
+    costs = ServedCosts(min_windows=2)
+    serve(costs, "coarse", 2, predicted=1.0, metered=1.2)
+    serve(costs, "middle", 2, predicted=1.0, metered=1.5)
+    adjusted = {c.plan: c.cost_per_s for c in costs.adjust(cands(coarse=1.0, middle=1.0, fine=2.0), 12.0)}
+    assert adjusted["coarse"] == pytest.approx(1.2) and adjusted["middle"] == pytest.approx(1.5)
+    assert adjusted["fine"] == pytest.approx(2.0 * (1.2 * 1.5) ** 0.5)  # the geometric mean of the two ratios
+
+
+def test_meter_waits_settle_s_after_the_start_and_after_a_switch():
+    costs = ServedCosts(min_windows=1, settle_s=20.0)
+    for t in range(0, 45, 5):  # the loop starts at 0: windows from 20 s on are metered
+        costs.meter(float(t), "coarse", 12.0, t / 100.0, cands(), moved_at=float("-inf"), window_s=5.0)
+    assert costs.windows("coarse") == 4  # [20, 25), [25, 30), [30, 35), [35, 40)
+    for t in range(45, 95, 5):  # moved to middle at 47: windows from 67 on
+        costs.meter(float(t), "middle", 12.0, t / 100.0, cands(), moved_at=47.0, window_s=5.0)
+    assert costs.windows("middle") == 4  # [70, 75) ... [85, 90)
+    with pytest.raises(ValueError, match="settle_s"):
+        ServedCosts(settle_s=-1.0)

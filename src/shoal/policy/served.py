@@ -6,11 +6,13 @@ text pipeline it put coarse 1 % below the middle plan at 12 req/s where, served 
 more, and the adaptive loop stayed on coarse for +19 % against the best static plan (BENCHMARKS.md §12l). The loop
 can see the first half of that (what the plan it serves costs) but not the second (what the others would), so:
 
-- **Meter** (``observe``): every window a plan served whole, settled a window after its switch, gives its metered
-  cost per second beside the cost the predictor gave it at that window's load.
+- **Meter** (``meter``, ``observe``): every window a plan served whole, ``settle_s`` after its switch or the
+  loop's start, gives its metered cost per second beside the cost the predictor gave it at that window's load.
 - **Correct** (``adjust``): once a plan has ``min_windows`` such windows at rates within a factor ``band`` of the
   load now, its predicted cost is scaled by their ratio, metered over predicted (sums, not a mean of ratios, so a
-  quiet window does not weigh like a busy one). Plans never served there keep the table's price.
+  quiet window does not weigh like a busy one). Plans never served there are scaled by the geometric mean of the
+  metered plans' ratios: what the meter says of the table as a whole, so that only how far plans differ from
+  each other, not how far the table is off for all of them, moves the loop.
 - **Try a close call** (``trial``): where the load has held for ``min_windows`` windows and another plan that meets
   the target is priced within ``margin`` of what the current plan is metered to cost (the controller's own rule
   needs ``min_cost_saving`` to move, and the table's error can be larger than the difference), serve it until it
@@ -59,7 +61,16 @@ class _Window:
 class ServedCosts:
     """See the module docstring. One per application and loop."""
 
-    def __init__(self, min_windows: int = 6, band: float = 1.25, margin: float = 0.05, keep: int = 720) -> None:
+    def __init__(
+        self,
+        min_windows: int = 6,
+        band: float = 1.25,
+        margin: float = 0.05,
+        settle_s: float = 60.0,
+        keep: int = 720,
+    ) -> None:
+        if not (math.isfinite(settle_s) and settle_s >= 0):
+            raise ValueError(f"settle_s must be a finite number >= 0, got {settle_s!r}")
         if min_windows < 1:
             raise ValueError(f"min_windows must be >= 1, got {min_windows!r}")
         if not (math.isfinite(band) and band > 1):
@@ -72,6 +83,10 @@ class ServedCosts:
         self.band = band
         self.margin = margin
         self.keep = keep
+        #: Seconds after the loop's start or a switch before a window is metered: the autoscaler's scale-out from
+        #: the warm instances and its scale-in after (a stable window and a keep-alive) are not the plan's price.
+        self.settle_s = settle_s
+        self._began: float | None = None
         self._served: dict[str, deque[_Window]] = {}
         self._tried: dict[str, list[float]] = {}  # plan -> rates it was tried at
         self._last: tuple[float, str, float] | None = None  # (time, plan, spent) at the last ``meter``
@@ -98,12 +113,21 @@ class ServedCosts:
         """A loop's call each window: ``spent`` is the USD the current ``plan``'s functions have cost so far
         (``Host.spent``, ``Simulator.spent``), ``candidates`` this window's as predicted, ``moved_at`` when traffic
         last moved to a new plan. The window since the last call is observed if ``plan`` served it whole and it
-        began a window after the move (before, the meter reads the warm-up and the old plan's drain)."""
+        began ``settle_s`` (at least a window) after the move or the loop's first call (before, the meter reads
+        the scale-out from the warm instances, the old plan's drain and the autoscaler's settling)."""
         last, self._last = self._last, (now, plan, spent)
+        if self._began is None:
+            self._began = now
         predicted = next((c.cost_per_s for c in candidates if c.plan == plan), None)
-        if last is None or last[1] != plan or predicted is None or moved_at > last[0] - window_s or now <= last[0]:
+        if last is None or last[1] != plan or predicted is None or now <= last[0]:
+            return
+        if last[0] < max(moved_at, self._began) + max(self.settle_s, window_s):
             return
         self.observe(plan, rate, predicted, max(0.0, spent - last[2]) / (now - last[0]))
+
+    def windows(self, plan: str) -> int:
+        """How many windows of ``plan`` have been metered (and are kept)."""
+        return len(self._served.get(plan, ()))
 
     def _near(self, plan: str, rate: float) -> list[_Window]:
         return [w for w in self._served.get(plan, ()) if self._within(w.rate, rate)]
@@ -114,21 +138,31 @@ class ServedCosts:
         return max(a, b) / min(a, b) <= self.band
 
     def ratio(self, plan: str, rate: float) -> float | None:
-        """Metered over predicted cost of ``plan`` over its served windows near ``rate``; None until there are
-        ``min_windows`` of them (or where the predictor priced them at nothing)."""
+        """Metered over predicted cost of ``plan`` over its served windows near ``rate``, or over all its windows
+        where fewer than ``min_windows`` lie near it (a window's rate scatters: a Poisson load's 5-s windows by
+        ±13 % at 12 req/s); None until it has ``min_windows`` (or where the predictor priced them at nothing)."""
         near = self._near(plan, rate)
+        if len(near) < self.min_windows:
+            near = list(self._served.get(plan, ()))
         predicted = sum(w.predicted for w in near)
         if len(near) < self.min_windows or predicted <= 0:
             return None
         return sum(w.metered for w in near) / predicted
 
     def adjust(self, candidates: Sequence[Candidate], rate: float) -> list[Candidate]:
-        """The candidates, each plan metered near ``rate`` priced at its predicted cost times its ``ratio`` (switch
-        cost included); the others as predicted."""
+        """The candidates, each plan metered near ``rate`` priced at its predicted cost times its ``ratio``, each
+        other plan times the geometric mean of those ratios (switch cost included); all as predicted where no plan
+        has been metered near ``rate``. Why the others too: a table that underprices every plan alike (its runs
+        shorter than the service's, its machine quieter) would otherwise make every plan not yet served look
+        cheaper than the one served, and the loop would wander to each in turn (the GPU scenarios did, +5-11 %)."""
+        ratios = {c.plan: r for c in candidates if (r := self.ratio(c.plan, rate)) is not None}
+        if not ratios:
+            return list(candidates)
+        common = math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios)) if all(ratios.values()) else 0.0
         out = []
         for c in candidates:
-            r = self.ratio(c.plan, rate)
-            out.append(c if r is None else replace(c, cost_per_s=c.cost_per_s * r, switch_cost=c.switch_cost * r))
+            r = ratios.get(c.plan, common)
+            out.append(replace(c, cost_per_s=c.cost_per_s * r, switch_cost=c.switch_cost * r))
         return out
 
     def holding(self, plan: str, rate: float) -> bool:
@@ -188,8 +222,8 @@ class ServedCosts:
         return back.plan
 
     def record(self, plan: str, rate: float) -> dict[str, object]:
-        """For a window's record: the current plan's ratio near ``rate`` and the trial, if any."""
-        entry: dict[str, object] = {"ratio": self.ratio(plan, rate)}
+        """For a window's record: the current plan's ratio near ``rate``, its metered windows, and the trial."""
+        entry: dict[str, object] = {"ratio": self.ratio(plan, rate), "windows": self.windows(plan)}
         if self.on_trial is not None:
             entry["trial"] = {"from": self.on_trial.came_from, "to": self.on_trial.to}
         return entry
