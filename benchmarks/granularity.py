@@ -128,6 +128,9 @@ BURST_SHARE = 1.0 / 3.0  # bursty calibration: the bursts' part of each cycle (t
 SWITCH_LEAD_S = 2.0  # scheduled oracle: a switch's first guessed warm-up (the adaptive loop's first overlap)
 REPLAY_LEAD_S = 0.3  # replay's lead before its first arrival (``replay(lead_s=...)``'s default)
 LATE_S = 0.05  # a sample of a run taken this late or later says the serving loop was held up (replay's late_s)
+# --served: meter a plan this long after the start or a switch, the host's stable window and a keep-alive (10 s
+# each, host_config and fn_config): its scale-out from the warm instances and its scale-in after are not its price.
+SERVED_SETTLE_S = 20.0
 HISTORY_S = 3600.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
 # Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
 CONTROLLER = ControllerConfig(
@@ -279,7 +282,7 @@ def adaptive_arm(app: shoal.App, score: Any, expected: tuple[float, float] | Non
                 emergency_s=EMERGENCY_S,
                 expected_rate=None if expected is None else expected[0],
                 expected_burst=None if expected is None else expected[1],
-                served=ServedCosts() if served else None,
+                served=ServedCosts(settle_s=SERVED_SETTLE_S) if served else None,
             )
         )
 
