@@ -30,6 +30,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "results"
 BENCH = ROOT / "benchmarks"
+# Result documents that BENCHMARKS.md cites, committed (results/ is not): a 2-core machine runs one or two of the
+# granularity experiment's workloads per session, and later sessions merge them into one table (``--merge``).
+KEPT = BENCH / "results"
 PY = sys.executable
 SHOAL = str(Path(PY).with_name("shoal"))
 WRK = "wrk"
@@ -298,6 +301,12 @@ def wrk(url: str, script: Path, threads: int, conns: int, duration_s: float) -> 
 
 
 # -- output -------------------------------------------------------------------------------------------------------
+def result_path(name: str) -> Path:
+    """results/NAME.json where this checkout made it, else the committed benchmarks/results/NAME.json."""
+    made = RESULTS / f"{name}.json"
+    return made if made.exists() or not (KEPT / f"{name}.json").exists() else KEPT / f"{name}.json"
+
+
 def save(name: str, doc: dict[str, Any]) -> Path:
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"{name}.json"

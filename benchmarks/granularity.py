@@ -32,7 +32,8 @@ Per application:
     .venv/bin/python benchmarks/granularity.py                                                         # everything
 
 Writes results/granularity.json, results/granularity.md and results/granularity_*.png (``--out NAME``: NAME.json
-and so on; ``--merge A B --out C``: one table and plots from runs made apart, e.g. one app per session); every run
+and so on; ``--merge A B --out C``: one table and plots from runs made apart, e.g. one app per session, each read
+from results/ or, where this checkout has not made it, from the committed benchmarks/results/); every run
 (calibration, fixed, adaptive) is kept whole under results/granularity_runs/APP/ (``ReplayResult.to_dict`` with
 what was run), for ``benchmarks/predict_heldout.py``, which scores the three predictors on the runs none of them
 was fitted on.
@@ -61,7 +62,7 @@ from _arms import (
     workload_bursts,
     workload_history,
 )
-from _common import RESULTS, ROOT, console, machine_info, save
+from _common import RESULTS, ROOT, console, machine_info, result_path, save
 
 import shoal
 from shoal.app import FunctionConfig, Plan
@@ -438,10 +439,10 @@ def main() -> None:
     if args.merge:
         if args.out in args.merge:
             ap.error("--merge writes results/OUT.json: give an --out that is not among the merged names")
-        missing = [n for n in args.merge if not (RESULTS / f"{n}.json").exists()]
+        missing = [n for n in args.merge if not result_path(n).exists()]
         if missing:
-            ap.error(f"no results/{missing[0]}.json to merge")
-        _report(merged([json.loads((RESULTS / f"{n}.json").read_text()) for n in args.merge], args.merge))
+            ap.error(f"no results/{missing[0]}.json nor benchmarks/results/{missing[0]}.json to merge")
+        _report(merged([json.loads(result_path(n).read_text()) for n in args.merge], args.merge))
         return
     if args.report_only:
         _report(json.loads((RESULTS / f"{OUT}.json").read_text()))

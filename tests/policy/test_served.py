@@ -168,3 +168,17 @@ def test_meter_waits_settle_s_after_the_start_and_after_a_switch():
     assert costs.windows("middle") == 4  # [70, 75) ... [85, 90)
     with pytest.raises(ValueError, match="settle_s"):
         ServedCosts(settle_s=-1.0)
+
+
+@pytest.mark.parametrize(("middle", "why"), [(0.97, "within the table's error"), (0.70, "not yet metered")])
+def test_a_trial_says_whether_it_is_a_close_call_or_a_plan_the_controller_held_back(middle, why):
+    from shoal.policy.granularity import ControllerConfig, GranularityController
+    from shoal.policy.served import served_decision
+
+    costs = ServedCosts(min_windows=2)
+    serve(costs, "coarse", 2, predicted=1.0, metered=1.0)
+    weighed = cands(coarse=1.0, middle=middle, fine=2.0)
+    controller = GranularityController(ControllerConfig(min_dwell_s=0.0))
+    decision = served_decision(costs, controller, 10.0, "coarse", 12.0, weighed)
+    assert decision is not None and decision.switch_to == "middle"
+    assert f"priced {middle - 1:+.0%} against what coarse costs by the meter, {why}" in decision.reason

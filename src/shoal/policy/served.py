@@ -154,7 +154,7 @@ class ServedCosts:
         other plan times the geometric mean of those ratios (switch cost included); all as predicted where no plan
         has been metered near ``rate``. Why the others too: a table that underprices every plan alike (its runs
         shorter than the service's, its machine quieter) would otherwise make every plan not yet served look
-        cheaper than the one served, and the loop would wander to each in turn (the GPU scenarios did, +5-11 %)."""
+        cheaper than the one served, and the loop would wander to each in turn."""
         ratios = {c.plan: r for c in candidates if (r := self.ratio(c.plan, rate)) is not None}
         if not ratios:
             return list(candidates)
@@ -252,12 +252,15 @@ def served_decision(
     if pick is None:
         return None
     here = next(c for c in candidates if c.plan == current)
+    change = pick.cost_per_s / here.cost_per_s - 1
+    # a close call is within the table's error; a plan priced well below was held back by the controller's own
+    # rules (confirmation, a switch's payback), which a trial does not wait for: say which it is
+    why = "within the table's error" if change >= -served.margin else "not yet metered"
     return controller.follow(
         now,
         current,
         pick.plan,
-        f"{pick.plan} is priced {pick.cost_per_s / here.cost_per_s - 1:+.0%} against what {current} costs by the "
-        "meter, within the table's error: trying it to meter it",
+        f"{pick.plan} is priced {change:+.0%} against what {current} costs by the meter, {why}: trying it to meter it",
     )
 
 
