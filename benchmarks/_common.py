@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import gzip
 import json
 import os
 import re
@@ -302,9 +303,18 @@ def wrk(url: str, script: Path, threads: int, conns: int, duration_s: float) -> 
 
 # -- output -------------------------------------------------------------------------------------------------------
 def result_path(name: str) -> Path:
-    """results/NAME.json where this checkout made it, else the committed benchmarks/results/NAME.json."""
+    """results/NAME.json where this checkout made it, else the committed benchmarks/results/NAME.json.gz (kept with
+    ``gzip -c results/NAME.json > benchmarks/results/NAME.json.gz``)."""
     made = RESULTS / f"{name}.json"
-    return made if made.exists() or not (KEPT / f"{name}.json").exists() else KEPT / f"{name}.json"
+    kept = KEPT / f"{name}.json.gz"
+    return made if made.exists() or not kept.exists() else kept
+
+
+def load_result(name: str) -> dict[str, Any]:
+    """The result document ``result_path(name)`` names."""
+    path = result_path(name)
+    text = gzip.decompress(path.read_bytes()).decode() if path.suffix == ".gz" else path.read_text()
+    return json.loads(text)
 
 
 def save(name: str, doc: dict[str, Any]) -> Path:

@@ -33,7 +33,7 @@ Per application:
 
 Writes results/granularity.json, results/granularity.md and results/granularity_*.png (``--out NAME``: NAME.json
 and so on; ``--merge A B --out C``: one table and plots from runs made apart, e.g. one app per session, each read
-from results/ or, where this checkout has not made it, from the committed benchmarks/results/); every run
+from results/ or, where this checkout has not made it, from the committed benchmarks/results/NAME.json.gz); every run
 (calibration, fixed, adaptive) is kept whole under results/granularity_runs/APP/ (``ReplayResult.to_dict`` with
 what was run), for ``benchmarks/predict_heldout.py``, which scores the three predictors on the runs none of them
 was fitted on.
@@ -62,7 +62,7 @@ from _arms import (
     workload_bursts,
     workload_history,
 )
-from _common import RESULTS, ROOT, console, machine_info, result_path, save
+from _common import RESULTS, ROOT, console, load_result, machine_info, result_path, save
 
 import shoal
 from shoal.app import FunctionConfig, Plan
@@ -441,8 +441,8 @@ def main() -> None:
             ap.error("--merge writes results/OUT.json: give an --out that is not among the merged names")
         missing = [n for n in args.merge if not result_path(n).exists()]
         if missing:
-            ap.error(f"no results/{missing[0]}.json nor benchmarks/results/{missing[0]}.json to merge")
-        _report(merged([json.loads(result_path(n).read_text()) for n in args.merge], args.merge))
+            ap.error(f"no results/{missing[0]}.json nor benchmarks/results/{missing[0]}.json.gz to merge")
+        _report(merged([load_result(n) for n in args.merge], args.merge))
         return
     if args.report_only:
         _report(json.loads((RESULTS / f"{OUT}.json").read_text()))
