@@ -182,3 +182,18 @@ def test_a_trial_says_whether_it_is_a_close_call_or_a_plan_the_controller_held_b
     decision = served_decision(costs, controller, 10.0, "coarse", 12.0, weighed)
     assert decision is not None and decision.switch_to == "middle"
     assert f"priced {middle - 1:+.0%} against what coarse costs by the meter, {why}" in decision.reason
+
+
+def test_a_plan_metered_only_at_another_rate_is_still_tried_and_its_trial_waits_for_windows_near_this_one():
+    """The middle plan served 4 windows at 30 req/s: its ratio answers at 12 req/s from them, but whether it is
+    cheaper than coarse *here* is what a trial is for, and the trial ends only on windows metered here."""
+    costs = ServedCosts(min_windows=4)
+    serve(costs, "middle", 4, rate=30.0, predicted=MIDDLE_TABLE, metered=MIDDLE_TABLE)  # as the table said, there
+    serve(costs, "coarse", 4)
+    assert costs.ratio("middle", 12.0) == pytest.approx(1.0)
+    pick = costs.trial("coarse", [costs.adjust(cands(), 12.0)], 12.0, 0.99)
+    assert pick is not None and pick.plan == "middle"
+    assert costs.conclude("middle", costs.adjust(cands(), 12.0), 12.0, 0.99) is None
+    assert costs.on_trial is not None  # still on trial: nothing metered near 12 req/s yet
+    serve(costs, "middle", 4, predicted=MIDDLE_TABLE, metered=0.150 / 3600)
+    assert costs.conclude("middle", costs.adjust(cands(), 12.0), 12.0, 0.99) == "coarse"

@@ -132,6 +132,11 @@ class ServedCosts:
     def _near(self, plan: str, rate: float) -> list[_Window]:
         return [w for w in self._served.get(plan, ()) if self._within(w.rate, rate)]
 
+    def _metered_near(self, plan: str, rate: float) -> bool:
+        """Whether ``plan`` has ``min_windows`` windows near ``rate``: what a trial waits for (``ratio`` may also
+        answer from windows at other rates, which say less about this one)."""
+        return len(self._near(plan, rate)) >= self.min_windows
+
     def _within(self, a: float, b: float) -> bool:
         if a <= 0 or b <= 0:
             return a == b
@@ -191,7 +196,7 @@ class ServedCosts:
             c
             for c in (weighed[0] if weighed else ())
             if c.plan in (eligible or set())
-            and self.ratio(c.plan, rate) is None
+            and not self._metered_near(c.plan, rate)
             and not any(self._within(r, rate) for r in self._tried.get(c.plan, ()))
         ]
         if not untried:
@@ -212,7 +217,7 @@ class ServedCosts:
         if current != t.to or not self._within(rate, t.rate):
             self.on_trial = None
             return None
-        if self.ratio(t.to, rate) is None or self.ratio(t.came_from, rate) is None:
+        if not (self._metered_near(t.to, rate) and self._metered_near(t.came_from, rate)):
             return None
         self.on_trial = None
         by_plan = {c.plan: c for c in candidates}
