@@ -630,9 +630,17 @@ def main() -> None:
 MERGE_FREE = {"apps", "loads", "calibrate", "append", "out", "merge", "report_only"}
 
 
+def machine_kind(machine: dict[str, Any]) -> dict[str, Any]:
+    """What of a run's machine decides its figures: the CPU, its cores, and the inference library."""
+    return {k: machine.get(k) for k in ("cpu", "cores", "usable_cores")} | {
+        "onnxruntime": machine.get("packages", {}).get("onnxruntime")
+    }
+
+
 def merged(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     """One results document from several runs' (``--merge``): their workloads, a later run's replacing an earlier
-    one's of the same app and load; ``settings`` lists what differs between the runs beyond which apps and loads."""
+    one's of the same app and load; ``settings`` lists what differs between the runs beyond which apps and loads,
+    the machine's kind included (another CPU runs the models at another speed: BENCHMARKS.md §12m)."""
     workloads: dict[tuple[str, str], dict[str, Any]] = {}
     for name, d in zip(names, docs, strict=True):
         for w in d["workloads"]:
@@ -641,6 +649,9 @@ def merged(docs: list[dict[str, Any]], names: list[str]) -> dict[str, Any]:
     differ = {
         k: [d["settings"].get(k) for d in docs] for k in keys if len({repr(d["settings"].get(k)) for d in docs}) > 1
     }
+    machines = [machine_kind(d["machine"]) for d in docs]
+    if len({repr(m) for m in machines}) > 1:  # another CPU runs the models at another speed: plans cost otherwise
+        differ["machine"] = machines
     if differ:
         console.print(f"[yellow]the merged runs differ in {differ}[/]")
     return {
