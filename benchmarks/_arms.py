@@ -66,18 +66,55 @@ def first_load(rate: float, expected: tuple[float, float] | None, window_s: floa
     return SimpleNamespace(rate=blended, scv=1.0, burst=w * expected[1], burst_scale_s=BURST_SCALE_S)
 
 
-def versus_scheduled(summary: dict[str, dict[str, tuple[float, float]]]) -> dict[str, Any]:
-    """Adaptive against the scheduled oracle (the load known in advance, switches paid for and served live), on the
-    means over repeats: relative SLO hit and cost, and whether it is within 5 % of it. Empty without that arm."""
-    if "scheduled oracle" not in summary:
+def versus(summary: dict[str, dict[str, tuple[float, float]]], arm: str, key: str) -> dict[str, Any]:
+    """Adaptive against a reference ``arm`` (an oracle), on the means over repeats: relative SLO hit and cost
+    (``slo_hit_vs_KEY``, ``cost_vs_KEY``), and whether it is within 5 % of it (``within_5pct_of_KEY``). Empty
+    without that arm."""
+    if arm not in summary:
         return {}
     ad_hit, ad_cost = summary["adaptive"]["slo_hit"][0], summary["adaptive"]["cost_usd"][0]
-    so_hit, so_cost = summary["scheduled oracle"]["slo_hit"][0], summary["scheduled oracle"]["cost_usd"][0]
+    hit, cost = summary[arm]["slo_hit"][0], summary[arm]["cost_usd"][0]
     return {
-        "slo_hit_vs_scheduled": ad_hit / so_hit - 1 if so_hit > 0 else math.nan,
-        "cost_vs_scheduled": ad_cost / so_cost - 1 if so_cost > 0 else math.nan,
-        "within_5pct_of_scheduled": ad_hit >= so_hit * 0.95 and ad_cost <= so_cost * 1.05,
+        f"slo_hit_vs_{key}": ad_hit / hit - 1 if hit > 0 else math.nan,
+        f"cost_vs_{key}": ad_cost / cost - 1 if cost > 0 else math.nan,
+        f"within_5pct_of_{key}": ad_hit >= hit * 0.95 and ad_cost <= cost * 1.05,
     }
+
+
+def load_oracle(runs: Sequence[tuple[Sequence[int], Sequence[Sequence[Any]]]], slo_target: float, window_s: float):
+    """The per-window oracle that knows the load in advance and nothing else (``policy.hindsight.load_known_best``)
+    over each repeat's fixed runs (``runs``: arrivals and candidates per window, as the free oracle reads them),
+    switching free: per repeat, its SLO hit, cost (USD) and plans, read from the windows it chose."""
+    from shoal.policy.hindsight import load_known_best
+
+    out = []
+    for (arrivals, windows), plans in zip(runs, load_known_best(runs, slo_target), strict=True):
+        picked = [next(c for c in cands if c.plan == p) for cands, p in zip(windows, plans, strict=True)]
+        requests = sum(arrivals)
+        hits = sum(n * c.slo_hit for n, c in zip(arrivals, picked, strict=True))
+        out.append(
+            {
+                "slo_hit": hits / requests if requests else math.nan,
+                "cost_usd": sum(c.cost_per_s * window_s for c in picked),
+                "plans": plans,
+            }
+        )
+    return out
+
+
+def add_load_oracle(
+    arms: dict[str, dict[str, list[float]]],
+    timelines: Sequence[dict[str, Any]],
+    runs: Sequence[tuple[Sequence[int], Sequence[Sequence[Any]]]],
+    slo_target: float,
+    window_s: float,
+) -> None:
+    """The "load oracle" arm (``load_oracle``) over a workload's repeats; each repeat's plans go in its timeline."""
+    a = arms.setdefault("load oracle", {"slo_hit": [], "cost_usd": []})
+    for o, timeline in zip(load_oracle(runs, slo_target, window_s), timelines, strict=True):
+        a["slo_hit"].append(o["slo_hit"])
+        a["cost_usd"].append(o["cost_usd"])
+        timeline["load_oracle"] = o["plans"]
 
 
 def ci95(xs: Sequence[float]) -> tuple[float, float]:

@@ -53,6 +53,7 @@ from typing import Any
 
 import numpy as np
 from _arms import (
+    add_load_oracle,
     arms_table,
     ci95,
     first_load,
@@ -165,6 +166,13 @@ OUT = "granularity"  # --out: the results' name (results/OUT.json, OUT_runs/, OU
 RUNS = RESULTS / f"{OUT}_runs"
 
 
+def run_path(name: str, *, kind: str, load: str, repeat: int, plan: str, rate: float | None = None) -> Any:
+    """Where ``keep_run`` keeps a run: results/OUT_runs/APP/KIND-LOAD[-RATE]-REPEAT-PLAN.json."""
+    what = [kind, load, rate, repeat, plan] if rate is not None else [kind, load, repeat, plan]
+    slug = "-".join(str(v) for v in what).replace(",", "_").replace("+", "-").replace(" ", "")
+    return RUNS / name / f"{slug}.json"
+
+
 def keep_run(
     name: str,
     subject: Subject,
@@ -180,9 +188,7 @@ def keep_run(
 ) -> None:
     """Save one run whole as a run file (``shoal.predict.run_files``, the layout ``shoal measure --runs-out``
     writes), with the function settings and the input mix it ran with; JSON, never pickled."""
-    what = [kind, load, rate, repeat, plan] if rate is not None else [kind, load, repeat, plan]
-    slug = "-".join(str(v) for v in what).replace(",", "_").replace("+", "-").replace(" ", "")
-    out = RUNS / name / f"{slug}.json"
+    out = run_path(name, kind=kind, load=load, repeat=repeat, plan=plan, rate=rate)
     out.parent.mkdir(parents=True, exist_ok=True)
     doc = run_file_doc(
         subject.ref, plan, str(app.slo), seconds, res.to_dict(), kind=kind, load=load, rate=rate, repeat=repeat,
@@ -323,6 +329,36 @@ def window_candidates(per_plan: dict[str, list[dict[str, Any]]], window_s: float
     ]
 
 
+def arrivals_and_candidates(per_plan: dict[str, list[dict[str, Any]]]) -> tuple[list[int], list[list[Candidate]]]:
+    """One repeat's fixed runs as the load oracle reads them: arrivals per window (the same for every plan) and
+    what each plan did there (``window_candidates``)."""
+    windows = window_candidates(per_plan, WINDOW_S)
+    first = next(iter(per_plan.values()))
+    return [int(first[k]["requests"]) for k in range(len(windows))], windows
+
+
+def load_oracle_from_runs(workload: dict[str, Any]) -> None:
+    """``_arms.add_load_oracle`` for a workload of results/OUT.json, from its fixed runs kept under results/OUT_runs/;
+    its summary updated."""
+    from shoal.app.spec import SLO
+
+    arms = workload["arms"]
+    plans = [a[len("fixed ") :] for a in arms if a.startswith("fixed ")]
+    runs = []
+    for rep in range(len(arms["adaptive"]["cost_usd"])):
+        per_plan = {}
+        for plan in plans:
+            path = run_path(workload["app"], kind="fixed", load=workload["load"], repeat=rep, plan=plan)
+            if not path.exists():
+                raise SystemExit(f"{path} is missing: the load oracle needs every fixed run of {workload['app']}")
+            kept = json.loads(path.read_text())
+            per_plan[plan] = ReplayResult.from_dict(kept["run"]).windows(WINDOW_S, SLO.parse(kept["slo"]).latency_s)
+        runs.append(arrivals_and_candidates(per_plan))
+    arms.pop("load oracle", None)
+    add_load_oracle(arms, workload["timelines"], runs, SLO_TARGET, WINDOW_S)
+    workload["summary"]["load oracle"] = {m: ci95(v) for m, v in arms["load oracle"].items()}
+
+
 def oracle(per_plan: dict[str, list[dict[str, Any]]], window_s: float) -> dict[str, Any]:
     """Per window, the best fixed plan of that window by the controller's rule, composed from the fixed runs'
     windows (``fixed_windows``; free and instant switches: a bound)."""
@@ -425,6 +461,12 @@ def main() -> None:
         action="store_true",
         help="one more arm: adaptive with plans priced by the meter where they served, close calls tried (ServedCosts)",
     )
+    ap.add_argument(
+        "--load-oracle-from-runs",
+        action="store_true",
+        help="measure nothing: add the load oracle to results/OUT.json from the fixed runs kept in results/OUT_runs/ "
+        "(for results made before it existed), then redo the table and plots",
+    )
     ap.add_argument("--out", default=OUT, help="name of the results: results/OUT.json, .md, _*.png, OUT_runs/")
     ap.add_argument(
         "--merge",
@@ -444,8 +486,13 @@ def main() -> None:
             ap.error(f"no results/{missing[0]}.json nor benchmarks/results/{missing[0]}.json.gz to merge")
         _report(merged([load_result(n) for n in args.merge], args.merge))
         return
-    if args.report_only:
-        _report(json.loads((RESULTS / f"{OUT}.json").read_text()))
+    if args.report_only or args.load_oracle_from_runs:
+        doc = json.loads((RESULTS / f"{OUT}.json").read_text())
+        if args.load_oracle_from_runs:
+            for w in doc["workloads"]:
+                load_oracle_from_runs(w)
+            save(OUT, doc)
+        _report(doc)
         return
     if args.horizon_s is not None and not args.horizon_s >= WINDOW_S:
         ap.error(f"--horizon-s must be at least the window ({WINDOW_S:g} s)")
@@ -511,6 +558,7 @@ def main() -> None:
                 expect = history_load(*workload_history(partial(loads, subject, load), args.seconds, HISTORY_S))
                 console.print(f"{name}/{load}: expected {expect[0]:.1f} req/s, burst index {expect[1]:.3f}")
                 doc.setdefault("expected", {})[f"{name}/{load}"] = {"rate": expect[0], "burst": expect[1]}
+            window_runs = []  # per repeat, what every fixed plan did per window: the load oracle's input
             for rep in range(args.repeats):
                 times = loads(subject, load, args.seconds, seed=rep)
                 fixed = {}
@@ -565,6 +613,7 @@ def main() -> None:
                     a["slo_hit"].append(res.slo_hit(app.slo.latency_s))
                     a["cost_usd"].append(res.cost_between(0.0, args.seconds))
                 per_window = fixed_windows(fixed, app.slo.latency_s)
+                window_runs.append(arrivals_and_candidates(per_window))
                 o = oracle(per_window, WINDOW_S)
                 arms.setdefault("oracle", {"slo_hit": [], "cost_usd": []})
                 arms["oracle"]["slo_hit"].append(o["slo_hit"])
@@ -603,6 +652,7 @@ def main() -> None:
                         "  the serving loop was held up: "
                         + ", ".join(f"{arm} {v * 1e3:.0f} ms" for arm, v in late.items() if v > LATE_S)
                     )
+            add_load_oracle(arms, timelines, window_runs, SLO_TARGET, WINDOW_S)
             summary = {arm: {m: ci95(v) for m, v in vals.items()} for arm, vals in arms.items()}
             fixed_means = [
                 Candidate(arm, s["slo_hit"][0], s["cost_usd"][0])
@@ -677,9 +727,9 @@ def _report(doc: dict[str, Any]) -> None:
     lines += ["", "Against the targets (means over repeats):", ""]
     lines += [
         "| app | load | vs best static: SLO hit, cost | vs fine: SLO hit, cost | vs oracle: SLO hit, cost "
-        "| vs scheduled oracle: SLO hit, cost |"
+        "| vs load oracle: SLO hit, cost | vs scheduled oracle: SLO hit, cost |"
     ]
-    lines += ["|---|---|---|---|---|---|"]
+    lines += ["|---|---|---|---|---|---|---|"]
     for w in doc["workloads"]:
         s = w["summary"]
         ah, ac = s["adaptive"]["slo_hit"][0], s["adaptive"]["cost_usd"][0]
@@ -690,7 +740,8 @@ def _report(doc: dict[str, Any]) -> None:
 
         lines.append(
             f"| {w['app']} | {w['load']} | {versus(w['best_static'])} ({w['best_static']}) | {versus('fixed fine')} "
-            f"| {versus('oracle')} | {versus('scheduled oracle') if 'scheduled oracle' in s else 'not run'} |"
+            f"| {versus('oracle')} | {versus('load oracle') if 'load oracle' in s else 'not run'} "
+            f"| {versus('scheduled oracle') if 'scheduled oracle' in s else 'not run'} |"
         )
     errs = [w for w in doc["workloads"] if w.get("table_error")]
     if errs:

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from shoal.policy.granularity import Candidate
-from shoal.policy.hindsight import per_window_best, switching_schedule
+from shoal.policy.hindsight import load_known_best, per_window_best, switching_schedule
 
 TARGET = 0.99
 
@@ -102,3 +102,58 @@ def test_bad_input_is_refused():
         switching_schedule([window(a=(1.0, 1.0)), window(b=(1.0, 1.0))], TARGET, 10.0, 2.0)
     with pytest.raises(ValueError, match="each plan once"):
         switching_schedule([[Candidate("a", 1.0, 1.0), Candidate("a", 1.0, 2.0)]], TARGET, 10.0, 2.0)
+
+
+def noisy_steady_run(seed: int, windows: int = 30) -> tuple[list[int], list[list[Candidate]]]:
+    """A steady load of 50 arrivals per window: plan "a" costs 1.00 on average, "b" 1.04, each window's cost
+    scattered by ±10 % (an autoscaler holding one instance more or less by chance); both meet the target."""
+    rng = np.random.default_rng(seed)
+    return [50] * windows, [
+        window(a=(1.0, 1.00 * rng.uniform(0.9, 1.1)), b=(1.0, 1.04 * rng.uniform(0.9, 1.1))) for _ in range(windows)
+    ]
+
+
+def test_load_known_best_does_not_follow_a_runs_noise_on_a_steady_load():
+    runs = [noisy_steady_run(seed) for seed in range(3)]
+    chosen = load_known_best(runs, TARGET)
+    assert all(plan == "a" for run in chosen for plan in run)  # "a" is the cheaper at this load, every window
+    # the per-window best reads each window's own draw, and so takes "b" wherever its draw came in under "a"'s
+    assert any(plan == "b" for _, windows in runs for plan in per_window_best(windows, TARGET))
+
+
+def test_load_known_best_follows_the_load_from_the_other_runs_windows():
+    """ "cheap" misses the target at 40 arrivals per window; "big" meets it there. The run's own window says
+    nothing (a quiet window's outcome is given as a miss, so that reading it would show): the other run decides."""
+
+    def run(rates: list[int], lie: bool) -> tuple[list[int], list[list[Candidate]]]:
+        out = []
+        for n in rates:
+            hit = 0.5 if n > 20 else 1.0
+            if lie:  # this run's own outcomes say the opposite: only a choice that reads them would follow it
+                hit = 1.5 - hit
+            out.append(window(cheap=(hit, 1.0), big=(1.0, 2.0)))
+        return rates, out
+
+    rates = [5, 40, 5, 5, 40, 40, 5]
+    chosen = load_known_best([run(rates, lie=True), run(rates[::-1], lie=False)], TARGET, neighbours=2)
+    assert chosen[0] == ["big" if n > 20 else "cheap" for n in rates]
+
+
+def test_load_known_best_matches_first_windows_with_first_windows_and_one_run_with_its_other_windows():
+    # the start: "a" misses in every run's first window (scaling out from one warm instance), meets afterwards
+    def run() -> tuple[list[int], list[list[Candidate]]]:
+        return [10] * 5, [window(a=(0.5 if k == 0 else 1.0, 1.0), b=(1.0, 1.5)) for k in range(5)]
+
+    assert load_known_best([run(), run()], TARGET) == [["b", "a", "a", "a", "a"]] * 2
+    # one run: each window judged by the run's other windows (its first by all the others: no other first window)
+    assert load_known_best([run()], TARGET, neighbours=1) == [["a", "a", "a", "a", "a"]]
+
+
+def test_load_known_best_refuses_bad_input():
+    ok = noisy_steady_run(0, windows=3)
+    with pytest.raises(ValueError, match="windows of arrivals"):
+        load_known_best([([50, 50], ok[1])], TARGET)
+    with pytest.raises(ValueError, match="scores plans"):
+        load_known_best([ok, ([50], [window(a=(1.0, 1.0))])], TARGET)
+    with pytest.raises(ValueError, match="neighbours"):
+        load_known_best([ok], TARGET, neighbours=0)

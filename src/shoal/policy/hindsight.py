@@ -13,6 +13,14 @@ window:
   made ``overlap_s`` ahead of its window, it is the oracle that knows the load in advance and pays what switching
   costs where it runs (the experiments' "scheduled oracle").
 
+- ``load_known_best``: each window's best plan by the controller's rule, chosen from what each plan did in the
+  windows of *other* runs whose load was nearest this window's (its rate and the previous window's), switching
+  free. ``per_window_best`` reads the window's own outcome, so it also knows that run's noise: on a steady load,
+  whose best plan never changes, it still picks whichever fixed run's autoscaler happened to hold fewer instances
+  in each window, and comes in under every fixed plan (BENCHMARKS.md §12m). This one knows the load in advance and
+  nothing else: the issue's "per-window oracle that knows the load in advance", with its cost read from the run
+  whose window it chose, unbiased by the choice.
+
 Pure: candidates in, plan labels out.
 """
 
@@ -23,7 +31,7 @@ from collections.abc import Sequence
 
 from shoal.policy.granularity import Candidate, best_candidate
 
-__all__ = ["per_window_best", "switching_schedule"]
+__all__ = ["load_known_best", "per_window_best", "switching_schedule"]
 
 
 def per_window_best(windows: Sequence[Sequence[Candidate]], slo_target: float) -> list[str]:
@@ -86,3 +94,71 @@ def switching_schedule(
         schedule.append(came[schedule[-1]])
     schedule.reverse()
     return schedule
+
+
+def load_known_best(
+    runs: Sequence[tuple[Sequence[int], Sequence[Sequence[Candidate]]]],
+    slo_target: float,
+    neighbours: int = 8,
+    previous_weight: float = 0.5,
+) -> list[list[str]]:
+    """Per run, per window, the best plan by the controller's rule at what each plan is expected to do at that
+    window's load (see the module). ``runs``: each run's arrivals per window and its candidates per window (what
+    every plan did there; each run scores the same plans, over the same arrivals for every plan). A window's expected
+    SLO hit and cost per plan are those of its ``neighbours`` nearest windows of the other runs (and any as near as
+    the last of them; the same run's other windows where there is one run), nearest by the window's arrivals and
+    ``previous_weight`` times the previous window's (what the autoscalers carry over); a run's first window is
+    matched with first windows (the start from warm instances) where the other runs have them. SLO hit is weighed
+    by arrivals; cost per second is the mean."""
+    if neighbours < 1:
+        raise ValueError(f"neighbours must be >= 1, got {neighbours!r}")
+    if not (math.isfinite(previous_weight) and previous_weight >= 0):
+        raise ValueError(f"previous_weight must be a finite number >= 0, got {previous_weight!r}")
+    plans: list[str] | None = None
+    for r, (arrivals, windows) in enumerate(runs):
+        if len(arrivals) != len(windows):
+            raise ValueError(f"run {r}: {len(arrivals)} windows of arrivals against {len(windows)} of candidates")
+        for k, cands in enumerate(windows):
+            labels = [c.plan for c in cands]
+            if plans is None:
+                plans = labels
+            if sorted(labels) != sorted(plans) or len(set(labels)) != len(labels):
+                raise ValueError(f"run {r}, window {k} scores plans {labels}, not {plans} once each")
+    # per window: its arrivals, the previous window's, and whether it is a run's first
+    features = [[(float(a[k]), float(a[k - 1] if k else a[k]), k == 0) for k in range(len(a))] for a, _ in runs]
+    chosen: list[list[str]] = []
+    for r, (_, windows) in enumerate(runs):
+        others = [(q, j) for q in range(len(runs)) if q != r for j in range(len(runs[q][1]))]
+        mine: list[str] = []
+        for k in range(len(windows)):
+            pool = others or [(r, j) for j in range(len(windows)) if j != k] or [(r, k)]
+            pool = [qj for qj in pool if features[qj[0]][qj[1]][2] == features[r][k][2]] or pool
+            near = _nearest(pool, features, features[r][k], neighbours, previous_weight)
+            expected = []
+            for label in plans or []:
+                outcomes = [(runs[q][0][j], next(c for c in runs[q][1][j] if c.plan == label)) for q, j in near]
+                requests = sum(n for n, _ in outcomes)
+                hit = sum(n * c.slo_hit for n, c in outcomes) / requests if requests else 1.0
+                cost = sum(c.cost_per_s for _, c in outcomes) / len(outcomes)
+                expected.append(Candidate(label, hit, cost))
+            mine.append(best_candidate(expected, slo_target).plan)
+        chosen.append(mine)
+    return chosen
+
+
+def _nearest(
+    pool: list[tuple[int, int]],
+    features: list[list[tuple[float, float, bool]]],
+    at: tuple[float, float, bool],
+    neighbours: int,
+    previous_weight: float,
+) -> list[tuple[int, int]]:
+    """The ``neighbours`` windows of ``pool`` (run, window) nearest ``at``, and any as near as the last of them."""
+
+    def distance(qj: tuple[int, int]) -> float:
+        there = features[qj[0]][qj[1]]
+        return math.hypot(there[0] - at[0], previous_weight * (there[1] - at[1]))
+
+    ranked = sorted(pool, key=distance)
+    reach = distance(ranked[min(neighbours, len(ranked)) - 1])
+    return [qj for qj in ranked if distance(qj) <= reach]
