@@ -798,6 +798,15 @@ def _timelines(doc: dict[str, Any]) -> None:
                 color="C3",
                 ls=":",
             )
+        if "load_oracle" in tl:
+            ax.step(
+                [WINDOW_S * (k + 1) for k in range(len(tl["load_oracle"]))],
+                [level.get(p, -1) + 0.2 for p in tl["load_oracle"]],
+                where="pre",
+                label="load oracle plan",
+                color="C4",
+                ls="-.",
+            )
         ax.set_yticks(range(len(plans)), [p if len(p) < 28 else p[:25] + "…" for p in plans], fontsize=7)
         ax.set_title(f"{w['app']} / {w['load']} (repeat 0)", fontsize=9)
         rate = ax.twinx()
