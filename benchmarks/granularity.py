@@ -523,6 +523,9 @@ def main() -> None:
         before = json.loads((RESULTS / f"{OUT}.json").read_text())
         doc["workloads"] = [w for w in before["workloads"] if w["app"] not in args.apps or w["load"] not in args.loads]
         doc["earlier"] = [*before.get("earlier", []), {k: before[k] for k in ("settings", "started", "machine")}]
+        rerun = {f"{app}/{load}" for app in args.apps for load in args.loads}
+        for key in ("calibration_shape", "expected", "loop_late_max_s"):  # per app or workload: keep the others'
+            doc[key] = {k: v for k, v in before.get(key, {}).items() if k not in rerun}
     for name in args.apps:
         subject = APPS[name]
         target = load_target(str(ROOT / subject.ref))
