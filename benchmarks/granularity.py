@@ -558,7 +558,9 @@ def main() -> None:
             table_errors: dict[str, list[list[float]]] = {}
             expect = None
             if args.expect_history:  # what this workload's history says of its rate and bursts
-                expect = history_load(*workload_history(partial(loads, subject, load), args.seconds, HISTORY_S))
+                expect = history_load(
+                    *workload_history(partial(loads, subject, load), args.seconds, HISTORY_S), piece_s=args.seconds
+                )
                 console.print(f"{name}/{load}: expected {expect[0]:.1f} req/s, burst index {expect[1]:.3f}")
                 doc.setdefault("expected", {})[f"{name}/{load}"] = {"rate": expect[0], "burst": expect[1]}
             window_runs = []  # per repeat, what every fixed plan did per window: the load oracle's input

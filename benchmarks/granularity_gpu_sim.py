@@ -674,7 +674,9 @@ def main() -> None:
             expect = None
             if args.expect_history:  # what this workload's history says of its rate and bursts
                 told = args.expect_from or load
-                expect = history_load(*workload_history(partial(loads, subject, told), seconds, HISTORY_S))
+                expect = history_load(
+                    *workload_history(partial(loads, subject, told), seconds, HISTORY_S), piece_s=seconds
+                )
                 console.print(
                     f"{name}/{load}: expected {expect[0]:.1f} req/s, burst index {expect[1]:.3f} ({told}'s history)"
                 )
