@@ -118,7 +118,7 @@ def main() -> None:
                 f"{e['mae_between']:.4f}, {e['bias_between']:+.4f}; says met/missed (target {SLO_TARGET}) as "
                 f"measured in {100 * e['target_agrees']:.0f} %"
             )
-    path = save(f"table_windows_{args.out}_{args.app}", {"summary": by_load, "windows": rows})
+    save(f"table_windows_{args.out}_{args.app}", {"summary": by_load, "windows": rows})
 
 
 if __name__ == "__main__":
