@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 from _common import RESULTS, console, save
 
+from shoal.app import SLO
 from shoal.policy.arrivals import credible_burst, observe_load
 from shoal.predict.measured import MeasuredPredictor
 
@@ -104,7 +105,7 @@ def main() -> None:
     if not table_path.exists() or not runs_dir.is_dir():
         raise SystemExit(f"need {table_path} and {runs_dir}/ (run benchmarks/granularity.py --out {args.out} first)")
     table = MeasuredPredictor.load(table_path)
-    slo = args.slo_ms / 1e3 if args.slo_ms else float(str(table.slo).split(":")[1].rstrip("ms")) / 1e3
+    slo = args.slo_ms / 1e3 if args.slo_ms else SLO.parse(str(table.slo)).latency_s
     rows = [r for f in sorted(runs_dir.glob("fixed-*.json")) for r in windows(table, f, slo)]
     by_load = {load: summary([r for r in rows if r["load"] == load]) for load in dict.fromkeys(r["load"] for r in rows)}
     for load, s in by_load.items():
