@@ -62,21 +62,13 @@ def history_load(history: np.ndarray, seconds: float, piece_s: float | None = No
 def pieces_burst_index(arrivals: np.ndarray, seconds: float, piece_s: float, scale_s: float) -> float:
     """``policy.arrivals.burst_index`` of arrivals that are pieces of ``piece_s`` laid end to end over ``seconds``,
     with rises counted only between bins of one piece (whole bins only); NaN with no arrival or under three bins."""
+    from shoal.policy.arrivals import burst_index_of_counts
+
     per_piece = int(piece_s // scale_s + 1e-9)
     pieces = int(seconds // piece_s + 1e-9)
-    if per_piece < 2 or pieces * per_piece < 3:
-        return math.nan
     t = np.asarray(arrivals, dtype=np.float64)
-    counts, rises = [], []
-    for k in range(pieces):
-        edges = k * piece_s + scale_s * np.arange(per_piece + 1, dtype=np.float64)
-        c = np.histogram(t, edges)[0].astype(np.float64)
-        counts.append(c)
-        rises.append(np.maximum(np.diff(c), 0.0))
-    mean = float(np.concatenate(counts).mean())
-    if mean <= 0:
-        return math.nan
-    return float((np.mean(np.concatenate(rises) ** 2) - mean) / (mean * mean))
+    runs = [np.histogram(t, k * piece_s + scale_s * np.arange(per_piece + 1))[0] for k in range(pieces)]
+    return burst_index_of_counts(runs)
 
 
 def first_load(rate: float, expected: tuple[float, float] | None, window_s: float, horizon_s: float | None) -> Any:

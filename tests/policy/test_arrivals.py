@@ -7,7 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from shoal.policy.arrivals import BURST_SCALE_S, ObservedLoad, burst_index, credible_burst, observe_load
+from shoal.policy.arrivals import (
+    BURST_SCALE_S,
+    ObservedLoad,
+    burst_index,
+    burst_index_of_counts,
+    credible_burst,
+    merged_unseen,
+    observe_load,
+)
 from shoal.workload import generators as g
 
 
@@ -84,3 +92,47 @@ def test_the_burst_curve_reads_each_scale_it_can_and_peaks_near_a_bursts_length(
     assert burst_curve(g.poisson(0.5, seconds, seed=1), seconds)[0].scale_s == 2.0  # 1-s bins: 0.5 arrivals each
     with pytest.raises(ValueError, match="seconds"):
         burst_curve([1.0], 0.0)
+
+
+def restarted(down_s: float, seed: int) -> np.ndarray:
+    """Poisson at 12 req/s over 120 s, with nothing seen from 60 s for ``down_s`` (a server down, then up again)."""
+    t = g.poisson(12.0, 120.0, seed=seed)
+    return t[(t <= 60.0) | (t > 60.0 + down_s)]
+
+
+def test_time_not_observed_is_neither_quiet_nor_a_rise():
+    """A restart's 10 s down, read as time without arrivals, gives Poisson a burst index near bursty traffic's
+    (docs/granularity.md: 0.14 over a 90-s horizon) and a rate a ninth low; with the span unseen, neither."""
+    blind = [observe_load(restarted(10.0, seed), 120.0, 90.0, BURST_SCALE_S) for seed in range(100)]
+    told = [observe_load(restarted(10.0, seed), 120.0, 90.0, BURST_SCALE_S, [(60.0, 70.0)]) for seed in range(100)]
+    assert np.mean([credible_burst(x) for x in blind]) > 0.08
+    assert np.mean([credible_burst(x) for x in told]) < 0.01
+    assert np.mean([x.rate for x in blind]) == pytest.approx(12.0 * 8 / 9, rel=0.03)
+    assert np.mean([x.rate for x in told]) == pytest.approx(12.0, rel=0.03)
+    assert told[0].unseen_s == 10.0 and told[0].window_s == 90.0 and blind[0].unseen_s == 0.0
+    assert np.mean([x.scv for x in told]) == pytest.approx(1.0, abs=0.05)  # the hole is no gap between arrivals
+    assert np.mean([x.scv for x in blind]) > 1.3
+
+
+def test_rises_are_read_within_runs_of_neighbouring_bins_only():
+    assert burst_index_of_counts([[1, 1, 5, 5]]) == pytest.approx((16 / 3 - 3) / 9)
+    assert burst_index_of_counts([[1, 1], [5, 5]]) == pytest.approx(-3 / 9)  # no rise within either run
+    assert math.isnan(burst_index_of_counts([[1], [5], [5]]))  # no two neighbours
+    assert math.isnan(burst_index_of_counts([[0, 0, 0]])) and math.isnan(burst_index_of_counts([]))
+    # a bin that a hole overlaps is left out; with every bin unseen there is nothing to read
+    t = np.arange(0.0, 60.0, 0.1)
+    assert burst_index(t, 60.0, 60.0, 10.0, [(25.0, 26.0)]) == pytest.approx(-0.01, abs=1e-9)
+    assert math.isnan(burst_index(t, 60.0, 60.0, 10.0, [(0.0, 60.0)]))
+
+
+def test_unseen_spans_are_clipped_merged_and_checked():
+    assert merged_unseen([(5.0, 8.0), (-3.0, 1.0), (7.0, 9.0), (20.0, 30.0), (4.0, 4.0)], 0.0, 25.0) == [
+        (0.0, 1.0),
+        (5.0, 9.0),
+        (20.0, 25.0),
+    ]
+    for bad in [(2.0, 1.0), (math.nan, 1.0), (0.0, math.inf)]:
+        with pytest.raises(ValueError, match="unseen span"):
+            observe_load([1.0], 10.0, 10.0, unseen=[bad])
+    whole = observe_load([1.0, 2.0], 10.0, 10.0, unseen=[(0.0, 10.0)])
+    assert whole.rate == 0.0 and whole.unseen_s == 10.0

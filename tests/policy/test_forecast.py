@@ -27,6 +27,23 @@ def test_a_repeating_burst_is_found_with_its_period_and_phase(seed):
     assert 2.0 < f.peak < 3.0
 
 
+@pytest.mark.parametrize("seed", range(4))
+def test_a_span_not_observed_is_left_out_of_the_fit(seed):
+    """A restart's 40 s down, over one of the look-back's four bursts: read as quiet, it takes the period away (the
+    loop would plan blind until three more periods had passed); with the span unseen, the period and the rate
+    forecast for the next burst are the whole traffic's, fitted over the time observed."""
+    t = periodic(seed)
+    holed = t[(t < 737.0) | (t >= 777.0)]  # the burst at about 737-777 not seen
+    whole = fit_periodic(t, now=1000.0, lookback_s=480.0)
+    told = fit_periodic(holed, now=1000.0, lookback_s=480.0, unseen=[(737.0, 777.0)])
+    assert fit_periodic(holed, now=1000.0, lookback_s=480.0) is None
+    assert whole is not None and told is not None
+    assert told.period_s == pytest.approx(whole.period_s, abs=3.0)
+    assert told.periods == pytest.approx(whole.periods * (480 - 40) / 480, abs=0.1)
+    assert told.rate_between(1000.0, 1004.0) == pytest.approx(whole.rate_between(1000.0, 1004.0), rel=0.1)
+    assert told.rate_between(1030.0, 1080.0) < 60.0
+
+
 @pytest.mark.parametrize("seed", range(10))
 def test_memoryless_bursts_and_poisson_have_no_period(seed):
     """An MMPP's bursts are as long and as high as the periodic ones, but their onsets do not repeat: no forecast,

@@ -283,6 +283,30 @@ def test_an_expected_rate_is_the_horizons_rate_at_first_and_fades_to_the_rate_se
     assert credible_burst(seen[2]) == pytest.approx(0.0, abs=0.01)
 
 
+def test_a_resumed_horizon_reads_the_traffic_before_a_restart_at_once_and_not_its_downtime():
+    """A loop restarted after 10 s down with 110 s of logged Poisson traffic at 12 req/s: resumed, its first
+    window's horizon is a whole one at that rate and no burst; not resumed, it has no horizon until two windows
+    have passed; with an expectation, a horizon seen but for the downtime leaves the expectation a ninth."""
+    import numpy as np
+
+    from shoal.policy.arrivals import credible_burst
+    from shoal.workload.generators import poisson
+
+    times = np.concatenate([poisson(12.0, 110.0, seed=5) - 120.0, poisson(12.0, 20.0, seed=6)])
+    down = [(-10.0, 0.0)]
+    h = Horizon(90.0, 10.0, "load", burst_scale_s=10.0)
+    h.resume(-120.0)
+    first = h.load(times, 10.0, down)
+    assert first.window_s == 90.0 and first.unseen_s == 10.0 and first.rate == pytest.approx(12.0, rel=0.1)
+    assert credible_burst(first) == 0.0
+    assert Horizon(90.0, 10.0, "load").load(times, 10.0, down) is None
+    expecting = Horizon(90.0, 10.0, "load", burst_scale_s=10.0, expected_rate=30.0)
+    expecting.resume(-120.0)
+    assert expecting.load(times, 10.0, down).expected_weight == pytest.approx(1 / 9)
+    with pytest.raises(ValueError, match="since must be a finite time"):
+        h.resume(math.nan)
+
+
 def test_a_horizon_in_mix_mode_mixes_windows_and_scores_no_load():
     h = Horizon(20.0, 10.0)
     assert h.load([1.0, 2.0], 10.0) is None and h.load([1.0, 2.0], 30.0) is None

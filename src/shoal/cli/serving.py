@@ -126,7 +126,8 @@ def serve(
         typer.Option(
             help="Adaptive: keep the arrivals of the look-back (--adaptive-forecast, --adaptive-horizon) in this "
             "file, written every window, and start from it: a restarted server forecasts from the traffic it "
-            "served before instead of waiting three periods."
+            "served before instead of waiting three periods, and its horizon reads that traffic at once; the time "
+            "it was down is left out."
         ),
     ] = None,
     adaptive_meter: Annotated[
@@ -155,8 +156,9 @@ def serve(
     from its profile (add --adaptive-learned FILE.json to correct it with the learned predictor's trees). With
     --adaptive-forecast 900 it looks 15 minutes back for bursts whose onsets repeat and, while it finds a period,
     switches a warm-up ahead of each burst and back after it; add --adaptive-history arrivals.npy so that a restart
-    keeps the look-back. With --adaptive-meter each plan is priced by what it cost while it served, and a plan the
-    table calls nearly as cheap is tried and kept if the meter agrees.
+    keeps the look-back (the time it was down is left out of its readings, not read as quiet). With
+    --adaptive-meter each plan is priced by what it cost while it served, and a plan the table calls nearly as
+    cheap is tried and kept if the meter agrees.
 
     \b
     Example:

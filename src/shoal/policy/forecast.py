@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from shoal.policy.arrivals import BURST_SCALE_S, ObservedLoad
+from shoal.policy.arrivals import BURST_SCALE_S, ObservedLoad, Unseen, bins_observed
 from shoal.policy.granularity import Candidate, GranularityController, GranularityDecision
 from shoal.policy.hindsight import switching_schedule
 
@@ -95,6 +95,7 @@ def fit_periodic(
     min_periods: float = 3.0,
     min_strength: float = 0.6,
     min_period_s: float | None = None,
+    unseen: Unseen = (),
 ) -> PeriodicForecast | None:
     """The period and profile of the arrivals in ``[now - lookback_s, now)``, or None where none stands out.
 
@@ -103,7 +104,9 @@ def fit_periodic(
     first zero crossing. A memoryless burst process has no such peak beyond its noise; ``min_strength`` (0.6) is
     above what an hour-scale MMPP's sample autocorrelation reaches over a few of its cycles, and ``min_periods``
     (3) asks for the period to have been seen that many times. ``min_period_s`` (default 4 bins) keeps clustering
-    within seconds from counting as a period."""
+    within seconds from counting as a period. Bins that overlap an ``unseen`` span (a restart's downtime,
+    ``policy.arrivals``) are missing values: out of the mean, of each lag's products and of the profile, so that
+    time not observed is neither read as quiet nor shifts the phase."""
     if not (lookback_s > 0 and math.isfinite(lookback_s)):
         raise ValueError(f"lookback_s must be a finite number > 0, got {lookback_s!r}")
     if not (bin_s > 0 and math.isfinite(bin_s)) or bin_s * 8 > lookback_s:
@@ -120,19 +123,26 @@ def fit_periodic(
         return None
     start = now - n * bin_s
     counts = np.bincount(((t[t >= start] - start) // bin_s).astype(np.int64), minlength=n)[:n].astype(np.float64)
-    x = counts - counts.mean()
-    var = float(np.dot(x, x)) / n
+    seen = bins_observed(start + bin_s * np.arange(n + 1, dtype=np.float64), unseen)
+    m = seen.astype(np.float64)
+    observed = int(seen.sum())
+    if observed < 8:
+        return None
+    x = (counts - counts[seen].mean()) * m
+    var = float(np.dot(x, x)) / observed
     if var <= 0:
         return None
-    max_lag = math.floor(n / min_periods)
+    max_lag = math.floor(observed / min_periods)
     lo = max(4, math.ceil((min_period_s or 0.0) / bin_s))
     if max_lag <= lo:
         return None
-    # unbiased autocorrelation up to max_lag, through the FFT (n log n; a look-back of an hour at 2 s is 1800 bins)
+    # unbiased autocorrelation up to max_lag, through the FFT (n log n; a look-back of an hour at 2 s is 1800
+    # bins): each lag's products over the number of pairs of observed bins at that lag (n - lag with none unseen)
     size = 1 << (2 * n - 1).bit_length()
-    f = np.fft.rfft(x, size)
+    f, g = np.fft.rfft(x, size), np.fft.rfft(m, size)
     raw = np.fft.irfft(f * np.conj(f), size)[: max_lag + 2]
-    acf = raw / (np.arange(n, n - max_lag - 2, -1) * var)
+    pairs = np.rint(np.fft.irfft(g * np.conj(g), size)[: max_lag + 2])
+    acf = np.divide(raw, pairs * var, out=np.zeros_like(raw), where=pairs > 0)
     below = np.flatnonzero(acf[: max_lag + 1] < 0)
     if below.size == 0:
         return None
@@ -148,15 +158,15 @@ def fit_periodic(
     period = (k + max(-0.5, min(0.5, shift))) * bin_s
     phases = math.ceil(period / bin_s)
     mids = start + (np.arange(n) + 0.5) * bin_s
-    which = np.minimum((np.mod(mids, period) // bin_s).astype(np.int64), phases - 1)
-    sums = np.bincount(which, weights=counts, minlength=phases)
-    seen = np.bincount(which, minlength=phases)
-    rates = [float(s / (m * bin_s)) if m else math.nan for s, m in zip(sums, seen, strict=True)]
+    which = np.minimum((np.mod(mids, period) // bin_s).astype(np.int64), phases - 1)[seen]
+    sums = np.bincount(which, weights=counts[seen], minlength=phases)
+    times = np.bincount(which, minlength=phases)
+    rates = [float(s / (m * bin_s)) if m else math.nan for s, m in zip(sums, times, strict=True)]
     for i, r in enumerate(rates):  # a phase no bin's middle fell in (the period's last, partial one): its neighbour's
         if math.isnan(r):
-            rates[i] = rates[i - 1] if i and not math.isnan(rates[i - 1]) else float(counts.mean() / bin_s)
+            rates[i] = rates[i - 1] if i and not math.isnan(rates[i - 1]) else float(counts[seen].mean() / bin_s)
     profile = tuple(rates)
-    return PeriodicForecast(period, bin_s, profile, strength, n * bin_s / period)
+    return PeriodicForecast(period, bin_s, profile, strength, observed * bin_s / period)
 
 
 class Lookahead:
@@ -189,9 +199,12 @@ class Lookahead:
         self.min_strength = min_strength
         self.forecast: PeriodicForecast | None = None
 
-    def refit(self, arrivals: Sequence[float] | np.ndarray, now: float) -> PeriodicForecast | None:
-        """Fit the look-back ending ``now``; the forecast (or None) is kept for ``ahead`` until the next refit."""
-        self.forecast = fit_periodic(arrivals, now, self.lookback_s, self.bin_s, self.min_periods, self.min_strength)
+    def refit(self, arrivals: Sequence[float] | np.ndarray, now: float, unseen: Unseen = ()) -> PeriodicForecast | None:
+        """Fit the look-back ending ``now`` (``unseen``: spans not observed, ``fit_periodic``); the forecast (or
+        None) is kept for ``ahead`` until the next refit."""
+        self.forecast = fit_periodic(
+            arrivals, now, self.lookback_s, self.bin_s, self.min_periods, self.min_strength, unseen=unseen
+        )
         return self.forecast
 
     @property

@@ -48,7 +48,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from shoal.policy.arrivals import BURST_SCALE_S, ObservedLoad, observe_load
+from shoal.policy.arrivals import BURST_SCALE_S, ObservedLoad, Unseen, observe_load
 
 __all__ = [
     "Candidate",
@@ -274,12 +274,24 @@ class Horizon:
         self.burst_scale_s = burst_scale_s
         self._began: float | None = None
 
-    def load(self, arrivals: Sequence[float] | np.ndarray, now: float) -> ObservedLoad | None:
+    def resume(self, since: float) -> None:
+        """Arrivals have been observed since ``since`` (on the loop's clock, before it started): a loop restarted
+        with the traffic it served before (``runtime.arrival_log``) reads its horizon over them from the first
+        window, as if it had not stopped, instead of waiting a horizon to see the load again. Before the first
+        window only."""
+        if not math.isfinite(since):
+            raise ValueError(f"since must be a finite time, got {since!r}")
+        if self._began is None:
+            self._began = since
+
+    def load(self, arrivals: Sequence[float] | np.ndarray, now: float, unseen: Unseen = ()) -> ObservedLoad | None:
         """In ``load`` mode, the load of the horizon ending ``now`` (of the time since the first window with traffic
         began, while that is shorter), for the loop to score; None otherwise, and while less than two windows have
         passed (one window's load is this window's: nothing to add). The horizon starts at the first window with
         three arrivals or more: the idle time before a service's first requests is not burstiness, and one gap that
-        long among a window's short gaps would make its SCV look like a burst's."""
+        long among a window's short gaps would make its SCV look like a burst's. ``unseen``: spans in which
+        arrivals were not observed (a restart's downtime), taken out of the readings (``observe_load``); what has
+        been seen is the span less them."""
         if self._began is None:
             if observe_load(arrivals, now, self.window_s).count < 3:
                 return None
@@ -288,14 +300,14 @@ class Horizon:
             return None
         span = min(self.horizon_s, now - self._began)
         if (self.expected_burst, self.expected_rate) != (None, None):  # until as much has been seen as it holds
-            seen = observe_load(arrivals, now, span, self.burst_scale_s)
-            w = max(0.0, 1.0 - span / self.horizon_s)
+            seen = observe_load(arrivals, now, span, self.burst_scale_s, unseen)
+            w = max(0.0, 1.0 - (span - seen.unseen_s) / self.horizon_s)
             rate = seen.rate if self.expected_rate is None else w * self.expected_rate + (1.0 - w) * seen.rate
             burst = math.nan if self.expected_burst is None else self.expected_burst
             return replace(seen, rate=rate, expected_burst=burst, expected_weight=w)
         if span < 2 * self.window_s - 1e-9:
             return None
-        return observe_load(arrivals, now, span, self.burst_scale_s)
+        return observe_load(arrivals, now, span, self.burst_scale_s, unseen)
 
     def window(self, load: ObservedLoad) -> ObservedLoad:
         """The load to score a window at: as observed, except in ``load`` mode, where burstiness is the horizon's
@@ -491,6 +503,8 @@ def unscored_record(now: float, load: ObservedLoad, current: str) -> dict[str, o
 
 def _load_record(load: ObservedLoad) -> dict[str, float]:
     record = {"rate": load.rate, "scv": load.scv, "count": load.count, "window_s": load.window_s}
+    if load.unseen_s > 0:  # the rate is over the window less these seconds
+        record |= {"unseen_s": load.unseen_s}
     if load.burst_scale_s is not None:
         record |= {"burst": load.burst, "burst_scale_s": load.burst_scale_s}
     if load.expected_weight > 0:  # rate as priced, blended with the expectation; count / window_s as seen

@@ -27,7 +27,10 @@ an onset's overshoot makes that dearer than the table says (``Lookahead.decide``
 
 With ``arrival_log`` (``runtime.arrival_log.ArrivalLog``), the arrivals of the loop's look-back (the forecast's, the
 horizon's, or a window) are written to a file every window and when the loop stops, and read back when it starts:
-a restarted server forecasts from the traffic it served before, not from nothing.
+a restarted server forecasts from the traffic it served before, not from nothing, and its horizon reads that traffic
+from the first window (``Horizon.resume``). The time it was down is not read as time without traffic: the log keeps
+the spans it did not observe, and the loop's readings (window, horizon, forecast) leave them out
+(``policy.arrivals``).
 
 With ``served`` (``policy.served.ServedCosts``), each window the current plan served whole, a window after its
 switch, is metered (``Host.spent``) against the price the predictor gave it; plans metered near the load now are
@@ -50,6 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shoal.app import Plan
+from shoal.policy.arrivals import merged_unseen
 from shoal.policy.forecast import Lookahead
 from shoal.policy.granularity import (
     Candidate,
@@ -124,6 +128,10 @@ class AdaptiveLoop:
         self.switches = 0
         self._task: asyncio.Task[None] | None = None
         self._log_failed = ""  # the last failure to write the arrival log, said once
+        # what the loop has observed of its arrivals, on the host's clock: since when, and the spans it has not
+        # (a restart's downtime, from the arrival log)
+        self._since: float | None = None
+        self._unseen: tuple[tuple[float, float], ...] = ()
         # when traffic last moved to a new plan: its meter reads its state only once it has served a window
         self._moved_at = -math.inf
         self.served = served
@@ -154,30 +162,44 @@ class AdaptiveLoop:
             await self._log_arrivals()
 
     async def _restore_arrivals(self) -> None:
-        """Seed the host with the logged arrivals of the last ``keep_s``, if there is a log. An unreadable log is
-        said in ``history`` and the log; the loop then starts from nothing and the next window replaces the file."""
+        """Seed the host with the logged arrivals of the last ``keep_s``, if there is a log, and take what the log
+        did not observe out of the loop's readings. An unreadable log is said in ``history`` and the log; the loop
+        then starts from nothing and the next window replaces the file."""
+        now = self.host.now()
+        self._since = now
         if self.arrival_log is None:
             return
         log_ = self.arrival_log
-        now, wall = self.host.now(), time.time()
+        wall = time.time()
         try:
             before = await asyncio.to_thread(log_.read, now, self.keep_s, wall)
         except ArrivalLogError as e:
             log.warning("%s: %s", self.app, e)
             self._remember({"t": now, "error": str(e)})
             return
-        self.host.seed_arrivals(self.app, before.tolist())
-        self._remember({"t": now, "restored_arrivals": int(before.size), "from": str(log_.path)})
+        self.host.seed_arrivals(self.app, before.times.tolist())
+        if before.times.size:
+            self._since, self._unseen = before.since, before.unseen
+            self.horizon.resume(before.since)
+        self._remember(
+            {
+                "t": now,
+                "restored_arrivals": int(before.times.size),
+                "from": str(log_.path),
+                "unseen_s": round(before.unseen_s, 3),
+            }
+        )
 
     async def _log_arrivals(self) -> None:
-        """Write the arrivals of the last ``keep_s`` to the log (in a worker thread); a failure is logged, once per
-        message, and adaptation goes on."""
+        """Write the arrivals of the last ``keep_s`` to the log (in a worker thread), with what the loop observed of
+        them; a failure is logged, once per message, and adaptation goes on."""
         if self.arrival_log is None:
             return
         now, wall = self.host.now(), time.time()
         arrivals = self.host.arrivals_of(self.app)
+        self._unseen = tuple(merged_unseen(self._unseen, now - self.keep_s, now))
         try:
-            await asyncio.to_thread(self.arrival_log.write, arrivals, now, self.keep_s, wall)
+            await asyncio.to_thread(self.arrival_log.write, arrivals, now, self.keep_s, wall, self._since, self._unseen)
         except ArrivalLogError as e:
             if str(e) != self._log_failed:
                 log.warning("%s: %s", self.app, e)
@@ -190,7 +212,8 @@ class AdaptiveLoop:
         """Between windows: the load of the last ``emergency_span_s``, and a switch only if the current plan is in an
         SLO emergency there (``GranularityController.emergency``). Returns the entry kept for a switch, else None."""
         now = self.host.now()
-        load = observe_load(self.host.arrivals_of(self.app), now, emergency_span_s(self.window_s, self.checks))
+        span = emergency_span_s(self.window_s, self.checks)
+        load = observe_load(self.host.arrivals_of(self.app), now, span, unseen=self._unseen)
         current = self.host.deployment(self.app).plan.label
         seen = self._ahead(load, now, self.window_s / self.checks)
         cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(seen), self.plans)
@@ -208,10 +231,10 @@ class AdaptiveLoop:
         """One window: observe, predict, decide, and switch if the controller says so. Returns the window's entry."""
         now = self.host.now()
         arrivals = self.host.arrivals_of(self.app)
-        load = observe_load(arrivals, now, self.window_s)
+        load = observe_load(arrivals, now, self.window_s, unseen=self._unseen)
         current = self.host.deployment(self.app).plan.label
         if self.lookahead is not None:
-            await asyncio.to_thread(self.lookahead.refit, arrivals, now)
+            await asyncio.to_thread(self.lookahead.refit, arrivals, now, self._unseen)
         forecasting = self.lookahead is not None and self.lookahead.active
         over = None
         if forecasting:
@@ -219,7 +242,7 @@ class AdaptiveLoop:
         else:
             cands = await asyncio.to_thread(self.candidates_for, self.horizon.window(load), self.plans)
             if cands:
-                over = self.horizon.load(arrivals, now)
+                over = self.horizon.load(arrivals, now, self._unseen)
                 scored = None if over is None else await asyncio.to_thread(self.candidates_for, over, self.plans)
                 decision = react_window(
                     self.controller,

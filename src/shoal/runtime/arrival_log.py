@@ -7,10 +7,17 @@ the next bursts on whatever plan it started with. ``ArrivalLog`` writes the look
 window and reads them back when the loop starts, moved onto the new host's clock (times before its start are
 negative, as ``SimAdaptive(seen_before=...)`` takes them).
 
-The file holds wall-clock seconds (``time.time()``), one float64 per arrival, oldest first, in NumPy's ``.npy``
-format, read with ``allow_pickle=False``: a file is data, never code. It is replaced whole (written beside it, then
-renamed), so a crash mid-write leaves the previous one. At 200 req/s a 12-minute look-back is 144,000 arrivals,
-1.2 MB.
+The log also says what it observed: from when, until when it was last written, and the spans in between that were
+not observed (earlier restarts' downtime). The time between its last write and the restart is not observed either.
+Read as time without traffic, a downtime of 10 s made a Poisson load read as bursty for the next horizon (its end
+is a rise); the loop takes these spans out of its readings instead (``policy.arrivals``, ``Logged.unseen``).
+
+The file is NumPy's ``.npz`` format (whatever its name): ``arrivals``, wall-clock seconds (``time.time()``), one
+float64 per arrival, oldest first; ``covered``, the wall-clock times from and until which it observed; ``unseen``,
+one ``(start, end)`` row per span not observed. It is read with ``allow_pickle=False``: a file is data, never code.
+A log of Shoal before stop 21 (one ``.npy`` array of arrivals) is read as observed from its first arrival to its
+last. The file is replaced whole (written beside it, then renamed), so a crash mid-write leaves the previous one. At
+200 req/s a 12-minute look-back is 144,000 arrivals, 1.2 MB.
 """
 
 from __future__ import annotations
@@ -20,15 +27,34 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["ArrivalLog", "ArrivalLogError"]
+from shoal.policy.arrivals import Unseen, merged_unseen
+
+__all__ = ["ArrivalLog", "ArrivalLogError", "Logged"]
 
 
 class ArrivalLogError(ValueError):
     """The arrival log cannot be read or written; the message says which file and what to do."""
+
+
+@dataclass(frozen=True)
+class Logged:
+    """What a log holds of a look-back, on the reading host's clock: the arrival ``times`` (oldest first), the time
+    ``since`` which arrivals were observed (the look-back's start where the log covers all of it; the reading time
+    where there is no log), and the ``unseen`` spans in between (oldest first): those the log kept and the time
+    since it was last written, a restart's downtime."""
+
+    times: np.ndarray
+    since: float
+    unseen: tuple[tuple[float, float], ...] = ()
+
+    @property
+    def unseen_s(self) -> float:
+        return sum(end - start for start, end in self.unseen)
 
 
 class ArrivalLog:
@@ -41,16 +67,40 @@ class ArrivalLog:
         if not self.path.parent.is_dir():
             raise ArrivalLogError(f"no folder {self.path.parent} for the arrival log {self.path}: create it first")
 
-    def read(self, now: float, keep_s: float, wall: float | None = None) -> np.ndarray:
+    def read(self, now: float, keep_s: float, wall: float | None = None) -> Logged:
         """The logged arrivals of the last ``keep_s`` seconds on a clock that reads ``now`` at wall-clock ``wall``
-        (default: the time now), oldest first; empty if there is no log yet. Arrivals logged at or after ``wall``
-        (the wall clock moved back) are left out."""
+        (default: the time now), with what was observed of them (``Logged``); empty, observed since ``now``, if
+        there is no log yet. Arrivals logged at or after ``wall`` (the wall clock moved back) are left out."""
         _check_keep(keep_s)
         wall = time.time() if wall is None else wall
         if not self.path.exists():
-            return np.empty(0)
+            return Logged(np.empty(0), now)
+        times, since, until, unseen = self._load()
+        if not times.size and since > until:  # an old log with no arrivals: nothing observed to go on
+            return Logged(np.empty(0), now)
+        offset = wall - now
+        recent = times[(times > wall - keep_s) & (times < wall)] - offset
+        since = max(since, wall - keep_s)
+        if until < wall:  # down since the last write
+            unseen = np.vstack([unseen, [[until, wall]]])
+        holes = merged_unseen([(a - offset, b - offset) for a, b in unseen], since - offset, now)
+        return Logged(recent, min(since - offset, now), tuple(holes))
+
+    def _load(self) -> tuple[np.ndarray, float, float, np.ndarray]:
+        """The file's arrivals (sorted), the wall-clock times it observed from and until, and its unseen spans."""
         try:
-            times = np.load(self.path, allow_pickle=False)
+            stored = np.load(self.path, allow_pickle=False)
+            if isinstance(stored, np.lib.npyio.NpzFile):
+                with stored:
+                    missing = {"arrivals", "covered", "unseen"} - set(stored.files)
+                    if missing:
+                        raise ArrivalLogError(
+                            f"{self.path} is not an arrival log (no {', '.join(sorted(missing))} in it); move it "
+                            "away or delete it"
+                        )
+                    times, covered, unseen = stored["arrivals"], stored["covered"], stored["unseen"]
+            else:  # a log of one array (before stop 21): observed from its first arrival to its last
+                times, covered, unseen = stored, None, np.empty((0, 2))
         except (OSError, ValueError, EOFError) as e:
             raise ArrivalLogError(
                 f"cannot read the arrival log {self.path} ({e}); it is not one Shoal wrote: move it away or delete "
@@ -62,22 +112,40 @@ class ArrivalLog:
                 f"{times.shape}); move it away or delete it"
             )
         times = np.sort(times.astype(np.float64))
-        recent = times[(times > wall - keep_s) & (times < wall)]
-        return recent - (wall - now)
+        if covered is None:
+            covered = np.array([times[0], times[-1]]) if times.size else np.array([np.inf, -np.inf])
+        spans_ok = unseen.ndim == 2 and unseen.shape[1] == 2 and unseen.dtype.kind == "f"
+        spans_ok = spans_ok and bool(np.all(np.isfinite(unseen)) and np.all(unseen[:, 0] <= unseen[:, 1]))
+        if not (spans_ok and covered.shape == (2,) and covered.dtype.kind == "f") or np.isnan(covered).any():
+            raise ArrivalLogError(
+                f"{self.path} is not an arrival log (its covered or unseen spans are not times); move it away or "
+                "delete it"
+            )
+        return times, float(covered[0]), float(covered[1]), unseen.astype(np.float64)
 
     def write(
-        self, arrivals: Sequence[float] | np.ndarray, now: float, keep_s: float, wall: float | None = None
+        self,
+        arrivals: Sequence[float] | np.ndarray,
+        now: float,
+        keep_s: float,
+        wall: float | None = None,
+        since: float | None = None,
+        unseen: Unseen = (),
     ) -> int:
         """Replace the log with ``arrivals`` (times on a clock that reads ``now`` at wall-clock ``wall``) of the last
-        ``keep_s`` seconds; returns how many were written."""
+        ``keep_s`` seconds, observed ``since`` then (default: all of them) but for the ``unseen`` spans; returns how
+        many were written."""
         _check_keep(keep_s)
         wall = time.time() if wall is None else wall
+        offset = wall - now
+        start = now - keep_s if since is None else max(now - keep_s, since)
         t = np.asarray(arrivals, dtype=np.float64)
-        t = t[(t > now - keep_s) & (t <= now)] + (wall - now)
+        t = t[(t > now - keep_s) & (t <= now)] + offset
+        holes = np.array(merged_unseen(unseen, start, now), dtype=np.float64).reshape(-1, 2) + offset
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
         try:
             with partial.open("wb") as f:
-                np.save(f, t, allow_pickle=False)
+                np.savez(f, arrivals=t, covered=np.array([start + offset, wall]), unseen=holes)
             os.replace(partial, self.path)
         except OSError as e:
             with contextlib.suppress(OSError):

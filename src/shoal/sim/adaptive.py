@@ -66,7 +66,9 @@ class SimAdaptive:
         served: ServedCosts | None = None,
     ) -> None:
         """``seen_before``: arrivals of the deployment before the simulation began (times < 0, on its clock), as a
-        service that restarts has its traffic's past at hand: what the look-back of a ``lookahead`` fits first."""
+        service that restarts has its traffic's past at hand (``runtime.arrival_log``): what the look-back of a
+        ``lookahead`` fits first, and what the horizon reads from the first window (``Horizon.resume``), as the
+        runtime's loop does with its log. Observed from the first of them on, with no gap."""
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
         self.sim, self.dep, self.plans = sim, dep, _checked_plans(sim, dep, plans)
@@ -90,6 +92,8 @@ class SimAdaptive:
         if before and before[-1] >= 0:
             raise ValueError("seen_before holds arrivals before the simulation: times < 0")
         sim.arrivals[dep] = deque(before)
+        if before:
+            self.horizon.resume(before[0])
         sim.kernel.at(window_s, self._window, None)
         for k in range(1, self.checks):  # the checks between windows, each rescheduling itself a window later
             sim.kernel.at(k * window_s / self.checks, self._emergency, None)
