@@ -139,7 +139,7 @@ SERVED_SETTLE_S = 20.0
 HISTORY_S = 3600.0  # --bursty-like-workload, --expect-history: the workload's history (runs of other seeds)
 # --plan-target: the SLO hit rate the adaptive loops plan for (their controller, planner and first plan); every arm
 # is judged against SLO_TARGET. Above it, a margin for a plan the table puts at the target by a sliver, which runs
-# then miss as often as they meet (text's middle plan on the trace, 0.957-0.998 over 8 runs, BENCHMARKS §12m).
+# then miss as often as they meet (text's middle plan on the trace: 0.957-0.997 over 6 runs, BENCHMARKS §12m).
 PLAN_TARGET = SLO_TARGET
 # Shorter dwell and payback than the defaults (60 s) so that a run of a minute can show switches at all.
 CONTROLLER = ControllerConfig(
