@@ -415,3 +415,29 @@ def test_served_costs_try_a_close_call_and_keep_the_plan_the_meter_says_is_cheap
         assert moves[1][:2] == ("fine", "coarse")
         assert "costs less than fine by the meter" in moves[1][2] or "cheaper than fine" in moves[1][2]
         assert len(moves) == 2  # fine is metered now: never tried again
+
+
+@pytest.mark.parametrize("continues", [False, True])
+def test_a_history_that_continues_into_the_run_is_the_horizon_from_the_first_window(continues):
+    """60 s of traffic at 20 req/s before the start: with ``history_continues`` the first window's horizon is a whole
+    30 s of it; without (a history stitched from other runs), the horizon waits for the run's own windows."""
+    app = chain()
+    plans = deployments(app)
+    sim = Simulator(ClusterSpec.uniform(4), [plans["coarse"]], config())
+    loop = SimAdaptive(
+        sim,
+        0,
+        plans,
+        rule,
+        window_s=2.0,
+        horizon_s=30.0,
+        horizon_as="load",
+        seen_before=generators.poisson(20.0, 60.0, seed=1) - 60.0,
+        history_continues=continues,
+    )
+    sim.run(generators.poisson(20.0, 10.0, seed=2), until=2.5)
+    first = loop.history[0]
+    assert ("horizon_load" in first) is continues
+    if continues:
+        assert first["horizon_load"]["window_s"] == 30.0
+        assert first["horizon_load"]["rate"] == pytest.approx(20.0, rel=0.2)

@@ -64,11 +64,15 @@ class SimAdaptive:
         lookahead: Lookahead | None = None,
         seen_before: Sequence[float] = (),
         served: ServedCosts | None = None,
+        history_continues: bool = False,
     ) -> None:
         """``seen_before``: arrivals of the deployment before the simulation began (times < 0, on its clock), as a
         service that restarts has its traffic's past at hand (``runtime.arrival_log``): what the look-back of a
-        ``lookahead`` fits first, and what the horizon reads from the first window (``Horizon.resume``), as the
-        runtime's loop does with its log. Observed from the first of them on, with no gap."""
+        ``lookahead`` fits first. With ``history_continues`` (they end where the simulated traffic begins, as a
+        deployment's own log does), the horizon also reads them from the first window (``Horizon.resume``), as the
+        runtime's loop does with its log. Off by default: the experiments' histories are runs of other seeds laid
+        end to end, whose last run's end does not lead into this run's start, and that seam read as a rise (the GPU
+        fan-out trace's forecast arm cost 16 % more with it on, BENCHMARKS.md §13o)."""
         if not window_s > 0:
             raise ValueError(f"window_s must be > 0, got {window_s!r}")
         self.sim, self.dep, self.plans = sim, dep, _checked_plans(sim, dep, plans)
@@ -92,7 +96,7 @@ class SimAdaptive:
         if before and before[-1] >= 0:
             raise ValueError("seen_before holds arrivals before the simulation: times < 0")
         sim.arrivals[dep] = deque(before)
-        if before:
+        if before and history_continues:
             self.horizon.resume(before[0])
         sim.kernel.at(window_s, self._window, None)
         for k in range(1, self.checks):  # the checks between windows, each rescheduling itself a window later
