@@ -75,9 +75,10 @@ class ArrivalLog:
         wall = time.time() if wall is None else wall
         if not self.path.exists():
             return Logged(np.empty(0), now)
-        times, since, until, unseen = self._load()
-        if not times.size and since > until:  # an old log with no arrivals: nothing observed to go on
+        times, covered, unseen = self._load()
+        if covered is None:  # an old log with no arrivals: nothing observed to go on
             return Logged(np.empty(0), now)
+        since, until = covered
         offset = wall - now
         recent = times[(times > wall - keep_s) & (times < wall)] - offset
         since = max(since, wall - keep_s)
@@ -86,8 +87,9 @@ class ArrivalLog:
         holes = merged_unseen([(a - offset, b - offset) for a, b in unseen], since - offset, now)
         return Logged(recent, min(since - offset, now), tuple(holes))
 
-    def _load(self) -> tuple[np.ndarray, float, float, np.ndarray]:
-        """The file's arrivals (sorted), the wall-clock times it observed from and until, and its unseen spans."""
+    def _load(self) -> tuple[np.ndarray, tuple[float, float] | None, np.ndarray]:
+        """The file's arrivals (sorted), the wall-clock times it observed from and until (None: an old log with no
+        arrivals), and its unseen spans."""
         try:
             stored = np.load(self.path, allow_pickle=False)
             if isinstance(stored, np.lib.npyio.NpzFile):
@@ -113,7 +115,7 @@ class ArrivalLog:
             )
         times = np.sort(times.astype(np.float64))
         if covered is None:
-            covered = np.array([times[0], times[-1]]) if times.size else np.array([np.inf, -np.inf])
+            return times, ((float(times[0]), float(times[-1])) if times.size else None), unseen
         spans_ok = unseen.ndim == 2 and unseen.shape[1] == 2 and unseen.dtype.kind == "f"
         spans_ok = spans_ok and bool(np.all(np.isfinite(unseen)) and np.all(unseen[:, 0] <= unseen[:, 1]))
         if not (spans_ok and covered.shape == (2,) and covered.dtype.kind == "f") or np.isnan(covered).any():
@@ -121,7 +123,7 @@ class ArrivalLog:
                 f"{self.path} is not an arrival log (its covered or unseen spans are not times); move it away or "
                 "delete it"
             )
-        return times, float(covered[0]), float(covered[1]), unseen.astype(np.float64)
+        return times, (float(covered[0]), float(covered[1])), unseen.astype(np.float64)
 
     def write(
         self,
