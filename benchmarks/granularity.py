@@ -24,7 +24,10 @@ Per application:
      window, switches priced as the adaptive loop first prices them (``policy.hindsight.switching_schedule``),
      served live, each switch started a warm-up ahead of its window: the load known in advance, switches paid for;
    - with ``--served``, **adaptive (served)**: the adaptive loop with plans priced by what they cost where they
-     served, and close calls tried (``policy.served.ServedCosts``, ``shoal serve --adaptive-meter``).
+     served, and close calls tried (``policy.served.ServedCosts``, ``shoal serve --adaptive-meter``);
+   - with ``--explore``, **adaptive (explore)**: the same, its plans' SLO hit corrected by what they served too,
+     and a plan the table calls just short of the target tried within an error budget (``ServedCosts(slo_trials=
+     True)``, ``shoal serve --adaptive-explore``).
    ``--plan-target 0.995``: the adaptive arms plan for that SLO hit rate (``shoal serve --slo-target``), a margin
    above the 0.99 that every arm, the oracles' choices and the best static plan are judged by.
 3. Mean and 95 % confidence interval (Student t over repeats) of SLO hit rate and resource cost per arm; the best
@@ -269,9 +272,16 @@ def calibrate(
     return table
 
 
-def adaptive_arm(app: shoal.App, score: Any, expected: tuple[float, float] | None = None, served: bool = False) -> Any:
+def adaptive_arm(
+    app: shoal.App,
+    score: Any,
+    expected: tuple[float, float] | None = None,
+    served: bool = False,
+    explore: bool = False,
+) -> Any:
     """The adaptive loop over the plans ``score`` prices (the measured table's ``predict``, or ``profile_arm``'s);
-    ``served``: plans priced by what they cost where they served, close calls tried (``policy.served``)."""
+    ``served``: plans priced by what they cost where they served, close calls tried (``policy.served``); ``explore``:
+    SLO hit corrected by what they served too, and plans the table calls just short tried (``slo_trials``)."""
     planner = Planner(app, score, slo_target=PLAN_TARGET, default=fn_config())
     made: dict[str, Plan] = {}
 
@@ -296,7 +306,7 @@ def adaptive_arm(app: shoal.App, score: Any, expected: tuple[float, float] | Non
                 emergency_s=EMERGENCY_S,
                 expected_rate=None if expected is None else expected[0],
                 expected_burst=None if expected is None else expected[1],
-                served=ServedCosts(settle_s=SERVED_SETTLE_S) if served else None,
+                served=ServedCosts(settle_s=SERVED_SETTLE_S, slo_trials=explore) if served else None,
             )
         )
 
@@ -476,6 +486,12 @@ def main() -> None:
         help="one more arm: adaptive with plans priced by the meter where they served, close calls tried (ServedCosts)",
     )
     ap.add_argument(
+        "--explore",
+        action="store_true",
+        help="one more arm: --served's loop also correcting SLO hit by what plans served, and trying plans the table "
+        "calls just short of the target within an error budget (ServedCosts(slo_trials=True))",
+    )
+    ap.add_argument(
         "--load-oracle-from-runs",
         action="store_true",
         help="measure nothing: add the load oracle to results/OUT.json from the fixed runs kept in results/OUT_runs/ "
@@ -620,20 +636,24 @@ def main() -> None:
                         repeat=rep,
                         plan=label,
                     )
-                served_loops: list[AdaptiveLoop] = []
-                if args.served:  # the same loop, pricing plans by the meter where they served
-                    by_meter, served_loops = adaptive_arm(app, table.predict, expect, served=True)
-                    results["adaptive (served)"] = run_once(app, initial, times, inputs, by_meter)
+                served_loops: dict[str, list[AdaptiveLoop]] = {}
+                # the same loop, pricing plans by the meter where they served; exploring: SLO hit too, trials of
+                # plans called just short
+                for arm, wanted, explore in (("served", args.served, False), ("explore", args.explore, True)):
+                    if not wanted:
+                        continue
+                    by_meter, served_loops[arm] = adaptive_arm(app, table.predict, expect, served=True, explore=explore)
+                    results[f"adaptive ({arm})"] = run_once(app, initial, times, inputs, by_meter)
                     keep_run(
                         name,
                         subject,
                         app,
-                        results["adaptive (served)"],
+                        results[f"adaptive ({arm})"],
                         args.seconds,
                         kind="adaptive",
                         load=load,
                         repeat=rep,
-                        plan="adaptive-served",
+                        plan=f"adaptive-{arm}",
                     )
                 for arm, res in results.items():
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
@@ -657,7 +677,7 @@ def main() -> None:
                 timelines.append(
                     {"adaptive": loops[0].history if loops else [], "oracle": o["plans"]}
                     | ({"adaptive_profile": profile_loops[0].history} if args.profile is not None else {})
-                    | ({"adaptive_served": served_loops[0].history} if served_loops else {})
+                    | {f"adaptive_{arm}": loops_[0].history for arm, loops_ in served_loops.items()}
                     | ({"scheduled_oracle": schedule, "scheduled_switches": made} if args.scheduled_oracle else {})
                 )
                 whole = observe_load(times, args.seconds, args.seconds, BURST_SCALE_S)
@@ -706,7 +726,7 @@ def main() -> None:
 #: Settings that may differ between merged runs without making their workloads incomparable.
 MERGE_FREE = {"apps", "loads", "calibrate", "append", "out", "merge", "report_only"}
 # settings that runs made before they existed had at these values
-SETTING_DEFAULTS = {"plan_target": SLO_TARGET}
+SETTING_DEFAULTS = {"plan_target": SLO_TARGET, "explore": False}
 
 
 def machine_kind(machine: dict[str, Any]) -> dict[str, Any]:

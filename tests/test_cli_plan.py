@@ -139,6 +139,8 @@ def test_serve_adaptive_refuses_a_table_without_the_served_plan(tmp_path):
     assert r.exit_code != 0 and "no folder /nope for the arrival log" in r.output
     r = runner.invoke(cli, [*serve, "--adaptive-meter"])
     assert r.exit_code != 0 and "--adaptive-meter prices the adaptive loop's plans: add --adaptive" in r.output
+    r = runner.invoke(cli, [*serve, "--adaptive-explore"])
+    assert r.exit_code != 0 and "--adaptive-explore prices the adaptive loop's plans: add --adaptive" in r.output
 
 
 def test_measure_bursty_cycle_adds_a_bursty_row_per_plan_and_rate(tmp_path):

@@ -14,6 +14,7 @@ import shoal
 from shoal.policy.forecast import Lookahead
 from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController
 from shoal.runtime.adaptive import ObservedLoad, observe_load
+from shoal.runtime.errors import NotFound
 from shoal.runtime.host import HostConfig
 from shoal.testing import wait_until
 from shoal.workload.generators import mmpp, poisson
@@ -178,8 +179,8 @@ def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path, horizon_as)
     table = MeasuredPredictor(rows, slo=str(paced.slo)).save(tmp_path / "paced.json")
     args = ["--adaptive", str(table), "--adaptive-window", "0.3", "--adaptive-dwell", "0", "--adaptive-horizon", "0.9"]
     args += ["--adaptive-horizon-as", horizon_as, "--adaptive-emergency", "0.1"]
-    metered = horizon_as == "load"  # one of the two also with the meter: its windows say what it metered
-    args += ["--adaptive-meter"] if metered else []
+    metered = horizon_as == "load"  # one of the two also with the meter (exploring): its windows say what it metered
+    args += ["--adaptive-explore"] if metered else []
     with ServerProcess(ref("paced"), "fine", *args) as srv:
         done = threading.Event()
         codes: list[int] = []
@@ -210,7 +211,23 @@ def test_serve_adaptive_follows_a_measured_table_over_http(tmp_path, horizon_as)
         spans = [e["horizon_load"]["window_s"] for e in history if "horizon_load" in e]
         assert (spans and 0.6 <= spans[0] <= 0.9) if horizon_as == "load" else not spans
         assert any("served" in e for e in history) == metered
+        assert all("slo_offset" in e["served"] for e in history if "served" in e)  # --adaptive-explore: SLO measured
         assert httpx.post(f"{srv.url}/apps/paced/invoke", json=[1], timeout=10).json()["output"] == [9.0]
+
+
+def steady_driver(svc, sent: list, stop: threading.Event):
+    """A thread's target that submits 20 req/s, evenly spaced, to ``svc`` until ``stop``: the load holds window after
+    window. Each request's input and future go to ``sent``."""
+
+    def drive() -> None:
+        i, t = 0, time.monotonic()
+        while not stop.is_set():
+            sent.append((i, svc.submit([i])))
+            i += 1
+            t += 0.05
+            time.sleep(max(0.0, t - time.monotonic()))
+
+    return drive
 
 
 def test_served_costs_meter_the_plan_try_a_close_call_and_keep_the_cheaper_one():
@@ -231,16 +248,9 @@ def test_served_costs_meter_the_plan_try_a_close_call_and_keep_the_cheaper_one()
     with shoal.local(paced, "fine", config) as svc:
         served = ServedCosts(min_windows=3, settle_s=2.0)  # windows of 1 s, an autoscaler settled in 2
         loop = svc.adapt(["coarse", "fine"], table, controller, window_s=1.0, served=served)
-        sent = []
+        sent: list = []
         stop = threading.Event()
-
-        def drive() -> None:  # 20 req/s, evenly spaced: the load holds window after window
-            i, t = 0, time.monotonic()
-            while not stop.is_set():
-                sent.append((i, svc.submit([i])))
-                i += 1
-                t += 0.05
-                time.sleep(max(0.0, t - time.monotonic()))
+        drive = steady_driver(svc, sent, stop)
 
         driver = threading.Thread(target=drive)
         driver.start()
@@ -278,3 +288,60 @@ def test_spent_is_what_the_current_plans_instances_have_cost():
         second = host.spent("paced")
         assert first > 0 and second - first == pytest.approx(rate * 0.5, rel=0.3)
         assert second <= host.meter.resource_cost(host.now()).usd  # the app's plan only
+
+
+def test_outcomes_count_what_each_plan_served_within_the_slo():
+    config = HostConfig(tick_s=0.05, stable_window_s=4, panic_window_s=1)
+    with shoal.local(paced, "fine", config) as svc:
+        for i in range(5):
+            svc.invoke([float(i)])
+        within = sum(r.ok and r.latency_s <= paced.slo.latency_s for r in svc.host.meter.records("paced"))
+        assert within >= 4  # the first may wait on a cold start
+        assert svc.host.outcomes("paced") == {"fine": (5, within)}
+        with pytest.raises(NotFound):
+            svc.host.outcomes("nope")
+
+
+def test_an_slo_trial_tries_a_plan_the_table_calls_short_and_keeps_it_where_it_serves_the_target():
+    """A table that calls coarse just short of a 0.9 target (0.88) at 60 % of fine's price: the controller alone
+    stays on fine. With ``ServedCosts(slo_trials=True)`` the loop banks an error budget on fine, tries coarse, holds
+    it while it is measured (the controller would leave a plan called short), finds it serving every request within
+    the SLO, and keeps it; no request fails."""
+    from shoal.policy.served import ServedCosts
+
+    def table(load: ObservedLoad, plans) -> list[Candidate]:
+        return [Candidate("fine", 0.999, 1.0), Candidate("coarse", 0.88, 0.6)]
+
+    config = HostConfig(tick_s=0.05, stable_window_s=4, panic_window_s=1)
+    controller = GranularityController(ControllerConfig(slo_target=0.9, confirm_windows=2, min_dwell_s=0))
+    with shoal.local(paced, "fine", config) as svc:
+        served = ServedCosts(min_windows=3, settle_s=2.0, slo_trials=True, min_requests=40, stop_excess=3.0)
+        loop = svc.adapt(["coarse", "fine"], table, controller, window_s=1.0, served=served)
+        sent: list = []
+        stop = threading.Event()
+        drive = steady_driver(svc, sent, stop)
+
+        def judged_on_coarse() -> bool:
+            last = loop.history[-1]
+            return last["plan"] == "coarse" and last.get("served", {}).get("slo_offset") is not None
+
+        driver = threading.Thread(target=drive)
+        driver.start()
+        try:
+            wait_until(lambda: loop.switches >= 1, timeout=30, message="a trial of coarse")
+            wait_until(judged_on_coarse, timeout=30, message="coarse measured for 40 requests")
+            time.sleep(3.5)  # three more windows: the controller, with coarse's figures corrected, keeps it
+        finally:
+            stop.set()
+            driver.join()
+        moves = [e for e in loop.history if e.get("switch_to")]
+        assert [(e["plan"], e["switch_to"]) for e in moves] == [("fine", "coarse")]
+        assert "trying it until it served 40 requests" in moves[0]["reason"]
+        assert any(e["reason"].startswith("trying coarse") for e in loop.history)  # held while measured
+        assert svc.status()["apps"][0]["plan"] == "coarse"
+        offsets = [e["served"]["slo_offset"] for e in loop.history if e["plan"] == "coarse" and "served" in e]
+        assert offsets[-1] == pytest.approx(1.0 - 0.88)  # every request within 200 ms
+        for i, f in sent:
+            np.testing.assert_array_equal(f.result(timeout=30).output, paced_reference([i]))
+        counted = svc.host.outcomes("paced")
+        assert sum(n for n, _ in counted.values()) == len(sent)

@@ -138,6 +138,15 @@ def serve(
             "cheaper by the meter: a table's error can exceed the 10 % the controller needs to move."
         ),
     ] = False,
+    adaptive_explore: Annotated[
+        bool,
+        typer.Option(
+            help="Adaptive, with the meter: also correct each plan's SLO hit rate by what it served within the SLO, "
+            "and try a plan the table calls up to 3 points short of the target at 10 % less cost, within an error "
+            "budget: only after the current plan has left 3 misses unspent, back as soon as the plan tried has "
+            "missed 3 more than the target allows (a table of short runs can call a plan short that is not)."
+        ),
+    ] = False,
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
     log_level: Annotated[str, typer.Option(help="debug | info | warning | error")] = "warning",
 ) -> None:
@@ -158,7 +167,7 @@ def serve(
     switches a warm-up ahead of each burst and back after it; add --adaptive-history arrivals.npy so that a restart
     keeps the look-back (the time it was down is left out of its readings, not read as quiet). With
     --adaptive-meter each plan is priced by what it cost while it served, and a plan the table calls nearly as
-    cheap is tried and kept if the meter agrees.
+    cheap is tried and kept if the meter agrees; add --adaptive-explore to do the same for the SLO hit rate.
 
     \b
     Example:
@@ -229,10 +238,12 @@ def serve(
             adaptive_forecast,
             adaptive_history,
             adaptive_meter,
+            adaptive_explore,
         )
-    elif adaptive_history is not None or adaptive_meter:
-        if adaptive_meter:
-            _fail("--adaptive-meter prices the adaptive loop's plans: add --adaptive TABLE.json or --adaptive-profile")
+    elif adaptive_history is not None or adaptive_meter or adaptive_explore:
+        if adaptive_meter or adaptive_explore:
+            what = "--adaptive-meter" if adaptive_meter else "--adaptive-explore"
+            _fail(f"{what} prices the adaptive loop's plans: add --adaptive TABLE.json or --adaptive-profile")
         _fail("--adaptive-history keeps the adaptive loop's look-back: add --adaptive TABLE.json or --adaptive-profile")
     typer.secho(
         f"serving {the_app.name!r} under plan {the_plan.label!r} "
@@ -282,6 +293,7 @@ def _adaptive_starter(
     forecast_s: float = 0.0,
     history: Path | None = None,
     meter: bool = False,
+    explore: bool = False,
 ) -> Callable[[Host], None]:
     """What `serve --adaptive` runs once the host has started: an AdaptiveLoop over the plans ``score`` can price."""
     from shoal.policy.granularity import HORIZON_MODES, ControllerConfig, GranularityController
@@ -358,7 +370,7 @@ def _adaptive_starter(
             expected_rate=expected_rate,
             lookahead=lookahead,
             arrival_log=arrival_log,
-            served=ServedCosts() if meter else None,
+            served=ServedCosts(slo_trials=explore) if meter or explore else None,
         )
         host.adapt(loop)
 

@@ -19,15 +19,31 @@ can see the first half of that (what the plan it serves costs) but not the secon
   has been metered as long; once per plan and rate band.
 - **Conclude** (``conclude``): then go back if the plan tried from is cheaper by the meter, and stay otherwise.
 
-Cost only: SLO hit is still the predictor's (a window's hit rate over a few hundred requests says little about a
-99 % target). Pure: no clock, no I/O; the runtime's and the simulator's loops feed it.
+With ``slo_trials`` (off by default), the SLO hit rate too (the loop then needs what each plan served: ``meter``'s
+``outcomes``, which the runtime gives and the simulator does not yet):
+
+- **Correct** the predicted SLO hit of a plan that served ``min_requests`` or more near the load (the windows above)
+  by the difference between the hit rate it served there and the one predicted for those windows (``slo_offset``).
+  A table measured from runs of a minute can call a plan short that is not: image's middle plan at 8 req/s, 0.963-
+  0.973 in three 60-s calibration runs, 0.991 and 0.993 over 3-min runs (BENCHMARKS.md §12n); the loop then served
+  coarse, 37 % dearer, and could never learn otherwise, for a plan never served is never measured.
+- **Try a plan called just short** (``trial``, a ``Trial`` of kind ``"slo"``): where no close call on cost is left,
+  the load has held, and a plan predicted within ``slo_gap`` below the target costs ``explore_saving`` less than the
+  current plan is metered to, serve it until it has served ``min_requests`` (the controller held meanwhile:
+  ``trial_hold``), then let the corrected figures decide. Exploration spends SLO hit, so it is bounded by an error
+  budget: a trial starts only where the current plan's served windows near the load left at least ``stop_excess``
+  misses unspent against the target, and it stops and goes back as soon as it has missed ``stop_excess`` more than
+  the target allows (a sequential test: a plan truly at 0.968 against 0.99 is found out within a few hundred
+  requests, one that meets the target is not stopped by chance often). Once per plan and rate band, as for cost.
+
+Pure: no clock, no I/O; the runtime's and the simulator's loops feed it.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from shoal.policy.granularity import (
@@ -39,16 +55,22 @@ from shoal.policy.granularity import (
     priced,
 )
 
-__all__ = ["ServedCosts", "Trial", "react_window", "served_decision"]
+__all__ = ["Outcomes", "ServedCosts", "Trial", "react_window", "served_decision", "trial_hold"]
+
+#: What each plan has served so far, by plan label: (requests, requests within the SLO), counted since the start
+#: (``Host.outcomes``); a loop that reads it twice knows what each plan served in between.
+Outcomes = Mapping[str, tuple[int, int]]
 
 
 @dataclass(frozen=True)
 class Trial:
-    """A close call being metered: serving ``to`` instead of ``came_from`` from a load of ``rate`` req/s."""
+    """A trial: serving ``to`` instead of ``came_from`` from a load of ``rate`` req/s, to meter it. ``kind``:
+    ``"cost"``, a close call on price; ``"slo"``, a plan the predictor calls just short of the SLO target."""
 
     came_from: str
     to: str
     rate: float
+    kind: str = "cost"
 
 
 @dataclass(frozen=True)
@@ -56,6 +78,9 @@ class _Window:
     rate: float
     predicted: float  # USD per second, as the predictor gave it at the window's load
     metered: float  # USD per second, what the plan's instances cost over the window
+    requests: int = 0  # requests the plan served (finished) in the window, if the loop counts them
+    hits: int = 0  # of those, within the SLO
+    predicted_hit: float = 1.0  # the SLO hit rate the predictor gave the plan at the window's load
 
 
 class ServedCosts:
@@ -68,6 +93,11 @@ class ServedCosts:
         margin: float = 0.05,
         settle_s: float = 60.0,
         keep: int = 720,
+        slo_trials: bool = False,
+        slo_gap: float = 0.03,
+        min_requests: int = 400,
+        stop_excess: float = 3.0,
+        explore_saving: float = 0.10,
     ) -> None:
         if not (math.isfinite(settle_s) and settle_s >= 0):
             raise ValueError(f"settle_s must be a finite number >= 0, got {settle_s!r}")
@@ -79,6 +109,14 @@ class ServedCosts:
             raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
         if keep < min_windows:
             raise ValueError(f"keep ({keep!r}) must be at least min_windows ({min_windows!r})")
+        if not (math.isfinite(slo_gap) and 0 <= slo_gap < 1):
+            raise ValueError(f"slo_gap must be a finite number in [0, 1), got {slo_gap!r}")
+        if min_requests < 1:
+            raise ValueError(f"min_requests must be >= 1, got {min_requests!r}")
+        if not (math.isfinite(stop_excess) and stop_excess > 0):
+            raise ValueError(f"stop_excess must be a finite number > 0 (misses), got {stop_excess!r}")
+        if not (math.isfinite(explore_saving) and 0 <= explore_saving < 1):
+            raise ValueError(f"explore_saving must be a finite number in [0, 1), got {explore_saving!r}")
         self.min_windows = min_windows
         self.band = band
         self.margin = margin
@@ -86,19 +124,48 @@ class ServedCosts:
         #: Seconds after the loop's start or a switch before a window is metered: the autoscaler's scale-out from
         #: the warm instances and its scale-in after (a stable window and a keep-alive) are not the plan's price.
         self.settle_s = settle_s
+        #: Correct SLO hit rates by what plans served, and try plans called within ``slo_gap`` short of the target
+        #: (the module docstring); a plan's figures count once it served ``min_requests`` near a load; a trial
+        #: stops once it missed ``stop_excess`` more than the target allows, and starts only for a plan
+        #: ``explore_saving`` cheaper than the current one by the meter.
+        self.slo_trials = slo_trials
+        self.slo_gap = slo_gap
+        self.min_requests = min_requests
+        self.stop_excess = stop_excess
+        self.explore_saving = explore_saving
         self._began: float | None = None
         self._served: dict[str, deque[_Window]] = {}
         self._tried: dict[str, list[float]] = {}  # plan -> rates it was tried at
         self._last: tuple[float, str, float] | None = None  # (time, plan, spent) at the last ``meter``
-        #: The close call being metered, if any.
+        self._outcomes: dict[str, tuple[int, int]] = {}  # ``outcomes`` at the last ``meter``
+        #: The trial being metered, if any.
         self.on_trial: Trial | None = None
+        #: An SLO trial's requests served and missed since it began, its warm-up included.
+        self.trial_served: tuple[int, int] = (0, 0)
+        #: Why the last trial ended (``conclude``), for the decision's reason.
+        self.verdict = ""
 
-    def observe(self, plan: str, rate: float, predicted_per_s: float, metered_per_s: float) -> None:
-        """One window ``plan`` served whole, settled: the load's rate, the predicted and the metered cost."""
+    def observe(
+        self,
+        plan: str,
+        rate: float,
+        predicted_per_s: float,
+        metered_per_s: float,
+        requests: int = 0,
+        hits: int = 0,
+        predicted_hit: float = 1.0,
+    ) -> None:
+        """One window ``plan`` served whole, settled: the load's rate, the predicted and the metered cost; and,
+        where the loop counts them, the requests it served, how many within the SLO, and the predicted hit rate."""
         for name, value in (("rate", rate), ("predicted_per_s", predicted_per_s), ("metered_per_s", metered_per_s)):
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        self._served.setdefault(plan, deque(maxlen=self.keep)).append(_Window(rate, predicted_per_s, metered_per_s))
+        if not 0 <= hits <= requests:
+            raise ValueError(f"hits must be in [0, requests], got {hits!r} of {requests!r}")
+        if not 0 <= predicted_hit <= 1:
+            raise ValueError(f"predicted_hit must be in [0, 1], got {predicted_hit!r}")
+        window = _Window(rate, predicted_per_s, metered_per_s, requests, hits, predicted_hit)
+        self._served.setdefault(plan, deque(maxlen=self.keep)).append(window)
 
     def meter(
         self,
@@ -109,21 +176,35 @@ class ServedCosts:
         candidates: Sequence[Candidate],
         moved_at: float,
         window_s: float,
+        outcomes: Outcomes | None = None,
     ) -> None:
         """A loop's call each window: ``spent`` is the USD the current ``plan``'s functions have cost so far
         (``Host.spent``, ``Simulator.spent``), ``candidates`` this window's as predicted, ``moved_at`` when traffic
-        last moved to a new plan. The window since the last call is observed if ``plan`` served it whole and it
-        began ``settle_s`` (at least a window) after the move or the loop's first call (before, the meter reads
-        the scale-out from the warm instances, the old plan's drain and the autoscaler's settling)."""
+        last moved to a new plan, ``outcomes`` what each plan has served so far (``Host.outcomes``), if the loop
+        counts it. The window since the last call is observed if ``plan`` served it whole and it began
+        ``settle_s`` (at least a window) after the move or the loop's first call (before, the meter reads the
+        scale-out from the warm instances, the old plan's drain and the autoscaler's settling). An SLO trial counts
+        what its plan served from the trial's start, warm-up included: its stop rule spends real misses."""
         last, self._last = self._last, (now, plan, spent)
+        served = (0, 0)
+        if outcomes is not None:
+            before = self._outcomes.get(plan, (0, 0))
+            now_n, now_hits = outcomes.get(plan, (0, 0))
+            served = (max(0, now_n - before[0]), max(0, min(now_hits - before[1], now_n - before[0])))
+            self._outcomes = dict(outcomes)
+        t = self.on_trial
+        if t is not None and t.kind == "slo" and plan == t.to:
+            n, missed = self.trial_served
+            self.trial_served = (n + served[0], missed + served[0] - served[1])
         if self._began is None:
             self._began = now
-        predicted = next((c.cost_per_s for c in candidates if c.plan == plan), None)
+        predicted = next((c for c in candidates if c.plan == plan), None)
         if last is None or last[1] != plan or predicted is None or now <= last[0]:
             return
         if last[0] < max(moved_at, self._began) + max(self.settle_s, window_s):
             return
-        self.observe(plan, rate, predicted, max(0.0, spent - last[2]) / (now - last[0]))
+        metered = max(0.0, spent - last[2]) / (now - last[0])
+        self.observe(plan, rate, predicted.cost_per_s, metered, served[0], served[1], predicted.slo_hit)
 
     def windows(self, plan: str) -> int:
         """How many windows of ``plan`` have been metered (and are kept)."""
@@ -154,20 +235,50 @@ class ServedCosts:
             return None
         return sum(w.metered for w in near) / predicted
 
+    def slo_offset(self, plan: str, rate: float) -> float | None:
+        """With ``slo_trials``: the SLO hit rate ``plan`` served over its windows near ``rate`` less the rate the
+        predictor gave it there (both over the requests, so a busy window weighs more); None until it served
+        ``min_requests`` near ``rate`` (a plan's SLO hit moves steeply with the load: windows at other rates do not
+        answer for this one, unlike its cost)."""
+        if not self.slo_trials:
+            return None
+        near = [w for w in self._near(plan, rate) if w.requests > 0]
+        requests = sum(w.requests for w in near)
+        if requests < self.min_requests:
+            return None
+        return (sum(w.hits for w in near) - sum(w.predicted_hit * w.requests for w in near)) / requests
+
+    def slack(self, plan: str, rate: float, slo_target: float) -> float:
+        """The error budget ``plan``'s served windows near ``rate`` left: the misses ``slo_target`` allowed over
+        their requests less those they had (0 without requests counted)."""
+        near = self._near(plan, rate)
+        requests = sum(w.requests for w in near)
+        return (1.0 - slo_target) * requests - (requests - sum(w.hits for w in near))
+
     def adjust(self, candidates: Sequence[Candidate], rate: float) -> list[Candidate]:
         """The candidates, each plan metered near ``rate`` priced at its predicted cost times its ``ratio``, each
         other plan times the geometric mean of those ratios (switch cost included); all as predicted where no plan
         has been metered near ``rate``. Why the others too: a table that underprices every plan alike (its runs
         shorter than the service's, its machine quieter) would otherwise make every plan not yet served look
-        cheaper than the one served, and the loop would wander to each in turn."""
+        cheaper than the one served, and the loop would wander to each in turn. With ``slo_trials``, each plan's
+        SLO hit is corrected too where it served enough near ``rate`` (``slo_offset``); the others keep the
+        predictor's: how far a table is off on SLO hit is a plan's own (how near its capacity the load sits)."""
         ratios = {c.plan: r for c in candidates if (r := self.ratio(c.plan, rate)) is not None}
         if not ratios:
-            return list(candidates)
+            return self._slo_adjusted(list(candidates), rate)
         common = math.exp(sum(math.log(r) for r in ratios.values()) / len(ratios)) if all(ratios.values()) else 0.0
         out = []
         for c in candidates:
             r = ratios.get(c.plan, common)
             out.append(replace(c, cost_per_s=c.cost_per_s * r, switch_cost=c.switch_cost * r))
+        return self._slo_adjusted(out, rate)
+
+    def _slo_adjusted(self, candidates: list[Candidate], rate: float) -> list[Candidate]:
+        """Each plan that served ``min_requests`` near ``rate`` with its SLO hit corrected by ``slo_offset``."""
+        out = []
+        for c in candidates:
+            offset = self.slo_offset(c.plan, rate)
+            out.append(c if offset is None else replace(c, slo_hit=min(1.0, max(0.0, c.slo_hit + offset))))
         return out
 
     def holding(self, plan: str, rate: float) -> bool:
@@ -197,14 +308,49 @@ class ServedCosts:
             for c in (weighed[0] if weighed else ())
             if c.plan in (eligible or set())
             and not self._metered_near(c.plan, rate)
-            and not any(self._within(r, rate) for r in self._tried.get(c.plan, ()))
+            and not self._tried_near(c.plan, rate)
+        ]
+        if untried:
+            return self._start(min(untried, key=lambda c: c.cost_per_s), current, rate, "cost")
+        return self._slo_trial(current, weighed, rate, slo_target)
+
+    def _tried_near(self, plan: str, rate: float) -> bool:
+        return any(self._within(r, rate) for r in self._tried.get(plan, ()))
+
+    def _start(self, pick: Candidate, current: str, rate: float, kind: str) -> Candidate:
+        self._tried.setdefault(pick.plan, []).append(rate)
+        self.on_trial = Trial(current, pick.plan, rate, kind)
+        self.trial_served = (0, 0)
+        return pick
+
+    def _slo_trial(
+        self, current: str, weighed: Sequence[Sequence[Candidate]], rate: float, slo_target: float
+    ) -> Candidate | None:
+        """With ``slo_trials``: the cheapest plan predicted within ``slo_gap`` below ``slo_target`` and at least
+        ``explore_saving`` cheaper than the current plan in every list weighed, not yet measured near ``rate`` nor
+        tried there, where the current plan's served windows left ``stop_excess`` misses of budget (``slack``)."""
+        if not self.slo_trials or self.slack(current, rate, slo_target) < self.stop_excess:
+            return None
+        eligible: set[str] | None = None
+        for cands in weighed:
+            by_plan = {c.plan: c for c in cands}
+            limit = by_plan[current].cost_per_s * (1.0 - self.explore_saving)
+            short = {
+                c.plan
+                for c in cands
+                if c.plan != current and slo_target - self.slo_gap <= c.slo_hit < slo_target and c.cost_per_s <= limit
+            }
+            eligible = short if eligible is None else eligible & short
+        untried = [
+            c
+            for c in (weighed[0] if weighed else ())
+            if c.plan in (eligible or set())
+            and self.slo_offset(c.plan, rate) is None
+            and not self._tried_near(c.plan, rate)
         ]
         if not untried:
             return None
-        pick = min(untried, key=lambda c: c.cost_per_s)
-        self._tried.setdefault(pick.plan, []).append(rate)
-        self.on_trial = Trial(current, pick.plan, rate)
-        return pick
+        return self._start(min(untried, key=lambda c: c.cost_per_s), current, rate, "slo")
 
     def conclude(self, current: str, candidates: Sequence[Candidate], rate: float, slo_target: float) -> str | None:
         """While a trial runs: the plan to go back to once both plans have been metered near the trial's rate and
@@ -217,6 +363,8 @@ class ServedCosts:
         if current != t.to or not self._within(rate, t.rate):
             self.on_trial = None
             return None
+        if t.kind == "slo":
+            return self._conclude_slo(t, candidates, slo_target)
         if not (self._metered_near(t.to, rate) and self._metered_near(t.came_from, rate)):
             return None
         self.on_trial = None
@@ -224,13 +372,43 @@ class ServedCosts:
         back, here = by_plan.get(t.came_from), by_plan.get(current)
         if back is None or here is None or back.slo_hit < slo_target or back.cost_per_s >= here.cost_per_s:
             return None
+        self.verdict = f"trial over: {back.plan} costs less than {current} by the meter"
         return back.plan
+
+    def _conclude_slo(self, t: Trial, candidates: Sequence[Candidate], slo_target: float) -> str | None:
+        """An SLO trial's window (its plan serving, the load in its band): back to the plan it came from once it
+        missed ``stop_excess`` more than ``slo_target`` allows, or once it served ``min_requests`` near the rate and
+        its corrected SLO hit (``candidates`` are ``adjust``-ed) is short of the target; over, staying, where that
+        meets the target; else None and it goes on."""
+        served, missed = self.trial_served
+        excess = missed - (1.0 - slo_target) * served
+        if excess >= self.stop_excess:
+            self.on_trial = None
+            self.verdict = (
+                f"trial over: {t.to} missed the SLO for {missed} of {served} requests, {excess:.1f} more than "
+                f"{slo_target:g} allows: back to {t.came_from}"
+            )
+            return t.came_from
+        if self.slo_offset(t.to, t.rate) is None:
+            return None
+        self.on_trial = None
+        here = next((c for c in candidates if c.plan == t.to), None)
+        if here is None or here.slo_hit >= slo_target:
+            self.verdict = f"trial over: {t.to} served its SLO target"
+            return None
+        self.verdict = f"trial over: {t.to} served {here.slo_hit:.3f} of its SLO, short of {slo_target:g}"
+        return t.came_from
 
     def record(self, plan: str, rate: float) -> dict[str, object]:
         """For a window's record: the current plan's ratio near ``rate``, its metered windows, and the trial."""
         entry: dict[str, object] = {"ratio": self.ratio(plan, rate), "windows": self.windows(plan)}
-        if self.on_trial is not None:
-            entry["trial"] = {"from": self.on_trial.came_from, "to": self.on_trial.to}
+        if self.slo_trials:
+            entry["slo_offset"] = self.slo_offset(plan, rate)
+        t = self.on_trial
+        if t is not None:
+            entry["trial"] = {"from": t.came_from, "to": t.to}
+            if t.kind == "slo":
+                entry["trial"] |= {"kind": "slo", "served": self.trial_served[0], "missed": self.trial_served[1]}
         return entry
 
 
@@ -249,7 +427,7 @@ def served_decision(
     target = controller.config.slo_target
     back = served.conclude(current, candidates, rate, target)
     if back is not None:
-        return controller.follow(now, current, back, f"trial over: {back} costs less than {current} by the meter")
+        return controller.follow(now, current, back, served.verdict)
     if not controller.dwelt(now):
         return None
     weighed = [candidates] if recent is None else [candidates, recent]
@@ -258,6 +436,16 @@ def served_decision(
         return None
     here = next(c for c in candidates if c.plan == current)
     change = pick.cost_per_s / here.cost_per_s - 1
+    if served.on_trial is not None and served.on_trial.kind == "slo":
+        return controller.follow(
+            now,
+            current,
+            pick.plan,
+            f"{pick.plan} is priced {change:+.0%} against what {current} costs by the meter and predicted "
+            f"{pick.slo_hit:.3f} against the target {target:g}, within the predictor's error; {current} left "
+            f"{served.slack(current, rate, target):.1f} misses of budget: trying it until it served "
+            f"{served.min_requests} requests, or missed {served.stop_excess:g} more than the target allows",
+        )
     # a close call is within the table's error; a plan priced well below was held back by the controller's own
     # rules (confirmation, a switch's payback), which a trial does not wait for: say which it is
     why = "within the table's error" if change >= -served.margin else "not yet metered"
@@ -266,6 +454,38 @@ def served_decision(
         current,
         pick.plan,
         f"{pick.plan} is priced {change:+.0%} against what {current} costs by the meter, {why}: trying it to meter it",
+    )
+
+
+def trial_hold(
+    served: ServedCosts,
+    controller: GranularityController,
+    now: float,
+    current: str,
+    rate: float,
+    candidates: Sequence[Candidate],
+) -> GranularityDecision | None:
+    """Before the controller weighs a window (``candidates`` ``adjust``-ed): while an SLO trial runs, its end (back
+    to the plan it came from, ``ServedCosts.conclude``) or the trial held, for the controller would leave a plan the
+    predictor calls short before it served enough to say otherwise; None where no SLO trial runs, where it ended
+    staying, or where the plan tried is in an SLO emergency at this load (then the controller answers it)."""
+    t = served.on_trial
+    if t is None or t.kind != "slo":
+        return None
+    target = controller.config.slo_target
+    back = served.conclude(current, candidates, rate, target)
+    if back is not None:
+        return controller.follow(now, current, back, served.verdict)
+    here = next((c for c in candidates if c.plan == current), None)
+    if served.on_trial is None or here is None or here.slo_hit < target - controller.config.urgent_slo_gap:
+        served.on_trial = None
+        return None
+    n, missed = served.trial_served
+    return controller.follow(
+        now,
+        current,
+        current,
+        f"trying {current}: {n} requests served, {missed} missed; a verdict at {served.min_requests} settled",
     )
 
 
@@ -282,14 +502,17 @@ def react_window(
     overlap_s: float,
     spent: Callable[[], float],
     moved_at: float,
+    outcomes: Callable[[], Outcomes] | None = None,
 ) -> GranularityDecision:
     """One window of a loop that reacts (no forecast), as the runtime's and the simulator's loops both make it: this
     window's ``candidates`` at ``load`` and the horizon's (``scored`` at ``over``), metered and corrected by
     ``served`` if given (``spent()``: what the current plan's functions have cost so far; ``moved_at``: when traffic
-    last moved to a new plan), mixed by the ``horizon``, priced for a switch over ``overlap_s``, weighed by the
-    controller, and where it stays, a trial's end or a close call (``served_decision``)."""
+    last moved to a new plan; ``outcomes()``: what each plan served, for ``ServedCosts(slo_trials=True)``), mixed by
+    the ``horizon``, priced for a switch over ``overlap_s``, weighed by the controller, and where it stays, a trial's
+    end or a close call (``served_decision``); an SLO trial's windows are ``trial_hold``'s."""
     if served is not None:
-        served.meter(now, current, load.rate, spent(), candidates, moved_at, horizon.window_s)
+        counted = outcomes() if outcomes is not None else None
+        served.meter(now, current, load.rate, spent(), candidates, moved_at, horizon.window_s, counted)
         candidates = served.adjust(candidates, load.rate)
         if scored is not None and over is not None:
             scored = served.adjust(scored, over.rate)
@@ -297,6 +520,10 @@ def react_window(
     candidates = priced(candidates, current, overlap_s)
     if mix is not None:
         mix = priced(mix, current, overlap_s)
+    if served is not None:
+        held = trial_hold(served, controller, now, current, load.rate, candidates)
+        if held is not None:
+            return held
     decision = controller.decide(now, current, candidates, mix)
     if served is not None and decision.switch_to is None:
         decision = served_decision(served, controller, now, current, load.rate, candidates, mix) or decision

@@ -36,7 +36,9 @@ With ``served`` (``policy.served.ServedCosts``), each window the current plan se
 switch, is metered (``Host.spent``) against the price the predictor gave it; plans metered near the load now are
 priced at the table's price times that ratio, and where another plan that meets the target is priced within a few
 percent of what the current one is metered to cost, the loop tries it until it has been metered as long, and goes
-back if it costs more (the table's error can be larger than the margin the controller needs to move). Not while a
+back if it costs more (the table's error can be larger than the margin the controller needs to move). With
+``ServedCosts(slo_trials=True)``, what each plan served within the SLO (``Host.outcomes``) corrects its predicted
+SLO hit too, and a plan the table calls just short of the target is tried within an error budget. Not while a
 forecast plans the windows.
 
 Every window is kept in ``history`` (time, load, best plan, decision and why), for ``shoal status`` and reports.
@@ -257,6 +259,7 @@ class AdaptiveLoop:
                     self.switch_overlap_s,
                     lambda: self.host.spent(self.app),
                     self._moved_at,
+                    lambda: self.host.outcomes(self.app),
                 )
             else:
                 decision = None

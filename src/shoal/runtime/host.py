@@ -98,6 +98,8 @@ class Host:
         self.adaptive: dict[str, AdaptiveLoop] = {}  # app -> its adaptive granularity loop, if any
         #: Recent arrival times per app (host clock), for the adaptive controller's load windows.
         self._arrivals: dict[str, deque[float]] = {name: deque(maxlen=200_000) for name in self.deployments}
+        #: Per app and plan label, requests served so far and how many within the SLO (``outcomes``).
+        self._outcomes: dict[str, dict[str, tuple[int, int]]] = {name: {} for name in self.deployments}
         self._retired: list[Deployment] = []  # old plans still finishing their requests
         self.zygote: Zygote | None = None
         self._ticker: asyncio.Task[None] | None = None
@@ -379,6 +381,21 @@ class Host:
 
     def note_arrival(self, app: str) -> None:
         self._arrivals[app].append(self.now())
+
+    def note_served(self, app: str, plan: str, latency_s: float, status: int) -> None:
+        """A request of ``app`` finished on ``plan``: counted for ``outcomes`` (a client's bad input, a 4xx other
+        than 429, says nothing of the plan and is not)."""
+        if 400 <= status < 500 and status != 429:
+            return
+        dep = self.deployment(app)
+        n, hits = self._outcomes[app].get(plan, (0, 0))
+        self._outcomes[app][plan] = (n + 1, hits + int(status == 200 and latency_s <= dep.app.slo.latency_s))
+
+    def outcomes(self, app: str) -> dict[str, tuple[int, int]]:
+        """Per plan label, the requests of ``app`` it has served since the start and how many within the SLO: a loop
+        that reads it twice knows what each plan served in between (``policy.served``'s SLO trials)."""
+        self.deployment(app)  # NotFound for an unknown app
+        return dict(self._outcomes[app])
 
     def cost_rate(self, app: str) -> float:
         """USD per second of the live instances of the app's current plan: what staying on it costs from now until

@@ -157,6 +157,7 @@ def _record(host: Host, dep: Deployment, rid: str, t0: float, calls: dict[str, C
         billed_s={f"{app}/{n}": c.reply.get("busy_s", 0.0) for n, c in calls.items()},
     )
     host.meter.record(rec)
+    host.note_served(app, rec.plan, total, status)
     host.metrics.observe_request(rec)
     return {
         "request_id": rid,

@@ -1,0 +1,208 @@
+"""ServedCosts(slo_trials=True): SLO hit corrected by what plans served, and trials of plans called just short of
+the target within an error budget (policy/served.py)."""
+
+import math
+
+import pytest
+
+from shoal.policy.granularity import Candidate, ControllerConfig, GranularityController
+from shoal.policy.served import ServedCosts, Trial, trial_hold
+
+RATE = 8.0
+# image at 8 req/s (BENCHMARKS.md §12n): the table calls the middle plan short (0.968) where it served 0.991-0.993
+MIDDLE_TABLE_HIT = 0.968
+
+
+def cands(middle_hit=MIDDLE_TABLE_HIT, middle_cost=0.63, fine_hit=0.989):
+    return [
+        Candidate("coarse", 0.997, 1.0),
+        Candidate("middle", middle_hit, middle_cost),
+        Candidate("fine", fine_hit, 1.2),
+    ]
+
+
+class Loop:
+    """What an adaptive loop feeds ``ServedCosts`` each 5-s window: the plan's spend and what every plan served."""
+
+    def __init__(self, served: ServedCosts) -> None:
+        self.served = served
+        self.t = 0.0
+        self.moved_at = -math.inf
+        self.counts: dict[str, tuple[int, int]] = {}
+        self.spent: dict[str, float] = {}
+        self.plan = "coarse"
+
+    def window(self, requests: int = 40, misses: int = 0, table=None) -> None:
+        n, hits = self.counts.get(self.plan, (0, 0))
+        self.counts[self.plan] = (n + requests, hits + requests - misses)
+        self.t += 5.0
+        price = {c.plan: c.cost_per_s for c in cands()}[self.plan]  # each plan costs what the table says
+        self.spent[self.plan] = self.spent.get(self.plan, 0.0) + 5.0 * price
+        self.served.meter(
+            self.t, self.plan, RATE, self.spent[self.plan], table or cands(), self.moved_at, 5.0, dict(self.counts)
+        )
+
+    def move(self, plan: str) -> None:
+        self.plan, self.moved_at = plan, self.t
+
+
+def explorer(**kwargs) -> ServedCosts:
+    settings = {"min_windows": 3, "settle_s": 0.0, "slo_trials": True, "min_requests": 200, "stop_excess": 3.0}
+    return ServedCosts(**(settings | kwargs))
+
+
+def test_a_plans_slo_hit_is_corrected_once_it_served_min_requests_near_the_rate():
+    s = explorer(min_requests=100)
+    s.observe("middle", RATE, 1.0, 1.0, 40, 40, MIDDLE_TABLE_HIT)
+    s.observe("middle", RATE, 1.0, 1.0, 40, 40, MIDDLE_TABLE_HIT)
+    assert s.slo_offset("middle", RATE) is None  # 80 requests
+    s.observe("middle", RATE, 1.0, 1.0, 60, 57, 0.958)  # predicted lower in a busier window: weighs by requests
+    predicted = (80 * MIDDLE_TABLE_HIT + 60 * 0.958) / 140
+    assert s.slo_offset("middle", RATE) == pytest.approx(137 / 140 - predicted)
+    s.observe("middle", 20.0, 1.0, 1.0, 500, 400, 0.9)  # another rate says nothing of this one
+    assert s.slo_offset("middle", RATE) == pytest.approx(137 / 140 - predicted)
+    assert s.slo_offset("middle", 20.0) == pytest.approx(0.8 - 0.9)
+    adjusted = {c.plan: c for c in s.adjust(cands(), RATE)}
+    assert adjusted["middle"].slo_hit == pytest.approx(MIDDLE_TABLE_HIT + 137 / 140 - predicted)
+    assert adjusted["coarse"].slo_hit == 0.997  # never served: the predictor's, unlike its cost
+    assert s.adjust(cands(middle_hit=0.999), RATE)[1].slo_hit == 1.0  # no more than all of them
+    off = ServedCosts(min_windows=3, min_requests=100)  # the default: SLO hit stays the predictor's
+    for _ in range(3):
+        off.observe("middle", RATE, 1.0, 1.0, 60, 60, MIDDLE_TABLE_HIT)
+    assert off.slo_offset("middle", RATE) is None
+    assert off.adjust(cands(), RATE)[1].slo_hit == MIDDLE_TABLE_HIT
+
+
+def test_meter_counts_what_the_plan_served_between_its_calls():
+    loop = Loop(explorer(min_requests=10))
+    loop.window(40, 0)  # the first call: nothing before it
+    loop.window(40, 1)  # began at the start: not settled
+    assert loop.served.windows("coarse") == 0
+    loop.window(40, 2)
+    assert loop.served.windows("coarse") == 1
+    assert loop.served.slack("coarse", RATE, 0.99) == pytest.approx(0.4 - 2)
+    assert loop.served.slo_offset("coarse", RATE) == pytest.approx(38 / 40 - 0.997)
+
+
+def test_a_plan_called_just_short_is_tried_within_the_budget_held_and_kept_where_it_meets_the_target():
+    loop = Loop(explorer())
+    s = loop.served
+    for _ in range(5):  # 3 settled windows, 120 requests without a miss: 1.2 misses of budget, not 3
+        loop.window()
+    assert s.slack("coarse", RATE, 0.99) == pytest.approx(1.2)
+    assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99) is None
+    for _ in range(5):
+        loop.window()
+    assert s.slack("coarse", RATE, 0.99) == pytest.approx(3.2)
+    pick = s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99)
+    assert pick is not None and pick.plan == "middle"  # fine is as short, but dearer than coarse
+    assert s.on_trial == Trial("coarse", "middle", RATE, "slo")
+    loop.move("middle")
+    controller = GranularityController(ControllerConfig(min_dwell_s=0, confirm_windows=1))
+    for i in range(6):  # the first window is the warm-up, the next five give 200 requests, 1 miss
+        loop.window(40, 1 if i == 3 else 0)
+        held = trial_hold(s, controller, loop.t, "middle", RATE, s.adjust(cands(), RATE))
+        if i < 5:
+            assert held is not None and held.switch_to is None and "trying middle" in held.reason
+            alone = GranularityController(ControllerConfig(min_dwell_s=0, confirm_windows=1))
+            assert alone.decide(loop.t, "middle", s.adjust(cands(), RATE)).switch_to == "coarse"  # would leave it
+    assert s.trial_served == (240, 1)
+    assert held is None and s.on_trial is None and s.verdict == "trial over: middle served its SLO target"
+    assert s.adjust(cands(), RATE)[1].slo_hit == pytest.approx(199 / 200)
+    decision = controller.decide(loop.t, "middle", s.adjust(cands(), RATE))
+    assert decision.switch_to is None and decision.best == "middle"  # the controller keeps it now
+    assert s.record("middle", RATE)["slo_offset"] == pytest.approx(199 / 200 - MIDDLE_TABLE_HIT)
+
+
+def test_a_trial_that_misses_more_than_the_target_allows_goes_back_at_once_and_is_not_tried_again():
+    loop = Loop(explorer())
+    s = loop.served
+    for _ in range(10):
+        loop.window()
+    assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99).plan == "middle"
+    loop.move("middle")
+    controller = GranularityController(ControllerConfig(min_dwell_s=60.0))  # the dwell does not hold it there
+    controller.follow(loop.t, "coarse", "middle", "the trial's switch")
+    loop.window(40, 2)  # 2 missed of 40: 1.6 beyond the 0.4 the target allows
+    held = trial_hold(s, controller, loop.t, "middle", RATE, s.adjust(cands(), RATE))
+    assert held.switch_to is None
+    assert s.record("middle", RATE)["trial"] == {
+        "from": "coarse",
+        "to": "middle",
+        "kind": "slo",
+        "served": 40,
+        "missed": 2,
+    }
+    loop.window(40, 2)  # 4 of 80: 3.2 beyond
+    back = trial_hold(s, controller, loop.t, "middle", RATE, s.adjust(cands(), RATE))
+    assert back.switch_to == "coarse" and "missed the SLO for 4 of 80 requests" in back.reason
+    assert s.on_trial is None
+    loop.move("coarse")
+    for _ in range(10):
+        loop.window()
+    assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99) is None  # tried here already
+
+
+def test_a_trial_served_min_requests_short_of_the_target_goes_back():
+    loop = Loop(explorer(stop_excess=10.0))
+    s = loop.served
+    for _ in range(30):  # budget for a stop at 10
+        loop.window()
+    assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99).plan == "middle"
+    loop.move("middle")
+    controller = GranularityController()
+    for _ in range(6):  # 1 miss a window: 5 of 200 settled, 0.975
+        loop.window(40, 1)
+        decision = trial_hold(s, controller, loop.t, "middle", RATE, s.adjust(cands(), RATE))
+    assert decision.switch_to == "coarse" and "served 0.975 of its SLO, short of 0.99" in decision.reason
+
+
+def test_a_trial_ends_without_a_verdict_when_the_load_leaves_its_band():
+    loop = Loop(explorer())
+    s = loop.served
+    for _ in range(10):
+        loop.window()
+    assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99) is not None
+    controller = GranularityController()
+    assert trial_hold(s, controller, loop.t, "middle", 2 * RATE, cands()) is None and s.on_trial is None
+
+
+@pytest.mark.parametrize(
+    ("why", "settings", "table"),
+    [
+        ("off by default", {"slo_trials": False}, {}),
+        ("predicted further short than slo_gap", {}, {"middle_hit": 0.95}),
+        ("not explore_saving cheaper", {}, {"middle_cost": 0.95}),
+    ],
+)
+def test_no_slo_trial(why, settings, table):
+    loop = Loop(explorer(**settings))
+    for _ in range(10):
+        loop.window()
+    s = loop.served
+    assert s.trial("coarse", [s.adjust(cands(**table), RATE)], RATE, 0.99) is None, why
+
+
+def test_a_close_call_on_cost_comes_before_an_slo_trial():
+    loop = Loop(explorer())
+    for _ in range(10):
+        loop.window()
+    s = loop.served
+    pick = s.trial("coarse", [s.adjust(cands(fine_hit=0.995, middle_cost=0.5), RATE)], RATE, 0.99)
+    assert pick.plan == "middle" and s.on_trial.kind == "slo"  # fine meets it 20 % dearer: no close call
+    close = Loop(explorer())
+    for _ in range(10):
+        close.window()
+    table = [Candidate("coarse", 0.997, 1.0), Candidate("middle", 0.968, 0.5), Candidate("fine", 0.995, 1.0)]
+    assert close.served.trial("coarse", [close.served.adjust(table, RATE)], RATE, 0.99).plan == "fine"
+    assert close.served.on_trial.kind == "cost"
+
+
+def test_bad_slo_settings_and_counts_are_refused():
+    for name, value in (("slo_gap", 1.0), ("min_requests", 0), ("stop_excess", 0.0), ("explore_saving", 1.0)):
+        with pytest.raises(ValueError, match=name):
+            ServedCosts(**{name: value})
+    with pytest.raises(ValueError, match="hits"):
+        ServedCosts().observe("coarse", RATE, 1.0, 1.0, 10, 11)
+    with pytest.raises(ValueError, match="predicted_hit"):
+        ServedCosts().observe("coarse", RATE, 1.0, 1.0, 10, 10, 1.5)
