@@ -80,20 +80,20 @@ def test_meter_counts_what_the_plan_served_between_its_calls():
     assert loop.served.windows("coarse") == 0
     loop.window(40, 2)
     assert loop.served.windows("coarse") == 1
-    assert loop.served.slack("coarse", RATE, 0.99) == pytest.approx(0.4 - 2)
+    assert loop.served.budget(0.99) == pytest.approx(1.2 - 3)  # every request counts, settled or not
     assert loop.served.slo_offset("coarse", RATE) == pytest.approx(38 / 40 - 0.997)
 
 
 def test_a_plan_called_just_short_is_tried_within_the_budget_held_and_kept_where_it_meets_the_target():
     loop = Loop(explorer())
     s = loop.served
-    for _ in range(5):  # 3 settled windows, 120 requests without a miss: 1.2 misses of budget, not 3
+    for _ in range(5):  # 3 windows metered; 200 requests without a miss: 2 misses of budget, not 3
         loop.window()
-    assert s.slack("coarse", RATE, 0.99) == pytest.approx(1.2)
+    assert s.budget(0.99) == pytest.approx(2.0)
     assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99) is None
-    for _ in range(5):
+    for _ in range(3):
         loop.window()
-    assert s.slack("coarse", RATE, 0.99) == pytest.approx(3.2)
+    assert s.budget(0.99) == pytest.approx(3.2)
     pick = s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99)
     assert pick is not None and pick.plan == "middle"  # fine is as short, but dearer than coarse
     assert s.on_trial == Trial("coarse", "middle", RATE, "slo")
@@ -107,6 +107,7 @@ def test_a_plan_called_just_short_is_tried_within_the_budget_held_and_kept_where
             alone = GranularityController(ControllerConfig(min_dwell_s=0, confirm_windows=1))
             assert alone.decide(loop.t, "middle", s.adjust(cands(), RATE)).switch_to == "coarse"  # would leave it
     assert s.trial_served == (240, 1)
+    assert s.served_total == (320 + 240, 1)  # the budget's ledger: every plan
     assert held is None and s.on_trial is None and s.verdict == "trial over: middle served its SLO target"
     assert s.adjust(cands(), RATE)[1].slo_hit == pytest.approx(199 / 200)
     decision = controller.decide(loop.t, "middle", s.adjust(cands(), RATE))

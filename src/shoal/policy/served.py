@@ -31,9 +31,9 @@ With ``slo_trials`` (off by default), the SLO hit rate too (the loop then needs 
   the load has held, and a plan predicted within ``slo_gap`` below the target costs ``explore_saving`` less than the
   current plan is metered to, serve it until it has served ``min_requests`` (the controller held meanwhile:
   ``trial_hold``), then let the corrected figures decide. Exploration spends SLO hit, so it is bounded by an error
-  budget: a trial starts only where the current plan's served windows near the load left at least ``stop_excess``
-  misses unspent against the target, and it stops and goes back as soon as it has missed ``stop_excess`` more than
-  the target allows (a sequential test: a plan truly at 0.968 against 0.99 is found out within a few hundred
+  budget: a trial starts only where every request served so far left at least ``stop_excess`` misses unspent
+  against the target, and it stops and goes back as soon as it has missed ``stop_excess`` more than the target
+  allows (a sequential test: a plan truly at 0.968 against 0.99 is found out within a few hundred
   requests, one that meets the target is not stopped by chance often). Once per plan and rate band, as for cost.
 
 Pure: no clock, no I/O; the runtime's and the simulator's loops feed it.
@@ -142,6 +142,8 @@ class ServedCosts:
         self.on_trial: Trial | None = None
         #: An SLO trial's requests served and missed since it began, its warm-up included.
         self.trial_served: tuple[int, int] = (0, 0)
+        #: Requests served and missed by every plan, as ``outcomes`` last counted them: the error budget's ledger.
+        self.served_total: tuple[int, int] = (0, 0)
         #: Why the last trial ended (``conclude``), for the decision's reason.
         self.verdict = ""
 
@@ -192,6 +194,8 @@ class ServedCosts:
             now_n, now_hits = outcomes.get(plan, (0, 0))
             served = (max(0, now_n - before[0]), max(0, min(now_hits - before[1], now_n - before[0])))
             self._outcomes = dict(outcomes)
+            requests = sum(n for n, _ in outcomes.values())
+            self.served_total = (requests, requests - sum(hits for _, hits in outcomes.values()))
         t = self.on_trial
         if t is not None and t.kind == "slo" and plan == t.to:
             n, missed = self.trial_served
@@ -248,12 +252,12 @@ class ServedCosts:
             return None
         return (sum(w.hits for w in near) - sum(w.predicted_hit * w.requests for w in near)) / requests
 
-    def slack(self, plan: str, rate: float, slo_target: float) -> float:
-        """The error budget ``plan``'s served windows near ``rate`` left: the misses ``slo_target`` allowed over
-        their requests less those they had (0 without requests counted)."""
-        near = self._near(plan, rate)
-        requests = sum(w.requests for w in near)
-        return (1.0 - slo_target) * requests - (requests - sum(w.hits for w in near))
+    def budget(self, slo_target: float) -> float:
+        """The error budget left: the misses ``slo_target`` allowed over every request served so far (all plans,
+        trials included, as ``outcomes`` counts them), less those there were. The user's SLO counts every request,
+        so exploration is paid from what the service as a whole has saved, and what trials spent is spent."""
+        requests, missed = self.served_total
+        return (1.0 - slo_target) * requests - missed
 
     def adjust(self, candidates: Sequence[Candidate], rate: float) -> list[Candidate]:
         """The candidates, each plan metered near ``rate`` priced at its predicted cost times its ``ratio``, each
@@ -328,8 +332,8 @@ class ServedCosts:
     ) -> Candidate | None:
         """With ``slo_trials``: the cheapest plan predicted within ``slo_gap`` below ``slo_target`` and at least
         ``explore_saving`` cheaper than the current plan in every list weighed, not yet measured near ``rate`` nor
-        tried there, where the current plan's served windows left ``stop_excess`` misses of budget (``slack``)."""
-        if not self.slo_trials or self.slack(current, rate, slo_target) < self.stop_excess:
+        tried there, where ``stop_excess`` misses of the error budget are left (``budget``)."""
+        if not self.slo_trials or self.budget(slo_target) < self.stop_excess:
             return None
         eligible: set[str] | None = None
         for cands in weighed:
@@ -442,8 +446,8 @@ def served_decision(
             current,
             pick.plan,
             f"{pick.plan} is priced {change:+.0%} against what {current} costs by the meter and predicted "
-            f"{pick.slo_hit:.3f} against the target {target:g}, within the predictor's error; {current} left "
-            f"{served.slack(current, rate, target):.1f} misses of budget: trying it until it served "
+            f"{pick.slo_hit:.3f} against the target {target:g}, within the predictor's error; "
+            f"{served.budget(target):.1f} misses of budget left: trying it until it served "
             f"{served.min_requests} requests, or missed {served.stop_excess:g} more than the target allows",
         )
     # a close call is within the table's error; a plan priced well below was held back by the controller's own
