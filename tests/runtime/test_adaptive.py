@@ -340,7 +340,7 @@ def test_an_slo_trial_tries_a_plan_the_table_calls_short_and_keeps_it_where_it_s
         assert any(e["reason"].startswith("trying coarse") for e in loop.history)  # held while measured
         assert svc.status()["apps"][0]["plan"] == "coarse"
         offsets = [e["served"]["slo_offset"] for e in loop.history if e["plan"] == "coarse" and "served" in e]
-        assert offsets[-1] == pytest.approx(1.0 - 0.88)  # every request within 200 ms
+        assert 0.88 + offsets[-1] >= 0.9  # coarse served the target: a few ms a request against 200 ms
         for i, f in sent:
             np.testing.assert_array_equal(f.result(timeout=30).output, paced_reference([i]))
         counted = svc.host.outcomes("paced")
