@@ -441,3 +441,46 @@ def test_a_history_that_continues_into_the_run_is_the_horizon_from_the_first_win
     if continues:
         assert first["horizon_load"]["window_s"] == 30.0
         assert first["horizon_load"]["rate"] == pytest.approx(20.0, rel=0.2)
+
+
+def test_outcomes_count_each_plans_requests_and_those_within_the_slo():
+    app = chain()
+    plans = deployments(app)
+    sim = Simulator(ClusterSpec.uniform(2), [plans["fine"]], config())
+    times = generators.poisson(50.0, 20.0, seed=1)
+    sim.kernel.at(5.0, lambda _: sim.switch(0, plans["coarse"]), None)
+    result = sim.run(times, until=40.0)
+    counted = sim.outcomes(0)
+    assert set(counted) == {"fine", "coarse"} and all(n > 0 for n, _ in counted.values())
+    assert sum(n for n, _ in counted.values()) == len(times)
+    within = int((result.latencies() <= app.slo.latency_s).sum())
+    assert sum(hits for _, hits in counted.values()) == within
+
+
+@pytest.mark.parametrize("explore", [False, True])
+def test_an_slo_trial_keeps_a_plan_the_table_called_short_where_it_serves_the_target(explore):
+    """The table calls coarse just short of a 0.9 target at 60 % of fine's price; it serves every request within
+    the SLO. The controller alone, and the meter alone, stay on fine; with SLO trials the loop tries coarse, holds it
+    while measured, and keeps it."""
+    from shoal.policy.served import ServedCosts
+
+    app = chain()
+    plans = deployments(app)
+
+    def table(load, labels):
+        return [Candidate("fine", 0.999, 1.0), Candidate("coarse", 0.88, 0.6)]
+
+    sim = Simulator(ClusterSpec.uniform(4), [plans["fine"]], config())
+    ctl = GranularityController(ControllerConfig(slo_target=0.9, confirm_windows=2, min_dwell_s=10.0))
+    served = ServedCosts(min_windows=4, settle_s=10.0, slo_trials=explore, min_requests=200)
+    loop = SimAdaptive(sim, 0, plans, table, ctl, window_s=2.0, served=served)
+    times = generators.poisson(20.0, 120.0, seed=5)
+    result = sim.run(times, until=130.0)
+    assert result.summary()["rejected"] == 0 and len(result.latencies()) == len(times)
+    moves = [(e["plan"], e["switch_to"]) for e in loop.history if e["switch_to"]]
+    if not explore:
+        assert moves == [] and sim.current_plan(0) == "fine"
+        return
+    assert moves == [("fine", "coarse")] and sim.current_plan(0) == "coarse"
+    assert any(e["reason"].startswith("trying coarse") for e in loop.history)
+    assert loop.history[-1]["served"]["slo_offset"] == pytest.approx(1.0 - 0.88)

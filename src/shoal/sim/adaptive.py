@@ -157,6 +157,7 @@ class SimAdaptive:
                 self.switch_overlap_s,
                 lambda: self.sim.spent(self.dep),
                 self._moved_at,
+                lambda: self.sim.outcomes(self.dep),
             )
         entry: dict[str, Any] = window_record(now, load, current, decision, over)
         if forecasting and self.lookahead is not None:

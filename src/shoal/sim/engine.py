@@ -91,7 +91,7 @@ class _Gen:
     """One plan of one deployment: its pools, and how many requests walk them (a switch retires a generation; its
     pools close when the last of its requests is done, as ``Host.switch_plan`` closes the old plan's pools)."""
 
-    __slots__ = ("active", "label", "pools", "retired", "sources", "template")
+    __slots__ = ("active", "hits", "label", "pools", "retired", "served", "sources", "template")
 
     def __init__(self, label: str, pools: list[_Pool], template: list[int] | None, sources: list[int]) -> None:
         self.label = label
@@ -100,6 +100,8 @@ class _Gen:
         self.sources = sources
         self.active = 0
         self.retired = False
+        self.served = 0  # requests it finished or failed
+        self.hits = 0  # of those, finished within the SLO
 
 
 class _Req:
@@ -542,9 +544,11 @@ class Simulator:
         self._generations = 0
         self.arrivals: dict[int, deque[float]] = {}  # deployments whose arrival times are kept (adaptive loops)
         self.switching: set[int] = set()  # deployments whose new plan is warming
+        self.past_gens: list[list[_Gen]] = []  # per deployment, every generation it had (``outcomes``)
         for di, d in enumerate(self.deployments):
             gen = self._generation(di, d, 0)
             self.gens.append(gen)
+            self.past_gens.append([gen])
             self.pools.append(gen.pools)
         self.all_pools = [p for pools in self.pools for p in pools]
         for i, p in enumerate(self.all_pools):
@@ -586,6 +590,7 @@ class Simulator:
             raise ModelError(f"switch of deployment {dep}: the new plan is for another app ({new.app.name!r})")
         self._generations += 1
         gen = self._generation(dep, new, self._generations)
+        self.past_gens[dep].append(gen)
         now = self.kernel.now
         ready_at = now
         rate = self._recent_rate(dep, now)
@@ -644,6 +649,15 @@ class Simulator:
         it costs from now until its autoscalers change it (a retired plan's draining instances are not counted)."""
         return sum(len(p.instances) * self.meter.usd_per_s(p.key) for p in self.gens[dep].pools)
 
+    def outcomes(self, dep: int) -> dict[str, tuple[int, int]]:
+        """Per plan label, the requests deployment ``dep`` served under it so far and how many within the SLO (as
+        the runtime's ``Host.outcomes``): ``policy.served``'s SLO trials read it."""
+        out: dict[str, tuple[int, int]] = {}
+        for gen in self.past_gens[dep]:
+            n, hits = out.get(gen.label, (0, 0))
+            out[gen.label] = (n + gen.served, hits + gen.hits)
+        return out
+
     def spent(self, dep: int) -> float:
         """USD the functions of deployment ``dep``'s current plan have cost so far, live instances up to now (as the
         runtime's ``Host.spent``): read twice on the same plan, what the plan cost in between."""
@@ -683,13 +697,20 @@ class Simulator:
                 pools[j].submit(req, 0.0)
 
     def finish(self, req: _Req) -> None:
-        self.out.add(req, self.kernel.now - req.t0, OK)
+        latency = self.kernel.now - req.t0
+        self.out.add(req, latency, OK)
+        gen = req.gen
+        if gen is not None:
+            gen.served += 1
+            gen.hits += latency <= self.slo_s[req.dep]
         self._done(req)
 
     def fail(self, req: _Req) -> None:
         if not req.failed:  # a request fails once, whichever branch of the DAG refused it first
             req.failed = True
             self.out.add(req, self.kernel.now - req.t0, REJECTED)
+            if req.gen is not None:
+                req.gen.served += 1
             self._done(req)
 
     def _done(self, req: _Req) -> None:
