@@ -160,14 +160,18 @@ def test_a_trial_served_min_requests_short_of_the_target_goes_back():
     assert decision.switch_to == "coarse" and "is at 0.975 by what it served, short of 0.99" in decision.reason
 
 
-def test_a_trial_ends_without_a_verdict_when_the_load_leaves_its_band():
+def test_a_trial_holds_through_a_windows_scatter_and_ends_where_the_load_makes_it_urgent():
     loop = Loop(explorer())
     s = loop.served
     for _ in range(10):
         loop.window()
     assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99) is not None
     controller = GranularityController()
-    assert trial_hold(s, controller, loop.t, "middle", 2 * RATE, cands()) is None and s.on_trial is None
+    # a window 40 % busier (a 5-s window of 8 req/s Poisson is off by 16 % typically), the plan still near the target
+    assert trial_hold(s, controller, loop.t, "middle", 1.4 * RATE, cands(middle_hit=0.962)).switch_to is None
+    assert s.on_trial is not None
+    # a burst: the plan tried predicted far short; the trial ends and the controller answers the emergency
+    assert trial_hold(s, controller, loop.t, "middle", 2 * RATE, cands(middle_hit=0.90)) is None and s.on_trial is None
 
 
 @pytest.mark.parametrize(
