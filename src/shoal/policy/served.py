@@ -22,8 +22,9 @@ can see the first half of that (what the plan it serves costs) but not the secon
 With ``slo_trials`` (off by default), the SLO hit rate too (the loop then needs what each plan served: ``meter``'s
 ``outcomes``, ``Host.outcomes`` and ``Simulator.outcomes``):
 
-- **Correct** the predicted SLO hit of a plan that served ``min_requests`` or more near the load (the windows above)
-  by the difference between the hit rate it served there and the one predicted for those windows (``slo_offset``).
+- **Correct** the predicted SLO hit of a plan that served ``min_requests`` or more (the windows above, those near the
+  load where enough lie near) by the difference between the hit rate it served and the one predicted for those
+  windows (``slo_offset``).
   A table measured from runs of a minute can call a plan short that is not: image's middle plan at 8 req/s, 0.963-
   0.973 in three 60-s calibration runs, 0.991 and 0.993 over 3-min runs (BENCHMARKS.md §12n); the loop then served
   coarse, 37 % dearer, and could never learn otherwise, for a plan never served is never measured.
@@ -33,8 +34,8 @@ With ``slo_trials`` (off by default), the SLO hit rate too (the loop then needs 
   ``trial_hold``), then let the corrected figures decide. Exploration spends SLO hit, so it is bounded by an error
   budget: a trial starts only where every request served so far left at least ``stop_excess`` misses unspent
   against the target, and it stops and goes back as soon as it has missed ``stop_excess`` more than the target
-  allows (a sequential test: a plan truly at 0.968 against 0.99 is found out within a few hundred
-  requests, one that meets the target is not stopped by chance often). Once per plan and rate band, as for cost.
+  allows (a sequential test, which errs towards going back: its error rates are in docs/granularity.md). Once per
+  plan and rate band, as for cost.
 
 Pure: no clock, no I/O; the runtime's and the simulator's loops feed it.
 """
