@@ -28,6 +28,8 @@ Per application:
    - with ``--explore``, **adaptive (explore)**: the same, its plans' SLO hit corrected by what they served too,
      and a plan the table calls just short of the target tried within an error budget (``ServedCosts(slo_trials=
      True)``, ``shoal serve --adaptive-explore``).
+   ``--fixed coarse preprocess+backbone,head`` (one app): only those fixed plans, e.g. for runs long enough for an
+   exploring loop's trial to end, where another plan is known to lose.
    ``--plan-target 0.995``: the adaptive arms plan for that SLO hit rate (``shoal serve --slo-target``), a margin
    above the 0.99 that every arm, the oracles' choices and the best static plan are judged by.
 3. Mean and 95 % confidence interval (Student t over repeats) of SLO hit rate and resource cost per arm; the best
@@ -486,6 +488,14 @@ def main() -> None:
         help="one more arm: adaptive with plans priced by the meter where they served, close calls tried (ServedCosts)",
     )
     ap.add_argument(
+        "--fixed",
+        nargs="+",
+        default=None,
+        metavar="PLAN",
+        help="one app: serve only these of its fixed plans (all by default), e.g. to run long where one plan is "
+        "known to lose; the best static plan and the oracles are then chosen among these",
+    )
+    ap.add_argument(
         "--explore",
         action="store_true",
         help="one more arm: --served's loop also correcting SLO hit by what plans served, and trying plans the table "
@@ -550,6 +560,12 @@ def main() -> None:
         ap.error("--profile is one app's profile: give one --apps")
     if args.learned is not None and args.profile is None:
         ap.error("--learned corrects the analytical predictor: give --profile too")
+    if args.fixed is not None:
+        if len(args.apps) != 1:
+            ap.error("--fixed names one app's plans: give one --apps")
+        unknown = [p for p in args.fixed if p not in APPS[args.apps[0]].plans]
+        if unknown:
+            ap.error(f"--fixed: {unknown[0]!r} is not a plan of {args.apps[0]}: {', '.join(APPS[args.apps[0]].plans)}")
     RESULTS.mkdir(exist_ok=True)
     started = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())
     doc: dict[str, Any] = {"machine": machine_info(), "settings": vars(args), "started": started, "workloads": []}
@@ -605,7 +621,7 @@ def main() -> None:
             for rep in range(args.repeats):
                 times = loads(subject, load, args.seconds, seed=rep)
                 fixed = {}
-                for label in subject.plans:
+                for label in args.fixed or subject.plans:
                     fixed[label] = run_once(app, Plan.parse(app, label, default=fn_config()), times, inputs)
                     keep_run(
                         name, subject, app, fixed[label], args.seconds, kind="fixed", load=load, repeat=rep, plan=label
@@ -726,7 +742,7 @@ def main() -> None:
 #: Settings that may differ between merged runs without making their workloads incomparable.
 MERGE_FREE = {"apps", "loads", "calibrate", "append", "out", "merge", "report_only"}
 # settings that runs made before they existed had at these values
-SETTING_DEFAULTS = {"plan_target": SLO_TARGET, "explore": False}
+SETTING_DEFAULTS = {"plan_target": SLO_TARGET, "explore": False, "fixed": None}
 
 
 def machine_kind(machine: dict[str, Any]) -> dict[str, Any]:
