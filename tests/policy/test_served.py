@@ -126,7 +126,7 @@ def test_bad_settings_and_observations_are_refused():
         ServedCosts(margin=-0.1)
     with pytest.raises(ValueError, match="keep"):
         ServedCosts(min_windows=6, keep=5)
-    with pytest.raises(ValueError, match="metered_per_s"):
+    with pytest.raises(ValueError, match="metered must be"):
         ServedCosts().observe("coarse", 12.0, 1.0, float("nan"))
 
 

@@ -51,6 +51,17 @@ def explorer(**kwargs) -> ServedCosts:
     return ServedCosts(**(settings | kwargs))
 
 
+def trying_middle(banked: int = 10, **settings) -> Loop:
+    """A loop that served ``banked`` windows on coarse without a miss and moved to the middle plan for an SLO trial."""
+    loop = Loop(explorer(**settings))
+    for _ in range(banked):
+        loop.window()
+    s = loop.served
+    assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99).plan == "middle"
+    loop.move("middle")
+    return loop
+
+
 def test_a_plans_slo_hit_is_corrected_once_it_served_min_requests_near_the_rate():
     s = explorer(min_requests=100)
     s.observe("middle", RATE, 1.0, 1.0, 40, 40, MIDDLE_TABLE_HIT)
@@ -118,12 +129,8 @@ def test_a_plan_called_just_short_is_tried_within_the_budget_held_and_kept_where
 
 
 def test_a_trial_that_misses_more_than_the_target_allows_goes_back_at_once_and_is_not_tried_again():
-    loop = Loop(explorer())
+    loop = trying_middle()
     s = loop.served
-    for _ in range(10):
-        loop.window()
-    assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99).plan == "middle"
-    loop.move("middle")
     controller = GranularityController(ControllerConfig(min_dwell_s=60.0))  # the dwell does not hold it there
     controller.follow(loop.t, "coarse", "middle", "the trial's switch")
     loop.window(40, 2)  # 2 missed of 40: 1.6 beyond the 0.4 the target allows
@@ -147,12 +154,8 @@ def test_a_trial_that_misses_more_than_the_target_allows_goes_back_at_once_and_i
 
 
 def test_a_trial_served_min_requests_short_of_the_target_goes_back():
-    loop = Loop(explorer(stop_excess=10.0))
+    loop = trying_middle(banked=30, stop_excess=10.0)  # budget for a stop at 10
     s = loop.served
-    for _ in range(30):  # budget for a stop at 10
-        loop.window()
-    assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99).plan == "middle"
-    loop.move("middle")
     controller = GranularityController()
     for _ in range(6):  # 1 miss a window: 5 of 200 settled, 0.975
         loop.window(40, 1)
@@ -213,3 +216,46 @@ def test_bad_slo_settings_and_counts_are_refused():
         ServedCosts().observe("coarse", RATE, 1.0, 1.0, 10, 11)
     with pytest.raises(ValueError, match="predicted_hit"):
         ServedCosts().observe("coarse", RATE, 1.0, 1.0, 10, 10, 1.5)
+
+
+def test_what_the_loop_learned_is_kept_over_a_restart_and_the_budget_goes_on():
+    import json
+
+    loop = trying_middle()
+    s = loop.served
+    for _ in range(3):
+        loop.window(40, 1)
+    state = json.loads(json.dumps(s.state()))  # as the arrival log keeps it
+    after = explorer()
+    assert after.restore(state) == s.windows("coarse") + s.windows("middle")
+    assert after.ratio("coarse", RATE) == s.ratio("coarse", RATE) and after.on_trial is None
+    assert after.slo_offset("coarse", RATE) == s.slo_offset("coarse", RATE)
+    assert after.budget(0.99) == pytest.approx(s.budget(0.99))
+    # the new host counts from 0: the ledger goes on from what was kept
+    after.meter(5.0, "coarse", RATE, 0.0, cands(), -math.inf, 5.0, {"coarse": (40, 39)})
+    assert after.served_total == (s.served_total[0] + 40, s.served_total[1] + 1)
+    # the middle plan was tried at this rate before the restart: not again
+    restarted = Loop(after)
+    for _ in range(10):
+        restarted.window()
+    assert after.trial("coarse", [after.adjust(cands(), RATE)], RATE, 0.99) is None
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {},
+        {"windows": {"coarse": [[8.0, 1.0]]}, "tried": {}, "served_total": [0, 0]},
+        {"windows": {"coarse": [[8.0, 1.0, 1.0, 10, 11, 1.0]]}, "tried": {}, "served_total": [0, 0]},
+        {"windows": {}, "tried": {"coarse": ["x"]}, "served_total": [0, 0]},
+        {"windows": {}, "tried": {}, "served_total": [5, 6]},
+        {"windows": [], "tried": {}, "served_total": [0, 0]},
+    ],
+)
+def test_a_state_that_is_not_one_is_refused_and_nothing_changes(bad):
+    s = explorer()
+    s.observe("coarse", RATE, 1.0, 1.0, 40, 40, 0.997)
+    before = s.state()
+    with pytest.raises(ValueError, match="not a state of the adaptive loop's meter"):
+        s.restore(bad)
+    assert s.state() == before

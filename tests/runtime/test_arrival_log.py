@@ -72,6 +72,29 @@ def test_spans_not_observed_are_kept_over_restarts_and_the_downtime_added(tmp_pa
     assert log.read(now=0.0, keep_s=50.0, wall=WALL + 5.0).since == pytest.approx(45.0 - 65.0)
 
 
+def test_the_meters_state_is_kept_beside_the_arrivals_and_a_bad_one_refused(tmp_path):
+    log = ArrivalLog(tmp_path / "a.npy")
+    state = {
+        "windows": {"coarse": [[8.0, 1.0, 1.1, 40, 40, 0.997]]},
+        "tried": {"middle": [8.0]},
+        "served_total": [40, 0],
+    }
+    log.write([1.0, 2.0], now=3.0, keep_s=10.0, wall=WALL, served=state)
+    assert log.read(now=0.0, keep_s=60.0, wall=WALL).served == state
+    log.write([1.0, 2.0], now=3.0, keep_s=10.0, wall=WALL)  # no meter: none kept
+    assert log.read(now=0.0, keep_s=60.0, wall=WALL).served is None
+    for bad in (np.array([1.0, 2.0]), np.array("[1, 2]"), np.array("{not json")):
+        np.savez(
+            tmp_path / "b.npz",
+            arrivals=np.array([1.0]),
+            covered=np.array([0.0, 2.0]),
+            unseen=np.empty((0, 2)),
+            served=bad,
+        )
+        with pytest.raises(ArrivalLogError, match="its meter state"):
+            ArrivalLog(tmp_path / "b.npz").read(now=0.0, keep_s=10.0, wall=WALL)
+
+
 def test_a_log_of_one_array_is_read_as_observed_from_its_first_arrival_to_its_last(tmp_path):
     path = tmp_path / "a.npy"
     np.save(path, WALL + np.array([1.0, 2.0, 4.0]))  # as Shoal wrote arrival logs before stop 21
@@ -206,3 +229,40 @@ def test_an_unreadable_log_is_said_and_the_loop_starts_from_nothing(tmp_path):
         assert "move it away or delete it" in loop.history[0]["error"]
         assert svc.invoke([1.0]).tolist() == [9.0]
     assert ArrivalLog(path).read(now=0.0, keep_s=60.0).times.size == 1  # replaced by what was served since
+
+
+def test_a_restarted_loop_keeps_what_its_meter_learned(tmp_path):
+    """A loop with the meter serves a few seconds; the next one, from the same log, starts with the plan's metered
+    windows and the error budget's ledger instead of from nothing."""
+    import threading
+
+    from shoal.policy.served import ServedCosts
+
+    path = tmp_path / "arrivals.npy"
+    config = HostConfig(tick_s=0.05)
+    with shoal.local(paced, "coarse", config) as svc:
+        served = ServedCosts(min_windows=2, settle_s=0.4, slo_trials=True)
+        loop = svc.adapt(["coarse"], rule, window_s=0.2, horizon_s=10.0, arrival_log=ArrivalLog(path), served=served)
+        stop = threading.Event()
+
+        def drive() -> None:
+            while not stop.is_set():
+                svc.invoke([1.0])
+                time.sleep(0.02)
+
+        driver = threading.Thread(target=drive)
+        driver.start()
+        try:
+            wait_until(lambda: served.windows("coarse") >= 3, timeout=15, message="three metered windows")
+        finally:
+            stop.set()
+            driver.join()
+    kept = ArrivalLog(path).read(now=0.0, keep_s=60.0).served
+    assert kept is not None and len(kept["windows"]["coarse"]) >= 3 and kept["served_total"][0] > 0
+    with shoal.local(paced, "coarse", config) as svc:
+        again = ServedCosts(min_windows=2, settle_s=0.4, slo_trials=True)
+        loop = svc.adapt(["coarse"], rule, window_s=0.2, horizon_s=10.0, arrival_log=ArrivalLog(path), served=again)
+        wait_until(lambda: bool(loop.history), timeout=5)
+        assert loop.history[0]["restored_served_windows"] == len(kept["windows"]["coarse"])
+        assert again.ratio("coarse", kept["windows"]["coarse"][0][0]) is not None  # priced by the meter at once
+        assert again.served_total[0] >= kept["served_total"][0]

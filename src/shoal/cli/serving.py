@@ -127,7 +127,8 @@ def serve(
             help="Adaptive: keep the arrivals of the look-back (--adaptive-forecast, --adaptive-horizon) in this "
             "file, written every window, and start from it: a restarted server forecasts from the traffic it "
             "served before instead of waiting three periods, and its horizon reads that traffic at once; the time "
-            "it was down is left out."
+            "it was down is left out. With --adaptive-meter or --adaptive-explore, also what each plan cost and "
+            "served, so that a restart prices plans by the meter at once and does not repeat a trial."
         ),
     ] = None,
     adaptive_meter: Annotated[

@@ -45,7 +45,8 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import astuple, dataclass, replace
+from typing import Any
 
 from shoal.policy.granularity import (
     Candidate,
@@ -82,6 +83,16 @@ class _Window:
     requests: int = 0  # requests the plan served (finished) in the window, if the loop counts them
     hits: int = 0  # of those, within the SLO
     predicted_hit: float = 1.0  # the SLO hit rate the predictor gave the plan at the window's load
+
+    def __post_init__(self) -> None:
+        for name in ("rate", "predicted", "metered"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+        if not 0 <= self.hits <= self.requests:
+            raise ValueError(f"hits must be in [0, requests], got {self.hits!r} of {self.requests!r}")
+        if not 0 <= self.predicted_hit <= 1:
+            raise ValueError(f"predicted_hit must be in [0, 1], got {self.predicted_hit!r}")
 
 
 class ServedCosts:
@@ -143,8 +154,10 @@ class ServedCosts:
         self.on_trial: Trial | None = None
         #: An SLO trial's requests served and missed since it began, its warm-up included.
         self.trial_served: tuple[int, int] = (0, 0)
-        #: Requests served and missed by every plan, as ``outcomes`` last counted them: the error budget's ledger.
+        #: Requests served and missed by every plan, as ``outcomes`` last counted them (and before a restart,
+        #: ``restore``): the error budget's ledger.
         self.served_total: tuple[int, int] = (0, 0)
+        self._total_base: tuple[int, int] = (0, 0)
         #: Why the last trial ended (``conclude``), for the decision's reason.
         self.verdict = ""
 
@@ -160,15 +173,39 @@ class ServedCosts:
     ) -> None:
         """One window ``plan`` served whole, settled: the load's rate, the predicted and the metered cost; and,
         where the loop counts them, the requests it served, how many within the SLO, and the predicted hit rate."""
-        for name, value in (("rate", rate), ("predicted_per_s", predicted_per_s), ("metered_per_s", metered_per_s)):
-            if not (math.isfinite(value) and value >= 0):
-                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-        if not 0 <= hits <= requests:
-            raise ValueError(f"hits must be in [0, requests], got {hits!r} of {requests!r}")
-        if not 0 <= predicted_hit <= 1:
-            raise ValueError(f"predicted_hit must be in [0, 1], got {predicted_hit!r}")
         window = _Window(rate, predicted_per_s, metered_per_s, requests, hits, predicted_hit)
         self._served.setdefault(plan, deque(maxlen=self.keep)).append(window)
+
+    def state(self) -> dict[str, Any]:
+        """What the loop has learned, JSON-able, to keep over a restart (``restore``; ``runtime.arrival_log`` keeps
+        it beside the arrivals): every plan's metered windows, the rates each plan was tried at, and the error
+        budget's ledger. A trial under way is not kept: a restart ends it, and it is not tried again at that rate."""
+        return {
+            "windows": {plan: [list(astuple(w)) for w in ws] for plan, ws in self._served.items()},
+            "tried": {plan: list(rates) for plan, rates in self._tried.items()},
+            "served_total": list(self.served_total),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> int:
+        """Take back what ``state()`` kept before a restart, in place of what this one holds; returns the windows
+        restored. ValueError, with nothing changed, for anything that is not such a state."""
+        try:
+            windows = {
+                str(plan): deque(
+                    (_Window(*(float(x) for x in row[:3]), *(int(x) for x in row[3:5]), float(row[5])) for row in rows),
+                    maxlen=self.keep,
+                )
+                for plan, rows in state["windows"].items()
+            }
+            tried = {str(plan): [float(r) for r in rates] for plan, rates in state["tried"].items()}
+            n, missed = (int(x) for x in state["served_total"])
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:
+            raise ValueError(f"not a state of the adaptive loop's meter ({type(e).__name__}: {e})") from None
+        if not 0 <= missed <= n:
+            raise ValueError(f"not a state of the adaptive loop's meter (missed {missed} of {n} requests)")
+        self._served, self._tried = windows, tried
+        self.served_total = self._total_base = (n, missed)
+        return sum(len(ws) for ws in windows.values())
 
     def meter(
         self,
@@ -196,7 +233,8 @@ class ServedCosts:
             served = (max(0, now_n - before[0]), max(0, min(now_hits - before[1], now_n - before[0])))
             self._outcomes = dict(outcomes)
             requests = sum(n for n, _ in outcomes.values())
-            self.served_total = (requests, requests - sum(hits for _, hits in outcomes.values()))
+            missed = requests - sum(hits for _, hits in outcomes.values())
+            self.served_total = (self._total_base[0] + requests, self._total_base[1] + missed)
         t = self.on_trial
         if t is not None and t.kind == "slo" and plan == t.to:
             n, missed = self.trial_served

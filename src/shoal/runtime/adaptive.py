@@ -28,9 +28,10 @@ an onset's overshoot makes that dearer than the table says (``Lookahead.decide``
 With ``arrival_log`` (``runtime.arrival_log.ArrivalLog``), the arrivals of the loop's look-back (the forecast's, the
 horizon's, or a window) are written to a file every window and when the loop stops, and read back when it starts:
 a restarted server forecasts from the traffic it served before, not from nothing, and its horizon reads that traffic
-from the first window (``Horizon.resume``). The time it was down is not read as time without traffic: the log keeps
-the spans it did not observe, and the loop's readings (window, horizon, forecast) leave them out
-(``policy.arrivals``).
+from the first window (``Horizon.resume``). With ``served``, the meter's state is kept in the same file
+(``ServedCosts.state``: what each plan cost and served, the trials made, the error budget). The time it was down is
+not read as time without traffic: the log keeps the spans it did not observe, and the loop's readings (window,
+horizon, forecast) leave them out (``policy.arrivals``).
 
 With ``served`` (``policy.served.ServedCosts``), each window the current plan served whole, a window after its
 switch, is metered (``Host.spent``) against the price the predictor gave it; plans metered near the load now are
@@ -183,14 +184,19 @@ class AdaptiveLoop:
         if before.times.size:
             self._since, self._unseen = before.since, before.unseen
             self.horizon.resume(before.since)
-        self._remember(
-            {
-                "t": now,
-                "restored_arrivals": int(before.times.size),
-                "from": str(log_.path),
-                "unseen_s": round(before.unseen_s, 3),
-            }
-        )
+        entry: dict[str, Any] = {
+            "t": now,
+            "restored_arrivals": int(before.times.size),
+            "from": str(log_.path),
+            "unseen_s": round(before.unseen_s, 3),
+        }
+        if self.served is not None and before.served is not None:
+            try:
+                entry["restored_served_windows"] = self.served.restore(before.served)
+            except ValueError as e:  # the arrivals are good; the meter starts afresh
+                log.warning("%s: %s in %s", self.app, e, log_.path)
+                entry["error"] = f"{e} in {log_.path}: the meter starts afresh"
+        self._remember(entry)
 
     async def _log_arrivals(self) -> None:
         """Write the arrivals of the last ``keep_s`` to the log (in a worker thread), with what the loop observed of
@@ -200,8 +206,11 @@ class AdaptiveLoop:
         now, wall = self.host.now(), time.time()
         arrivals = self.host.arrivals_of(self.app)
         self._unseen = tuple(merged_unseen(self._unseen, now - self.keep_s, now))
+        served = self.served.state() if self.served is not None else None
         try:
-            await asyncio.to_thread(self.arrival_log.write, arrivals, now, self.keep_s, wall, self._since, self._unseen)
+            await asyncio.to_thread(
+                self.arrival_log.write, arrivals, now, self.keep_s, wall, self._since, self._unseen, served
+            )
         except ArrivalLogError as e:
             if str(e) != self._log_failed:
                 log.warning("%s: %s", self.app, e)

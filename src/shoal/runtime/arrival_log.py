@@ -12,9 +12,15 @@ not observed (earlier restarts' downtime). The time between its last write and t
 Read as time without traffic, a downtime of 10 s made a Poisson load read as bursty for the next horizon (its end
 is a rise); the loop takes these spans out of its readings instead (``policy.arrivals``, ``Logged.unseen``).
 
+With the loop's meter (``policy.served.ServedCosts``), the log also keeps what the loop learned of its plans: each
+plan's metered windows (cost, and with SLO trials what it served within the SLO), the rates each was tried at, and
+the error budget's ledger (``ServedCosts.state``), so that a restart neither forgets what a plan really costs nor
+spends its error budget on a trial it made before.
+
 The file is NumPy's ``.npz`` format (whatever its name): ``arrivals``, wall-clock seconds (``time.time()``), one
 float64 per arrival, oldest first; ``covered``, the wall-clock times from and until which it observed; ``unseen``,
-one ``(start, end)`` row per span not observed. It is read with ``allow_pickle=False``: a file is data, never code.
+one ``(start, end)`` row per span not observed; with the meter, ``served``, one string of JSON. It is read with
+``allow_pickle=False`` and the JSON with ``json.loads``: a file is data, never code.
 A log of Shoal before stop 21 (one ``.npy`` array of arrivals) is read as observed from its first arrival to its
 last. The file is replaced whole (written beside it, then renamed), so a crash mid-write leaves the previous one. At
 200 req/s a 12-minute look-back is 144,000 arrivals, 1.2 MB.
@@ -23,12 +29,14 @@ last. The file is replaced whole (written beside it, then renamed), so a crash m
 from __future__ import annotations
 
 import contextlib
+import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,11 +54,12 @@ class Logged:
     """What a log holds of a look-back, on the reading host's clock: the arrival ``times`` (oldest first), the time
     ``since`` which arrivals were observed (the look-back's start where the log covers all of it; the reading time
     where there is no log), and the ``unseen`` spans in between (oldest first): those the log kept and the time
-    since it was last written, a restart's downtime."""
+    since it was last written, a restart's downtime; ``served``, the meter's state where the log kept one."""
 
     times: np.ndarray
     since: float
     unseen: tuple[tuple[float, float], ...] = ()
+    served: dict[str, Any] | None = None
 
     @property
     def unseen_s(self) -> float:
@@ -75,7 +84,7 @@ class ArrivalLog:
         wall = time.time() if wall is None else wall
         if not self.path.exists():
             return Logged(np.empty(0), now)
-        times, covered, unseen = self._load()
+        times, covered, unseen, served = self._load()
         if covered is None:  # an old log with no arrivals: nothing observed to go on
             return Logged(np.empty(0), now)
         since, until = covered
@@ -85,11 +94,12 @@ class ArrivalLog:
         if until < wall:  # down since the last write
             unseen = np.vstack([unseen, [[until, wall]]])
         holes = merged_unseen([(a - offset, b - offset) for a, b in unseen], since - offset, now)
-        return Logged(recent, min(since - offset, now), tuple(holes))
+        return Logged(recent, min(since - offset, now), tuple(holes), served)
 
-    def _load(self) -> tuple[np.ndarray, tuple[float, float] | None, np.ndarray]:
+    def _load(self) -> tuple[np.ndarray, tuple[float, float] | None, np.ndarray, dict[str, Any] | None]:
         """The file's arrivals (sorted), the wall-clock times it observed from and until (None: an old log with no
-        arrivals), and its unseen spans."""
+        arrivals), its unseen spans, and the meter's state if it kept one."""
+        served = None
         try:
             stored = np.load(self.path, allow_pickle=False)
             if isinstance(stored, np.lib.npyio.NpzFile):
@@ -101,6 +111,8 @@ class ArrivalLog:
                             "away or delete it"
                         )
                     times, covered, unseen = stored["arrivals"], stored["covered"], stored["unseen"]
+                    if "served" in stored.files:
+                        served = self._served(stored["served"])
             else:  # a log of one array (before stop 21): observed from its first arrival to its last
                 times, covered, unseen = stored, None, np.empty((0, 2))
         except (OSError, ValueError, EOFError) as e:
@@ -115,7 +127,7 @@ class ArrivalLog:
             )
         times = np.sort(times.astype(np.float64))
         if covered is None:
-            return times, ((float(times[0]), float(times[-1])) if times.size else None), unseen
+            return times, ((float(times[0]), float(times[-1])) if times.size else None), unseen, None
         spans_ok = unseen.ndim == 2 and unseen.shape[1] == 2 and unseen.dtype.kind == "f"
         spans_ok = spans_ok and bool(np.all(np.isfinite(unseen)) and np.all(unseen[:, 0] <= unseen[:, 1]))
         if not (spans_ok and covered.shape == (2,) and covered.dtype.kind == "f") or np.isnan(covered).any():
@@ -123,7 +135,21 @@ class ArrivalLog:
                 f"{self.path} is not an arrival log (its covered or unseen spans are not times); move it away or "
                 "delete it"
             )
-        return times, (float(covered[0]), float(covered[1])), unseen.astype(np.float64)
+        return times, (float(covered[0]), float(covered[1])), unseen.astype(np.float64), served
+
+    def _served(self, stored: np.ndarray) -> dict[str, Any]:
+        """The meter's state kept as one string of JSON."""
+        try:
+            if stored.ndim != 0 or stored.dtype.kind != "U":
+                raise ValueError(f"a {stored.dtype} array of shape {stored.shape}, not one string")
+            state = json.loads(str(stored[()]))
+            if not isinstance(state, dict):
+                raise ValueError(f"JSON {type(state).__name__}, not an object")
+        except ValueError as e:
+            raise ArrivalLogError(
+                f"{self.path} is not an arrival log (its meter state: {e}); move it away or delete it"
+            ) from None
+        return state
 
     def write(
         self,
@@ -133,10 +159,11 @@ class ArrivalLog:
         wall: float | None = None,
         since: float | None = None,
         unseen: Unseen = (),
+        served: Mapping[str, Any] | None = None,
     ) -> int:
         """Replace the log with ``arrivals`` (times on a clock that reads ``now`` at wall-clock ``wall``) of the last
-        ``keep_s`` seconds, observed ``since`` then (default: all of them) but for the ``unseen`` spans; returns how
-        many were written."""
+        ``keep_s`` seconds, observed ``since`` then (default: all of them) but for the ``unseen`` spans, and the
+        meter's ``served`` state (``ServedCosts.state``) if given; returns how many arrivals were written."""
         _check_keep(keep_s)
         wall = time.time() if wall is None else wall
         offset = wall - now
@@ -147,7 +174,8 @@ class ArrivalLog:
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}.partial")
         try:
             with partial.open("wb") as f:
-                np.savez(f, arrivals=t, covered=np.array([start + offset, wall]), unseen=holes)
+                extra = {} if served is None else {"served": np.array(json.dumps(served))}
+                np.savez(f, arrivals=t, covered=np.array([start + offset, wall]), unseen=holes, **extra)
             os.replace(partial, self.path)
         except OSError as e:
             with contextlib.suppress(OSError):
