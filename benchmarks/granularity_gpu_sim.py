@@ -386,6 +386,7 @@ def adaptive_arm(
     seen_before: np.ndarray | None = None,
     metered: bool = False,
     served: bool = False,
+    explore: bool = False,
 ) -> Callable[[Simulator, dict[str, Deployment]], SimAdaptive]:
     """``SimAdaptive`` with the planner scoring the table's plans every window. A candidate other than the current
     plan carries a switch cost, as the runtime's ``AdaptiveLoop`` gives it: its cost per second over the switch's
@@ -393,7 +394,9 @@ def adaptive_arm(
     ``seen_before`` (the workload's history before the run, on the run's clock), a forecast too
     (``policy.forecast.Lookahead`` over ``FORECAST_LOOKBACK_S``): the arm "adaptive (forecast)"; ``metered``, staying
     priced by the meter (``Lookahead(metered=True)``): "adaptive (forecast, metered)". With ``served``, plans priced
-    by what they cost where they served, close calls tried (``policy.served.ServedCosts``): "adaptive (served)"."""
+    by what they cost where they served, close calls tried (``policy.served.ServedCosts``): "adaptive (served)"; with
+    ``explore`` too, SLO hit corrected by what they served and plans called just short tried (``slo_trials``):
+    "adaptive (explore)"."""
     planner = Planner(app, measured.predict, slo_target=SLO_TARGET, default=fn_config())
 
     def start(sim: Simulator, deps: dict[str, Deployment]) -> SimAdaptive:
@@ -433,11 +436,21 @@ def adaptive_arm(
             expected_burst=None if expected is None else expected[1],
             lookahead=None if seen_before is None else Lookahead(FORECAST_LOOKBACK_S, metered=metered),
             seen_before=() if seen_before is None else seen_before,
-            served=ServedCosts() if served else None,
+            served=ServedCosts(slo_trials=explore) if served else None,
         )
         return loop
 
     return start
+
+
+def metered_timeline(kind: str, run: Run) -> dict[str, Any]:
+    """What a metered arm ("served", "explore") kept of a run: its switches with their reasons and meter records."""
+    history = run.history or []
+    moves = [e for e in history if e.get("switch_to")]
+    return {
+        kind: [{k: e.get(k) for k in ("t", "plan", "switch_to", "reason", "served")} for e in moves],
+        f"{kind}_switches": len(moves),
+    }
 
 
 def window_candidates(fixed: dict[str, Run]) -> list[list[Candidate]]:
@@ -608,6 +621,11 @@ def main() -> None:
         action="store_true",
         help="one more arm: adaptive with plans priced by the meter where they served, close calls tried (ServedCosts)",
     )
+    ap.add_argument(
+        "--explore",
+        action="store_true",
+        help="one more arm: --served's loop with SLO trials too (ServedCosts(slo_trials=True))",
+    )
     ap.add_argument("--out", default="granularity_gpu_sim", help="name of the results (results/NAME.json, .md, .png)")
     args = ap.parse_args()
     if not (args.window_s > 0 and (WARM_S / args.window_s).is_integer()):
@@ -709,10 +727,11 @@ def main() -> None:
                     arm = adaptive_arm(app, measured, expect, before, metered=by_meter)
                     forecasts[by_meter] = simulate(app, models, initial, times, seconds, rep, gpu, arm, subject.plans)
                 told_ahead, metered = forecasts.get(False), forecasts.get(True)
-                by_meter = None
-                if args.served:
-                    arm = adaptive_arm(app, measured, expect, served=True)
-                    by_meter = simulate(app, models, initial, times, seconds, rep, gpu, arm, subject.plans)
+                by_meter: dict[str, Run] = {}  # "served" / "explore" -> its run
+                for kind, wanted in (("served", args.served), ("explore", args.explore)):
+                    if wanted:
+                        arm = adaptive_arm(app, measured, expect, served=True, explore=kind == "explore")
+                        by_meter[kind] = simulate(app, models, initial, times, seconds, rep, gpu, arm, subject.plans)
                 runs = {f"fixed {k}": (v.slo_hit, v.cost_usd) for k, v in fixed.items()}
                 runs |= {
                     "adaptive": (adaptive.slo_hit, adaptive.cost_usd),
@@ -724,8 +743,8 @@ def main() -> None:
                     runs["adaptive (forecast)"] = (told_ahead.slo_hit, told_ahead.cost_usd)
                 if metered is not None:
                     runs["adaptive (forecast, metered)"] = (metered.slo_hit, metered.cost_usd)
-                if by_meter is not None:
-                    runs["adaptive (served)"] = (by_meter.slo_hit, by_meter.cost_usd)
+                for kind, run in by_meter.items():
+                    runs[f"adaptive ({kind})"] = (run.slo_hit, run.cost_usd)
                 for arm, (hit, cost) in runs.items():
                     a = arms.setdefault(arm, {"slo_hit": [], "cost_usd": []})
                     a["slo_hit"].append(hit)
@@ -756,18 +775,7 @@ def main() -> None:
                             "forecast_switches": sum(1 for e in told_ahead.history or [] if e.get("switch_to")),
                         }
                     )
-                    | (
-                        {}
-                        if by_meter is None
-                        else {
-                            "served": [
-                                {k: e.get(k) for k in ("t", "plan", "switch_to", "reason", "served")}
-                                for e in by_meter.history or []
-                                if e.get("switch_to")
-                            ],
-                            "served_switches": sum(1 for e in by_meter.history or [] if e.get("switch_to")),
-                        }
-                    )
+                    | {k: v for kind, run in by_meter.items() for k, v in metered_timeline(kind, run).items()}
                 )
                 console.print(
                     f"{name}/{load} repeat {rep} ({len(times)} requests, start {initial}, "
@@ -886,23 +894,28 @@ def _report(doc: dict[str, Any]) -> None:
                 f"| {oh:.4f} / {oc:.3f} "
                 f"| {mh - ah:+.4f} / {100 * (mc / ac - 1):+.1f} % | {mh - oh:+.4f} / {100 * (mc / oc - 1):+.1f} % |"
             )
-    served = [w for w in doc["workloads"] if "adaptive (served)" in w["summary"]]
-    if served:
-        lines += [
-            "",
-            "Priced by the meter where a plan served, close calls tried (policy.served.ServedCosts):",
-            "",
-            "| app | load | adaptive | adaptive (served) | its switches | served vs adaptive: SLO hit / cost |",
-            "|---|---|---|---|---|---|",
-        ]
-    for w in served:
-        s = w["summary"]
-        (ah, ac), (mh, mc) = ((s[a]["slo_hit"][0], s[a]["cost_usd"][0]) for a in ("adaptive", "adaptive (served)"))
-        switches = " / ".join(str(t.get("served_switches", "?")) for t in w["timelines"])
-        lines.append(
-            f"| {w['app']} | {w['load']} | {ah:.4f} / {ac:.3f} | {mh:.4f} / {mc:.3f} | {switches} "
-            f"| {mh - ah:+.4f} / {100 * (mc / ac - 1):+.1f} % |"
-        )
+    for kind, what in (
+        ("served", "Priced by the meter where a plan served, close calls tried (policy.served.ServedCosts):"),
+        ("explore", "The same, SLO hit too, plans called just short tried (ServedCosts(slo_trials=True)):"),
+    ):
+        label = f"adaptive ({kind})"
+        metered_workloads = [w for w in doc["workloads"] if label in w["summary"]]
+        if metered_workloads:
+            lines += [
+                "",
+                what,
+                "",
+                f"| app | load | adaptive | {label} | its switches | {kind} vs adaptive: SLO hit / cost |",
+                "|---|---|---|---|---|---|",
+            ]
+        for w in metered_workloads:
+            s = w["summary"]
+            (ah, ac), (mh, mc) = ((s[a]["slo_hit"][0], s[a]["cost_usd"][0]) for a in ("adaptive", label))
+            switches = " / ".join(str(t.get(f"{kind}_switches", "?")) for t in w["timelines"])
+            lines.append(
+                f"| {w['app']} | {w['load']} | {ah:.4f} / {ac:.3f} | {mh:.4f} / {mc:.3f} | {switches} "
+                f"| {mh - ah:+.4f} / {100 * (mc / ac - 1):+.1f} % |"
+            )
     lines += ["", "The empirical table against the fixed runs (predicted - measured SLO hit; cost, relative):", ""]
     for w in doc["workloads"]:
         lines.append(
