@@ -95,6 +95,12 @@ class _Window:
             raise ValueError(f"predicted_hit must be in [0, 1], got {self.predicted_hit!r}")
 
 
+def _window_of(row: Sequence[Any]) -> _Window:
+    """A window as ``ServedCosts.state`` keeps it: rate, predicted and metered cost, requests, hits, predicted hit."""
+    rate, predicted, metered, requests, hits, predicted_hit = row
+    return _Window(float(rate), float(predicted), float(metered), int(requests), int(hits), float(predicted_hit))
+
+
 class ServedCosts:
     """See the module docstring. One per application and loop."""
 
@@ -191,10 +197,7 @@ class ServedCosts:
         restored. ValueError, with nothing changed, for anything that is not such a state."""
         try:
             windows = {
-                str(plan): deque(
-                    (_Window(*(float(x) for x in row[:3]), *(int(x) for x in row[3:5]), float(row[5])) for row in rows),
-                    maxlen=self.keep,
-                )
+                str(plan): deque((_window_of(row) for row in rows), maxlen=self.keep)
                 for plan, rows in state["windows"].items()
             }
             tried = {str(plan): [float(r) for r in rates] for plan, rates in state["tried"].items()}
@@ -453,9 +456,10 @@ class ServedCosts:
             entry["slo_offset"] = self.slo_offset(plan, rate)
         t = self.on_trial
         if t is not None:
-            entry["trial"] = {"from": t.came_from, "to": t.to}
+            trial: dict[str, object] = {"from": t.came_from, "to": t.to}
             if t.kind == "slo":
-                entry["trial"] |= {"kind": "slo", "served": self.trial_served[0], "missed": self.trial_served[1]}
+                trial |= {"kind": "slo", "served": self.trial_served[0], "missed": self.trial_served[1]}
+            entry["trial"] = trial
         return entry
 
 
