@@ -259,3 +259,30 @@ def test_a_state_that_is_not_one_is_refused_and_nothing_changes(bad):
     with pytest.raises(ValueError, match="not a state of the adaptive loop's meter"):
         s.restore(bad)
     assert s.state() == before
+
+
+def test_misses_the_evidence_shows_beyond_the_table_are_laid_on_the_plans_not_yet_served_too():
+    """Under bursts shaped otherwise than the table's calibration, fine (predicted 0.99) serves 0.969: corrected
+    alone it would fall below the middle plan the table puts at 0.98, and the loop would move to a plan that misses
+    more still (a first version, in the GPU scenarios). The misses beyond the prediction, significant here, are laid
+    on the plans not yet served in proportion; a plan the table calls perfect stays so."""
+    s = explorer(min_requests=1000)
+    for _ in range(10):
+        s.observe("fine", RATE, 1.0, 1.0, 200, 194, 0.99)  # 60 missed of 2000 where 20 were predicted
+    factor = s.miss_factor(["fine"], RATE)
+    assert factor == pytest.approx(3.0)
+    table = [Candidate("fine", 0.99, 1.0), Candidate("middle", 0.98, 0.7), Candidate("coarse", 1.0, 0.8)]
+    adjusted = {c.plan: c.slo_hit for c in s.adjust(table, RATE)}
+    assert adjusted["fine"] == pytest.approx(0.97)
+    assert adjusted["middle"] == pytest.approx(1 - 0.02 * 3.0) and adjusted["middle"] < adjusted["fine"]
+    assert adjusted["coarse"] == 1.0
+    # a few misses more than predicted are not evidence of a table wrong for every plan: the others as predicted
+    close = explorer(min_requests=1000)
+    for _ in range(10):
+        close.observe("fine", RATE, 1.0, 1.0, 200, 197, 0.99)  # 30 of 2000 where 20 were predicted: 10 beyond
+    assert close.miss_factor(["fine"], RATE) == pytest.approx(1.5)
+    closer = explorer(min_requests=1000)
+    for _ in range(10):
+        closer.observe("fine", RATE, 1.0, 1.0, 200, 198, 0.99)  # 20 where 20 were predicted
+    assert closer.miss_factor(["fine"], RATE) == 1.0
+    assert {c.plan: c.slo_hit for c in closer.adjust(table, RATE)}["middle"] == 0.98
