@@ -477,10 +477,12 @@ def test_an_slo_trial_keeps_a_plan_the_table_called_short_where_it_serves_the_ta
     times = generators.poisson(20.0, 120.0, seed=5)
     result = sim.run(times, until=130.0)
     assert result.summary()["rejected"] == 0 and len(result.latencies()) == len(times)
-    moves = [(e["plan"], e["switch_to"]) for e in loop.history if e["switch_to"]]
+    # while the load lasts (after it, the load no longer holds and the table alone decides)
+    serving = [e for e in loop.history if e["t"] <= 120.0]
+    moves = [(e["plan"], e["switch_to"]) for e in serving if e["switch_to"]]
     if not explore:
-        assert moves == [] and sim.current_plan(0) == "fine"
+        assert moves == [] and serving[-1]["plan"] == "fine"
         return
-    assert moves == [("fine", "coarse")] and sim.current_plan(0) == "coarse"
-    assert any(e["reason"].startswith("trying coarse") for e in loop.history)
-    assert loop.history[-1]["served"]["slo_offset"] == pytest.approx(1.0 - 0.88)
+    assert moves == [("fine", "coarse")] and serving[-1]["plan"] == "coarse"
+    assert any(e["reason"].startswith("trying coarse") for e in serving)
+    assert serving[-1]["served"]["slo_offset"] == pytest.approx(1.0 - 0.88)

@@ -157,6 +157,7 @@ class ServedCosts:
         self._tried: dict[str, list[float]] = {}  # plan -> rates it was tried at
         self._last: tuple[float, str, float] | None = None  # (time, plan, spent) at the last ``meter``
         self._outcomes: dict[str, tuple[int, int]] = {}  # ``outcomes`` at the last ``meter``
+        self._rates: deque[float] = deque(maxlen=min_windows)  # the last windows' rates, every plan (``steady``)
         #: The trial being metered, if any.
         self.on_trial: Trial | None = None
         #: An SLO trial's requests served and missed since it began, its warm-up included.
@@ -230,6 +231,7 @@ class ServedCosts:
         scale-out from the warm instances, the old plan's drain and the autoscaler's settling). An SLO trial counts
         what its plan served from the trial's start, warm-up included: its stop rule spends real misses."""
         last, self._last = self._last, (now, plan, spent)
+        self._rates.append(rate)
         served = (0, 0)
         if outcomes is not None:
             before = self._outcomes.get(plan, (0, 0))
@@ -296,13 +298,13 @@ class ServedCosts:
         return (sum(w.hits for w in near) - sum(w.predicted_hit * w.requests for w in near)) / requests
 
     def _slo_windows(self, plan: str, rate: float) -> list[_Window]:
-        """The windows ``slo_offset`` reads: those near ``rate``, or all where fewer than ``min_requests`` were
-        served near; none without ``slo_trials`` or below ``min_requests`` in all."""
+        """The windows ``slo_offset`` reads: those near ``rate``; none without ``slo_trials`` or where fewer than
+        ``min_requests`` were served near. Not all of a plan's windows where too few lie near, as for cost: a
+        plan's SLO hit at a burst says nothing of it at the quiet rate, and a second version that fell back so moved
+        chain under bursts to plans that collapsed (BENCHMARKS.md §13p)."""
         if not self.slo_trials:
             return []
         near = [w for w in self._near(plan, rate) if w.requests > 0]
-        if sum(w.requests for w in near) < self.min_requests:
-            near = [w for w in self._served.get(plan, ()) if w.requests > 0]
         return near if sum(w.requests for w in near) >= self.min_requests else []
 
     def miss_factor(self, plans: Sequence[str], rate: float) -> float:
@@ -348,9 +350,25 @@ class ServedCosts:
             out.append(replace(c, cost_per_s=c.cost_per_s * r, switch_cost=c.switch_cost * r))
         return self._slo_adjusted(out, rate)
 
+    def steady(self) -> bool:
+        """Whether the last ``min_windows`` windows' rates lie within a factor 2 of each other: the load holds,
+        whatever plan served it (a Poisson load's windows of 40 requests scatter by ±16 %, so six of them span a
+        factor 1.4-1.7; a burst's edge moves the rate 4-8 times)."""
+        return len(self._rates) == self.min_windows and max(self._rates) <= 2.0 * min(self._rates)
+
+    def _held_rate(self, rate: float) -> float:
+        """The rate SLO evidence is looked up at: the mean of the last windows' rates while the load holds (one
+        window's rate scatters, and evidence looked up at it came and went, and the loop with it), else ``rate``."""
+        return sum(self._rates) / len(self._rates) if self.steady() else rate
+
     def _slo_adjusted(self, candidates: list[Candidate], rate: float) -> list[Candidate]:
         """Each plan that served ``min_requests`` near ``rate`` with its SLO hit corrected by ``slo_offset``; each
-        other plan with its predicted misses times ``miss_factor`` of those."""
+        other plan with its predicted misses times ``miss_factor`` of those. Only while the load is ``steady``: under
+        bursts a window's hit rate is its onset's, which the table's bursty class prices, and correcting by it
+        moved chain to plans that collapsed (BENCHMARKS.md §13p)."""
+        if not self.steady():
+            return candidates
+        rate = self._held_rate(rate)
         offsets = {c.plan: off for c in candidates if (off := self.slo_offset(c.plan, rate)) is not None}
         factor = self.miss_factor(list(offsets), rate) if offsets else 1.0
         out = []
@@ -423,7 +441,7 @@ class ServedCosts:
             c
             for c in (weighed[0] if weighed else ())
             if c.plan in (eligible or set())
-            and self.slo_offset(c.plan, rate) is None
+            and self.slo_offset(c.plan, self._held_rate(rate)) is None
             and not self._tried_near(c.plan, rate)
         ]
         if not untried:
@@ -467,21 +485,22 @@ class ServedCosts:
                 f"{slo_target:g} allows: back to {t.came_from}"
             )
             return t.came_from
-        if self.slo_offset(t.to, t.rate) is None:
+        near = self._slo_windows(t.to, self._held_rate(t.rate))
+        if not near:
             return None
         self.on_trial = None
-        here = next((c for c in candidates if c.plan == t.to), None)
-        if here is None or here.slo_hit >= slo_target:
+        hit = sum(w.hits for w in near) / sum(w.requests for w in near)
+        if hit >= slo_target:
             self.verdict = f"trial over: {t.to} served its SLO target"
             return None
-        self.verdict = f"trial over: {t.to} is at {here.slo_hit:.3f} by what it served, short of {slo_target:g}"
+        self.verdict = f"trial over: {t.to} served {hit:.3f} within the SLO, short of {slo_target:g}"
         return t.came_from
 
     def record(self, plan: str, rate: float) -> dict[str, object]:
         """For a window's record: the current plan's ratio near ``rate``, its metered windows, and the trial."""
         entry: dict[str, object] = {"ratio": self.ratio(plan, rate), "windows": self.windows(plan)}
         if self.slo_trials:
-            entry["slo_offset"] = self.slo_offset(plan, rate)
+            entry["slo_offset"] = self.slo_offset(plan, self._held_rate(rate))
         t = self.on_trial
         if t is not None:
             trial: dict[str, object] = {"from": t.came_from, "to": t.to}
