@@ -145,7 +145,9 @@ def serve(
             help="Adaptive, with the meter: also correct each plan's SLO hit rate by what it served within the SLO, "
             "and try a plan the table calls up to 3 points short of the target at 10 % less cost, within an error "
             "budget: only after the current plan has left 3 misses unspent, back as soon as the plan tried has "
-            "missed 3 more than the target allows (a table of short runs can call a plan short that is not)."
+            "missed 3 more than the target allows (a table of short runs can call a plan short that is not). "
+            "Experimental: in simulated GPU scenarios under bursts it lost 2 points of SLO hit (BENCHMARKS.md "
+            "§13p); for loads that hold."
         ),
     ] = False,
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
