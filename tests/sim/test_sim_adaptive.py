@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pytest
@@ -41,13 +42,18 @@ def config() -> SimConfig:
     return SimConfig(stable_window_s=4.0, panic_window_s=1.0, sample_s=1.0)
 
 
-def test_a_switch_moves_traffic_after_warming_and_closes_the_old_pools_when_drained():
+def switched_at_5_s() -> tuple[shoal.App, Simulator, np.ndarray, Any]:
+    """Chain under 50 req/s for 20 s, switched from fine to coarse at 5 s, run to 40 s."""
     app = chain()
     plans = deployments(app)
     sim = Simulator(ClusterSpec.uniform(2), [plans["fine"]], config())
     times = generators.poisson(50.0, 20.0, seed=1)
     sim.kernel.at(5.0, lambda _: sim.switch(0, plans["coarse"]), None)
-    result = sim.run(times, until=40.0)
+    return app, sim, times, sim.run(times, until=40.0)
+
+
+def test_a_switch_moves_traffic_after_warming_and_closes_the_old_pools_when_drained():
+    _, sim, times, result = switched_at_5_s()
     s = result.summary()
     assert s["rejected"] == 0 and len(result.latencies()) == len(times)
     assert sim.current_plan(0) == "coarse"
@@ -444,12 +450,7 @@ def test_a_history_that_continues_into_the_run_is_the_horizon_from_the_first_win
 
 
 def test_outcomes_count_each_plans_requests_and_those_within_the_slo():
-    app = chain()
-    plans = deployments(app)
-    sim = Simulator(ClusterSpec.uniform(2), [plans["fine"]], config())
-    times = generators.poisson(50.0, 20.0, seed=1)
-    sim.kernel.at(5.0, lambda _: sim.switch(0, plans["coarse"]), None)
-    result = sim.run(times, until=40.0)
+    app, sim, times, result = switched_at_5_s()
     counted = sim.outcomes(0)
     assert set(counted) == {"fine", "coarse"} and all(n > 0 for n, _ in counted.values())
     assert sum(n for n, _ in counted.values()) == len(times)

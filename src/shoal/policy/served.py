@@ -22,10 +22,11 @@ can see the first half of that (what the plan it serves costs) but not the secon
 With ``slo_trials`` (off by default), the SLO hit rate too (the loop then needs what each plan served: ``meter``'s
 ``outcomes``, ``Host.outcomes`` and ``Simulator.outcomes``):
 
-- **Correct** the predicted SLO hit of a plan that served ``min_requests`` or more (the windows above, those near the
-  load where enough lie near) by the difference between the hit rate it served and the one predicted for those
-  windows (``slo_offset``); where those plans missed significantly more than predicted, the plans not yet served
-  have their predicted misses scaled by as much (``miss_factor``: pessimism transfers, optimism does not).
+- **Correct**, only while the load holds (``steady``), the predicted SLO hit of a plan that served ``min_requests``
+  or more near the held rate (the windows above) by the difference between the hit rate it served and the one
+  predicted for those windows (``slo_offset``); where those plans missed significantly more than predicted, the
+  plans not yet served have their predicted misses scaled by as much (``miss_factor``: pessimism transfers,
+  optimism does not). Under bursts nothing is corrected: a window's hit rate there is its onset's.
   A table measured from runs of a minute can call a plan short that is not: image's middle plan at 8 req/s, 0.963-
   0.973 in three 60-s calibration runs, 0.991 and 0.993 over 3-min runs (BENCHMARKS.md §12n); the loop then served
   coarse, 37 % dearer, and could never learn otherwise, for a plan never served is never measured.
