@@ -295,3 +295,39 @@ def test_nothing_is_corrected_while_the_load_does_not_hold():
     assert s.steady() and s.adjust(cands(), RATE)[0].slo_hit < 0.95
     s.meter(loop.t + 5.0, "coarse", 3 * RATE, 0.0, cands(), -math.inf, 5.0, dict(loop.counts))  # a burst begins
     assert not s.steady() and s.adjust(cands(), RATE) == cands()
+
+
+def test_under_a_bursty_horizon_nothing_served_counts_as_evidence_and_nothing_is_tried():
+    """Between the GPU scenarios' bursts the rate holds at the quiet one for a dozen windows, which still serve the
+    last burst's backlog: with the horizon's burst index above steady_burst, those windows are not SLO evidence,
+    nothing is corrected, and no SLO trial starts; once the horizon is steady again, evidence counts from there."""
+    loop = Loop(explorer(min_requests=100))
+    s = loop.served
+    bursty = 0.07  # the GPU scenarios' bursty calibration (0.07-0.10)
+
+    def window(misses: int, burst: float) -> None:
+        n, hits = loop.counts.get("coarse", (0, 0))
+        loop.counts["coarse"] = (n + 40, hits + 40 - misses)
+        loop.t += 5.0
+        s.meter(loop.t, "coarse", RATE, loop.t, cands(), -math.inf, 5.0, dict(loop.counts), burst)
+
+    for _ in range(10):
+        window(4, bursty)  # 10 % missed where the table said 0.3 %
+    assert not s.steady() and s.slo_offset("coarse", RATE) is None
+    assert s.adjust(cands(), RATE) == [c for c in cands()]
+    assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99) is None and s.on_trial is None
+    for _ in range(2):
+        window(0, 0.0)
+    assert s.steady() and s.slo_offset("coarse", RATE) is None  # 80 requests under a steady horizon: too few
+    window(0, 0.0)
+    assert s.slo_offset("coarse", RATE) == pytest.approx(0.003)  # the bursty windows' misses are not in it
+    with pytest.raises(ValueError, match="burst"):
+        s.meter(loop.t + 5.0, "coarse", RATE, loop.t, cands(), -math.inf, 5.0, dict(loop.counts), math.nan)
+
+
+def test_a_state_kept_before_windows_had_a_burst_index_is_taken_as_steady():
+    s = explorer(min_requests=100)
+    state = {"windows": {"coarse": [[RATE, 1.0, 1.0, 200, 190, 0.997]]}, "tried": {}, "served_total": [200, 10]}
+    assert s.restore(state) == 1
+    assert s.slo_offset("coarse", RATE) == pytest.approx(0.95 - 0.997)
+    assert s.state()["windows"]["coarse"] == [[RATE, 1.0, 1.0, 200, 190, 0.997, 0.0]]

@@ -26,7 +26,10 @@ With ``slo_trials`` (off by default), the SLO hit rate too (the loop then needs 
   or more near the held rate (the windows above) by the difference between the hit rate it served and the one
   predicted for those windows (``slo_offset``); where those plans missed significantly more than predicted, the
   plans not yet served have their predicted misses scaled by as much (``miss_factor``: pessimism transfers,
-  optimism does not). Under bursts nothing is corrected: a window's hit rate there is its onset's.
+  optimism does not). Under bursts nothing is corrected, and nothing served under them counts as evidence: a
+  window's hit rate there is its onset's, or the backlog a burst left, and the window's prediction (a steady load at
+  its rate) knows neither. A load is bursty where the horizon's burst index, as the table reads it (``meter``'s
+  ``burst``), is above ``steady_burst``, or where the last windows' rates span more than a factor 2.
   A table measured from runs of a minute can call a plan short that is not: image's middle plan at 8 req/s, 0.963-
   0.973 in three 60-s calibration runs, 0.991 and 0.993 over 3-min runs (BENCHMARKS.md §12n); the loop then served
   coarse, 37 % dearer, and could never learn otherwise, for a plan never served is never measured.
@@ -50,6 +53,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import astuple, dataclass, replace
 from typing import Any
 
+from shoal.policy.arrivals import credible_burst
 from shoal.policy.granularity import (
     Candidate,
     GranularityController,
@@ -85,9 +89,10 @@ class _Window:
     requests: int = 0  # requests the plan served (finished) in the window, if the loop counts them
     hits: int = 0  # of those, within the SLO
     predicted_hit: float = 1.0  # the SLO hit rate the predictor gave the plan at the window's load
+    burst: float = 0.0  # the horizon's burst index while it was served (``ServedCosts.meter``), 0 where unknown
 
     def __post_init__(self) -> None:
-        for name in ("rate", "predicted", "metered"):
+        for name in ("rate", "predicted", "metered", "burst"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value >= 0):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
@@ -98,9 +103,13 @@ class _Window:
 
 
 def _window_of(row: Sequence[Any]) -> _Window:
-    """A window as ``ServedCosts.state`` keeps it: rate, predicted and metered cost, requests, hits, predicted hit."""
-    rate, predicted, metered, requests, hits, predicted_hit = row
-    return _Window(float(rate), float(predicted), float(metered), int(requests), int(hits), float(predicted_hit))
+    """A window as ``ServedCosts.state`` keeps it: rate, predicted and metered cost, requests, hits, predicted hit,
+    burst index (absent from the states of stop 22's logs, whose windows are taken as steady)."""
+    rate, predicted, metered, requests, hits, predicted_hit, *rest = row
+    (burst,) = rest or (0.0,)
+    return _Window(
+        float(rate), float(predicted), float(metered), int(requests), int(hits), float(predicted_hit), float(burst)
+    )
 
 
 class ServedCosts:
@@ -118,6 +127,7 @@ class ServedCosts:
         min_requests: int = 400,
         stop_excess: float = 3.0,
         explore_saving: float = 0.10,
+        steady_burst: float = 0.02,
     ) -> None:
         if not (math.isfinite(settle_s) and settle_s >= 0):
             raise ValueError(f"settle_s must be a finite number >= 0, got {settle_s!r}")
@@ -137,6 +147,8 @@ class ServedCosts:
             raise ValueError(f"stop_excess must be a finite number > 0 (misses), got {stop_excess!r}")
         if not (math.isfinite(explore_saving) and 0 <= explore_saving < 1):
             raise ValueError(f"explore_saving must be a finite number in [0, 1), got {explore_saving!r}")
+        if not (math.isfinite(steady_burst) and steady_burst >= 0):
+            raise ValueError(f"steady_burst must be a finite number >= 0 (a burst index), got {steady_burst!r}")
         self.min_windows = min_windows
         self.band = band
         self.margin = margin
@@ -153,6 +165,10 @@ class ServedCosts:
         self.min_requests = min_requests
         self.stop_excess = stop_excess
         self.explore_saving = explore_saving
+        #: The burst index above which a load counts as bursty for SLO evidence: a third of the runtime's bursty
+        #: calibration (0.06), a quarter of the GPU scenarios' (0.07-0.10), ten times a trace's (0.001-0.004).
+        self.steady_burst = steady_burst
+        self._burst = 0.0  # the horizon's burst index at the last ``meter``
         self._began: float | None = None
         self._served: dict[str, deque[_Window]] = {}
         self._tried: dict[str, list[float]] = {}  # plan -> rates it was tried at
@@ -179,10 +195,12 @@ class ServedCosts:
         requests: int = 0,
         hits: int = 0,
         predicted_hit: float = 1.0,
+        burst: float = 0.0,
     ) -> None:
         """One window ``plan`` served whole, settled: the load's rate, the predicted and the metered cost; and,
-        where the loop counts them, the requests it served, how many within the SLO, and the predicted hit rate."""
-        window = _Window(rate, predicted_per_s, metered_per_s, requests, hits, predicted_hit)
+        where the loop counts them, the requests it served, how many within the SLO, the predicted hit rate, and the
+        horizon's burst index."""
+        window = _Window(rate, predicted_per_s, metered_per_s, requests, hits, predicted_hit, burst)
         self._served.setdefault(plan, deque(maxlen=self.keep)).append(window)
 
     def state(self) -> dict[str, Any]:
@@ -223,16 +241,21 @@ class ServedCosts:
         moved_at: float,
         window_s: float,
         outcomes: Outcomes | None = None,
+        burst: float = 0.0,
     ) -> None:
         """A loop's call each window: ``spent`` is the USD the current ``plan``'s functions have cost so far
         (``Host.spent``, ``Simulator.spent``), ``candidates`` this window's as predicted, ``moved_at`` when traffic
         last moved to a new plan, ``outcomes`` what each plan has served so far (``Host.outcomes``), if the loop
-        counts it. The window since the last call is observed if ``plan`` served it whole and it began
-        ``settle_s`` (at least a window) after the move or the loop's first call (before, the meter reads the
-        scale-out from the warm instances, the old plan's drain and the autoscaler's settling). An SLO trial counts
+        counts it, ``burst`` the horizon's burst index as the table prices it (``policy.arrivals.credible_burst``; 0
+        where the loop has no horizon). The window since the last call is observed if ``plan`` served it whole and
+        it began ``settle_s`` (at least a window) after the move or the loop's first call (before, the meter reads
+        the scale-out from the warm instances, the old plan's drain and the autoscaler's settling). An SLO trial counts
         what its plan served from the trial's start, warm-up included: its stop rule spends real misses."""
+        if not (math.isfinite(burst) and burst >= 0):
+            raise ValueError(f"burst must be a finite number >= 0 (a burst index), got {burst!r}")
         last, self._last = self._last, (now, plan, spent)
         self._rates.append(rate)
+        self._burst = burst
         served = (0, 0)
         if outcomes is not None:
             before = self._outcomes.get(plan, (0, 0))
@@ -254,7 +277,7 @@ class ServedCosts:
         if last[0] < max(moved_at, self._began) + max(self.settle_s, window_s):
             return
         metered = max(0.0, spent - last[2]) / (now - last[0])
-        self.observe(plan, rate, predicted.cost_per_s, metered, served[0], served[1], predicted.slo_hit)
+        self.observe(plan, rate, predicted.cost_per_s, metered, served[0], served[1], predicted.slo_hit, burst)
 
     def windows(self, plan: str) -> int:
         """How many windows of ``plan`` have been metered (and are kept)."""
@@ -302,10 +325,12 @@ class ServedCosts:
         """The windows ``slo_offset`` reads: those near ``rate``; none without ``slo_trials`` or where fewer than
         ``min_requests`` were served near. Not all of a plan's windows where too few lie near, as for cost: a
         plan's SLO hit at a burst says nothing of it at the quiet rate, and a second version that fell back so moved
-        chain under bursts to plans that collapsed (BENCHMARKS.md §13p)."""
+        chain under bursts to plans that collapsed (BENCHMARKS.md §13p). Nor windows served under bursts (a burst
+        index above ``steady_burst``): between bursts the rate holds at the quiet one, but a window there still
+        serves the backlog of the last burst."""
         if not self.slo_trials:
             return []
-        near = [w for w in self._near(plan, rate) if w.requests > 0]
+        near = [w for w in self._near(plan, rate) if w.requests > 0 and w.burst <= self.steady_burst]
         return near if sum(w.requests for w in near) >= self.min_requests else []
 
     def miss_factor(self, plans: Sequence[str], rate: float) -> float:
@@ -352,10 +377,16 @@ class ServedCosts:
         return self._slo_adjusted(out, rate)
 
     def steady(self) -> bool:
-        """Whether the last ``min_windows`` windows' rates lie within a factor 2 of each other: the load holds,
-        whatever plan served it (a Poisson load's windows of 40 requests scatter by ±16 %, so six of them span a
-        factor 1.4-1.7; a burst's edge moves the rate 4-8 times)."""
-        return len(self._rates) == self.min_windows and max(self._rates) <= 2.0 * min(self._rates)
+        """Whether the load holds, whatever plan served it: the horizon's burst index is at most ``steady_burst``
+        and the last ``min_windows`` windows' rates lie within a factor 2 of each other (a Poisson load's windows of
+        40 requests scatter by ±16 %, so six of them span a factor 1.4-1.7; a burst's edge moves the rate 4-8
+        times). The rates alone are not enough: the GPU scenarios' bursts come every 4 minutes and hold a quarter
+        to a third of it, so the quiet between them holds for a dozen windows (BENCHMARKS.md §13q)."""
+        return (
+            self._burst <= self.steady_burst
+            and len(self._rates) == self.min_windows
+            and max(self._rates) <= 2.0 * min(self._rates)
+        )
 
     def _held_rate(self, rate: float) -> float:
         """The rate SLO evidence is looked up at: the mean of the last windows' rates while the load holds (one
@@ -425,8 +456,9 @@ class ServedCosts:
     ) -> Candidate | None:
         """With ``slo_trials``: the cheapest plan predicted within ``slo_gap`` below ``slo_target`` and at least
         ``explore_saving`` cheaper than the current plan in every list weighed, not yet measured near ``rate`` nor
-        tried there, where ``stop_excess`` misses of the error budget are left (``budget``)."""
-        if not self.slo_trials or self.budget(slo_target) < self.stop_excess:
+        tried there, where ``stop_excess`` misses of the error budget are left (``budget``) and the load is
+        ``steady``: a trial under bursts would be judged by evidence that does not count."""
+        if not self.slo_trials or not self.steady() or self.budget(slo_target) < self.stop_excess:
             return None
         eligible: set[str] | None = None
         for cands in weighed:
@@ -500,8 +532,8 @@ class ServedCosts:
     def record(self, plan: str, rate: float) -> dict[str, object]:
         """For a window's record: the current plan's ratio near ``rate``, its metered windows, and the trial."""
         entry: dict[str, object] = {"ratio": self.ratio(plan, rate), "windows": self.windows(plan)}
-        if self.slo_trials:
-            entry["slo_offset"] = self.slo_offset(plan, self._held_rate(rate))
+        if self.slo_trials:  # whether SLO evidence counts now (the load holds, the horizon not bursty), and what
+            entry |= {"steady": self.steady(), "slo_offset": self.slo_offset(plan, self._held_rate(rate))}
         t = self.on_trial
         if t is not None:
             trial: dict[str, object] = {"from": t.came_from, "to": t.to}
@@ -613,7 +645,9 @@ def react_window(
     end or a close call (``served_decision``); an SLO trial's windows are ``trial_hold``'s."""
     if served is not None:
         counted = outcomes() if outcomes is not None else None
-        served.meter(now, current, load.rate, spent(), candidates, moved_at, horizon.window_s, counted)
+        burst = credible_burst(over) if over is not None else math.nan
+        burst = burst if math.isfinite(burst) else 0.0  # no horizon, or too little seen to read one: taken as steady
+        served.meter(now, current, load.rate, spent(), candidates, moved_at, horizon.window_s, counted, burst)
         candidates = served.adjust(candidates, load.rate)
         if scored is not None and over is not None:
             scored = served.adjust(scored, over.rate)
