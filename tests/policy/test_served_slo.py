@@ -175,6 +175,19 @@ def test_a_trial_holds_through_a_windows_scatter_and_ends_where_the_load_makes_i
     assert trial_hold(s, controller, loop.t, "middle", 2 * RATE, cands(middle_hit=0.90)) is None and s.on_trial is None
 
 
+def test_a_trial_ends_where_the_horizon_turns_bursty_and_the_controller_answers():
+    """Windows served under a bursty horizon are no SLO evidence, so a trial held through them could not conclude."""
+    loop = trying_middle()
+    s = loop.served
+    controller = GranularityController()
+    loop.window()
+    assert trial_hold(s, controller, loop.t, "middle", RATE, s.adjust(cands(), RATE)).switch_to is None
+    loop.t += 5.0
+    s.meter(loop.t, "middle", RATE, 0.0, cands(), loop.moved_at, 5.0, dict(loop.counts), burst=0.07)
+    assert s.bursty() and trial_hold(s, controller, loop.t, "middle", RATE, s.adjust(cands(), RATE)) is None
+    assert s.on_trial is None and s.trial("coarse", [cands()], RATE, 0.99) is None
+
+
 @pytest.mark.parametrize(
     ("why", "settings", "table"),
     [

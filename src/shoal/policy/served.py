@@ -382,11 +382,12 @@ class ServedCosts:
         40 requests scatter by ±16 %, so six of them span a factor 1.4-1.7; a burst's edge moves the rate 4-8
         times). The rates alone are not enough: the GPU scenarios' bursts come every 4 minutes and hold a quarter
         to a third of it, so the quiet between them holds for a dozen windows (BENCHMARKS.md §13q)."""
-        return (
-            self._burst <= self.steady_burst
-            and len(self._rates) == self.min_windows
-            and max(self._rates) <= 2.0 * min(self._rates)
-        )
+        return not self.bursty() and len(self._rates) == self.min_windows and max(self._rates) <= 2.0 * min(self._rates)
+
+    def bursty(self) -> bool:
+        """Whether the horizon's burst index at the last ``meter`` was above ``steady_burst``: windows served now are
+        not SLO evidence."""
+        return self._burst > self.steady_burst
 
     def _held_rate(self, rate: float) -> float:
         """The rate SLO evidence is looked up at: the mean of the last windows' rates while the load holds (one
@@ -599,9 +600,10 @@ def trial_hold(
     """Before the controller weighs a window (``candidates`` ``adjust``-ed): while an SLO trial runs, its end (back
     to the plan it came from, ``ServedCosts.conclude``) or the trial held, for the controller would leave a plan the
     predictor calls short before it served enough to say otherwise; None where no SLO trial runs, where it ended
-    staying, or where the plan tried is in an SLO emergency at this load (then the trial ends and the controller
-    answers it). Not ended by the load leaving a band, as a cost trial is: a 5-s window's rate scatters by ±16 %
-    at 8 req/s, and the stop rule guards the SLO whatever the load does."""
+    staying, where the plan tried is in an SLO emergency at this load, or where the horizon turned bursty (then the
+    trial ends and the controller answers: windows served under bursts are no evidence, so the trial could not
+    conclude). Not ended by the load leaving a band, as a cost trial is: a 5-s window's rate scatters by ±16 % at
+    8 req/s, and the stop rule guards the SLO whatever the load does."""
     t = served.on_trial
     if t is None or t.kind != "slo":
         return None
@@ -610,7 +612,8 @@ def trial_hold(
     if back is not None:
         return controller.follow(now, current, back, served.verdict)
     here = next((c for c in candidates if c.plan == current), None)
-    if served.on_trial is None or here is None or here.slo_hit < target - controller.config.urgent_slo_gap:
+    urgent = here is None or here.slo_hit < target - controller.config.urgent_slo_gap
+    if served.on_trial is None or urgent or served.bursty():
         served.on_trial = None
         return None
     n, missed = served.trial_served
