@@ -146,8 +146,9 @@ def serve(
             "and try a plan the table calls up to 3 points short of the target at 10 % less cost, within an error "
             "budget: only after the current plan has left 3 misses unspent, back as soon as the plan tried has "
             "missed 3 more than the target allows (a table of short runs can call a plan short that is not). "
-            "Experimental: in simulated GPU scenarios under bursts it lost 2 points of SLO hit (BENCHMARKS.md "
-            "§13p); for loads that hold."
+            "Experimental, for loads that hold: what a plan served counts only while the load holds and is not "
+            "bursty (before that rule it lost 2 points of SLO hit in simulated GPU scenarios under bursts, "
+            "BENCHMARKS.md §13p-§13q)."
         ),
     ] = False,
     slo_target: Annotated[float, typer.Option(help="Adaptive: SLO hit rate a plan must reach.")] = 0.99,
