@@ -799,13 +799,14 @@ def _report(doc: dict[str, Any]) -> None:
         ah, ac = s["adaptive"]["slo_hit"][0], s["adaptive"]["cost_usd"][0]
 
         def versus(arm: str, ah: float = ah, ac: float = ac, s: dict[str, Any] = s) -> str:
+            if arm not in s:  # --fixed without fine, an oracle not asked for
+                return "not run"
             h, c = s[arm]["slo_hit"][0], s[arm]["cost_usd"][0]
             return f"{ah - h:+.3f}, {100 * (ac / c - 1):+.1f} %"
 
         lines.append(
             f"| {w['app']} | {w['load']} | {versus(w['best_static'])} ({w['best_static']}) | {versus('fixed fine')} "
-            f"| {versus('oracle')} | {versus('load oracle') if 'load oracle' in s else 'not run'} "
-            f"| {versus('scheduled oracle') if 'scheduled oracle' in s else 'not run'} |"
+            f"| {versus('oracle')} | {versus('load oracle')} | {versus('scheduled oracle')} |"
         )
     errs = [w for w in doc["workloads"] if w.get("table_error")]
     if errs:

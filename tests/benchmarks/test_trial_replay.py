@@ -2,24 +2,7 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
-import pytest
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def trial_replay():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import trial_replay
-
-        yield trial_replay
-    finally:
-        sys.path.remove(str(BENCH))
 
 
 def fixed_run(arrivals: np.ndarray, latency_s: float, usd_per_s: float):
