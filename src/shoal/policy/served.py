@@ -166,7 +166,7 @@ class ServedCosts:
         self.stop_excess = stop_excess
         self.explore_saving = explore_saving
         #: The burst index above which a load counts as bursty for SLO evidence: a third of the runtime's bursty
-        #: calibration (0.06), a quarter of the GPU scenarios' (0.07-0.10), ten times a trace's (0.001-0.004).
+        #: calibration (0.06), a quarter of the GPU scenarios' (0.07-0.10), 5-20 times a trace's (0.001-0.004).
         self.steady_burst = steady_burst
         self._burst = 0.0  # the horizon's burst index at the last ``meter``
         self._began: float | None = None
