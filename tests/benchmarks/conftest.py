@@ -29,3 +29,9 @@ def trial_replay() -> Iterator[ModuleType]:
 @pytest.fixture(scope="module")
 def granularity() -> Iterator[ModuleType]:
     yield from _benchmark("granularity")
+
+
+@pytest.fixture
+def kept_results() -> Path:
+    """benchmarks/results/: the documents and tables the benchmarks keep in the repository."""
+    return BENCH / "results"

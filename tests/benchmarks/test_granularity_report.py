@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import gzip
 import json
-from pathlib import Path
-
-BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
 
 
-def test_a_run_without_fine_is_reported_with_its_comparison_not_run(granularity, tmp_path, monkeypatch):
+def test_a_run_without_fine_is_reported_with_its_comparison_not_run(granularity, kept_results, tmp_path, monkeypatch):
     """Stop 23's image run (``--fixed coarse --explore``, 600 s) crashed in its report after the runs: fine was not
     among its arms. Its kept document is reported, the comparisons it has not said as not run."""
-    doc = json.loads(gzip.decompress((BENCH / "results" / "granularity_s23i.json.gz").read_bytes()))
+    doc = json.loads(gzip.decompress((kept_results / "granularity_s23i.json.gz").read_bytes()))
     assert "fixed fine" not in doc["workloads"][0]["summary"]
     monkeypatch.setattr(granularity, "RESULTS", tmp_path)
     monkeypatch.setattr(granularity, "OUT", "report")

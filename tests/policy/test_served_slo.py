@@ -327,7 +327,7 @@ def test_under_a_bursty_horizon_nothing_served_counts_as_evidence_and_nothing_is
     for _ in range(10):
         window(4, bursty)  # 10 % missed where the table said 0.3 %
     assert not s.steady() and s.slo_offset("coarse", RATE) is None
-    assert s.adjust(cands(), RATE) == [c for c in cands()]
+    assert s.adjust(cands(), RATE) == cands()
     assert s.trial("coarse", [s.adjust(cands(), RATE)], RATE, 0.99) is None and s.on_trial is None
     for _ in range(2):
         window(0, 0.0)
